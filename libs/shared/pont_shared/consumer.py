@@ -1,0 +1,158 @@
+"""`@handles(EventModel)`: the idempotent, retrying event entrypoint.
+
+Replaces nameko's `event_handler`, which acknowledges a failed handler's message away.
+Here a message is acknowledged only when the handler returned (its unit of work has
+committed) or the event was a duplicate; a failure is re-published to a delay queue with
+its attempt count, and after the last attempt to the service's dead-letter queue with the
+error. The original is acknowledged only after that re-publish is confirmed, so a crash
+at any point leaves the message on the broker.
+"""
+from __future__ import annotations
+
+import json
+import traceback
+from datetime import UTC, datetime
+from functools import partial
+
+import eventlet
+import structlog
+from kombu import Connection
+from nameko.amqp.publish import Publisher
+from nameko.messaging import Consumer
+from pydantic import ValidationError
+
+from . import metrics, topology
+from .envelope import Envelope, Payload
+from .uow import AlreadyProcessed
+
+log = structlog.get_logger(__name__)
+
+
+class EventConsumer(Consumer):
+    """Consumes one event type from its own durable queue, `<service>.<method>`.
+
+    With `batch_size > 1` the method receives a list of envelopes (up to `batch_size`,
+    gathered for at most `linger` seconds) and handles them in one unit of work — one
+    commit instead of one per event, for high-volume streams. `uow.fresh(events)` gives the
+    ones not yet handled. If the batch fails, each event is retried on its own, so one bad
+    event cannot hold up or take down the others.
+    """
+
+    def __init__(self, event: type[Payload], *, routing_key: str | None = None,
+                 batch_size: int = 1, linger: float = 0.01, **kwargs):
+        self.event_model = event
+        self._routing_key_template = routing_key
+        self.batch_size = batch_size
+        self.linger = linger
+        self._buffer: list = []
+        self._flush_timer = None
+        kwargs.setdefault("expected_exceptions", AlreadyProcessed)
+        super().__init__(queue=None, **kwargs)
+
+    def setup(self):
+        settings = self.container.config["PONT_SETTINGS"]
+        self.service = self.container.service_name
+        self.delays = settings.retry_delays
+        self.queue_name = f"{self.service}.{self.method_name}"
+        # the routing key may name a setting, e.g. "{org}" for an agency's own disclosures
+        routing_key = (self._routing_key_template or self.event_model.TYPE).format(**self.container.config)
+        exchange = topology.disclosures_exchange if self.event_model.EXCHANGE == topology.disclosures_exchange.name \
+            else topology.events_exchange
+        self.queue = topology.consumer_queue(self.queue_name, exchange, routing_key)
+        self.publisher = Publisher(settings.amqp_uri, use_confirms=True, delivery_mode=2)
+        with Connection(settings.amqp_uri) as conn:
+            topology.declare_retry_topology(conn.default_channel, self.service, self.delays)
+        super().setup()
+
+    def handle_message(self, body, message):
+        try:
+            envelope = Envelope.model_validate(json.loads(body) if isinstance(body, (str, bytes)) else body)
+        except (ValidationError, ValueError) as exc:
+            # malformed: no retry will mend it
+            self._dead_letter(message, attempt=0, error=f"malformed envelope: {type(exc).__name__}")
+            return
+        if self.batch_size > 1:
+            self._buffer.append((envelope, message))
+            if len(self._buffer) >= self.batch_size:
+                self._flush()
+            elif self._flush_timer is None:
+                self._flush_timer = eventlet.spawn_after(self.linger, self._flush)
+            return
+        self._spawn_one(envelope, message)
+
+    def _spawn_one(self, envelope: Envelope, message) -> None:
+        args = ([envelope],) if self.batch_size > 1 else (envelope,)
+        self.container.spawn_worker(
+            self, args, {}, context_data={"correlation_id": envelope.correlationid},
+            handle_result=partial(self.handle_result, message),
+        )
+
+    def _flush(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        batch, self._buffer = self._buffer, []
+        if batch:
+            self.container.spawn_worker(
+                self, ([envelope for envelope, _ in batch],), {},
+                handle_result=partial(self._handle_batch_result, batch),
+            )
+
+    def _handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:
+            for _envelope, message in batch:
+                self.queue_consumer.ack_message(message)
+            metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "handled").inc(len(batch))
+            return result, exc_info
+        log.warning("event.batch_failed", queue=self.queue_name, size=len(batch), error_type=exc_info[0].__name__)
+        for envelope, message in batch:  # isolate the culprit: each event on its own
+            self._spawn_one(envelope, message)
+        return result, None
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:
+            metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "handled").inc()
+        elif isinstance(exc_info[1], AlreadyProcessed):
+            metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "duplicate").inc()
+            exc_info = None
+        else:
+            self._retry_or_dead_letter(message, exc_info)
+            return result, exc_info
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+    def _retry_or_dead_letter(self, message, exc_info) -> None:
+        attempt = int((message.headers or {}).get(topology.HEADER_ATTEMPT, 0))
+        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+        if attempt < len(self.delays):
+            delay = self.delays[attempt]
+            self.publisher.publish(
+                message.body, exchange=topology.delay_exchange(delay), routing_key=self.queue_name,
+                headers={topology.HEADER_ATTEMPT: attempt + 1}, content_type=message.content_type,
+                serializer=None,
+            )
+            metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "retried").inc()
+            log.warning("event.retry_scheduled", queue=self.queue_name, attempt=attempt + 1,
+                        delay_s=delay, error_type=exc_info[0].__name__)
+            self.queue_consumer.ack_message(message)
+        else:
+            self._dead_letter(message, attempt=attempt, error=error)
+
+    def _dead_letter(self, message, *, attempt: int, error: str) -> None:
+        self.publisher.publish(
+            message.body, exchange=topology.dead_exchange, routing_key=self.service,
+            headers={
+                topology.HEADER_QUEUE: self.queue_name,
+                topology.HEADER_ERROR: error[:2000],
+                topology.HEADER_ATTEMPT: attempt,
+                topology.HEADER_FAILED_AT: datetime.now(UTC).isoformat(),
+            },
+            content_type=message.content_type or "application/json", serializer=None,
+        )
+        metrics.DEAD_LETTERS.labels(self.service, self.queue_name).inc()
+        metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "dead_lettered").inc()
+        log.error("event.dead_lettered", queue=self.queue_name, attempts=attempt)
+        self.queue_consumer.ack_message(message)
+
+
+handles = EventConsumer.decorator

@@ -1,0 +1,139 @@
+"""Database plumbing shared by every service: engines and the outbox/inbox tables.
+
+Each service owns its database; these two tables live in each of them, beside the
+service's own tables, so that a state change, the events it causes and the record of the
+event that caused it commit in one transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+
+_green_patched = False
+
+
+class UtcDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC, on PostgreSQL and SQLite alike.
+
+    SQLite keeps no zone: without this, a time written aware comes back naive and
+    comparing or subtracting it from "now" fails.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("a naive datetime was given where a UTC time is expected")
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for `url`; PostgreSQL under eventlet gets cooperative psycopg2."""
+    if url.startswith("sqlite"):
+        _ensure_sqlite_dir(url)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+        return engine
+    patch_psycopg_for_eventlet()
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def patch_psycopg_for_eventlet() -> None:
+    """Make psycopg2 yield to other green threads while it waits on the server."""
+    global _green_patched
+    if _green_patched:
+        return
+    import eventlet.patcher
+
+    if eventlet.patcher.is_monkey_patched("socket"):
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()
+        _green_patched = True
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    from pathlib import Path
+
+    path = url.split("sqlite:///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    inbox: Table
+    idempotency: Table
+
+
+def define_messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Add the outbox and inbox tables to a service's own metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_type", String(120), nullable=False),
+        Column("exchange", String(120), nullable=False),
+        Column("routing_key", String(200), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("sent_at", UtcDateTime(), nullable=True),
+        # a disclosure no queue would take (its agency not yet connected) waits and is tried again
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_attempt_at", UtcDateTime(), nullable=True),
+    )
+    Index("ix_outbox_unsent", outbox.c.id, postgresql_where=outbox.c.sent_at.is_(None),
+          sqlite_where=outbox.c.sent_at.is_(None))
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("source", String(200), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("event_type", String(120), nullable=False),
+        Column("processed_at", UtcDateTime(), nullable=False),
+    )
+    idempotency = Table(
+        "idempotency_keys",
+        metadata,
+        Column("scope", String(200), primary_key=True),
+        Column("key", String(200), primary_key=True),
+        Column("request_hash", String(64), nullable=False),
+        Column("response", Text, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox, idempotency=idempotency)
+
+
+__all__ = ["MessagingTables", "define_messaging_tables", "make_engine"]

@@ -1,0 +1,243 @@
+"""Transactional outbox: events commit with the state change, a relay publishes them.
+
+`write_outbox` runs inside the caller's transaction. `OutboxRelay` reads unsent rows in
+id order, publishes a whole batch with publisher confirms pipelined (one wait per batch,
+not per event), and marks the confirmed rows sent in the same transaction that locked
+them. A crash between publish and mark re-publishes on restart: delivery is at least
+once, and consumers de-duplicate (inbox).
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import amqp
+import structlog
+from kombu.utils.url import parse_url
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.schema import Table
+
+from . import metrics
+from .envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
+
+log = structlog.get_logger(__name__)
+
+BROKER_ERRORS = (OSError, amqp.exceptions.AMQPError, amqp.exceptions.ConnectionError)
+
+
+class PublishNotConfirmed(Exception):
+    """The broker nacked, or did not confirm in time, part of a batch."""
+
+
+def write_outbox(conn: Connection, outbox: Table, items: Iterable[tuple[Envelope, str, str]]) -> None:
+    """Insert (envelope, exchange, routing_key) rows in the caller's transaction."""
+    rows = [
+        {
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "exchange": exchange,
+            "routing_key": routing_key,
+            "body": envelope.model_dump_json(),
+            "created_at": datetime.now(UTC),
+        }
+        for envelope, exchange, routing_key in items
+    ]
+    if rows:
+        conn.execute(outbox.insert(), rows)
+
+
+def connect_amqp(uri: str, *, heartbeat: int = 30) -> amqp.Connection:
+    """A py-amqp connection from an AMQP URI."""
+    parts = parse_url(uri)
+    conn = amqp.Connection(
+        host=f"{parts['hostname'] or '127.0.0.1'}:{parts['port'] or 5672}",
+        userid=parts["userid"] or "guest",
+        password=parts["password"] or "guest",
+        virtual_host=parts["virtual_host"] or "/",
+        heartbeat=heartbeat,
+        connect_timeout=5,
+    )
+    conn.connect()
+    return conn
+
+
+def declare_exchanges(channel) -> None:
+    channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True, auto_delete=False)
+    channel.exchange_declare(DISCLOSURES_EXCHANGE, "direct", durable=True, auto_delete=False)
+
+
+class OutboxRelay:
+    """Publishes a service's unsent outbox rows; framework-free, driven by `run`."""
+
+    def __init__(self, engine: Engine, outbox: Table, amqp_uri: str, service: str, *,
+                 batch_size: int = 500, poll_seconds: float = 0.5, confirm_timeout: float = 10.0):
+        self.engine = engine
+        self.outbox = outbox
+        self.amqp_uri = amqp_uri
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.confirm_timeout = confirm_timeout
+        self._conn: amqp.Connection | None = None
+        self._channel = None
+        self._next_tag = 1
+        self._unconfirmed: set[int] = set()
+        self._nacked: set[int] = set()
+        self._wakeup = threading.Event()
+        self._stopping = threading.Event()
+        self._measured_at = 0.0
+        self._returned: set[str] = set()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox rows: publish now, don't wait to poll."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    def run(self) -> None:
+        """Publish until stopped, reconnecting with backoff after broker or database loss."""
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                self._measure_backlog()  # before publishing: the gauges must move during an outage too
+                published = self.publish_pending()
+                backoff = 0.1
+                if published < self.batch_size:
+                    self._wakeup.wait(self.poll_seconds)
+                    self._wakeup.clear()
+                    if self._conn is not None:
+                        self._conn.heartbeat_tick()
+            except (PublishNotConfirmed, *BROKER_ERRORS) as exc:
+                metrics.PUBLISH_FAILURES.labels(self.service).inc()
+                log.warning("outbox.publish_failed", error=type(exc).__name__, retry_in=backoff)
+                self._disconnect()
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except SQLAlchemyError as exc:
+                log.warning("outbox.database_unavailable", error=type(exc).__name__, retry_in=backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._disconnect()
+
+    # -- one batch -----------------------------------------------------------------
+
+    def publish_pending(self) -> int:
+        """Publish one batch of unsent rows; return how many were confirmed and marked."""
+        now = datetime.now(UTC)
+        outbox = self.outbox
+        with self.engine.begin() as db:
+            query = (
+                select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.exchange,
+                       outbox.c.routing_key, outbox.c.body, outbox.c.attempts)
+                .where(outbox.c.sent_at.is_(None),
+                       or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now))
+                .order_by(outbox.c.id)
+                .limit(self.batch_size)
+            )
+            if db.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = db.execute(query).all()
+            if not rows:
+                return 0
+            returned = self._publish_confirmed(rows)
+            delivered = [row.id for row in rows if row.event_id not in returned]
+            if delivered:
+                db.execute(update(outbox).where(outbox.c.id.in_(delivered)).values(sent_at=now))
+            for row in rows:
+                if row.event_id in returned:
+                    delay = min(2 ** row.attempts, 300)
+                    db.execute(update(outbox).where(outbox.c.id == row.id).values(
+                        attempts=row.attempts + 1, next_attempt_at=now + timedelta(seconds=delay)))
+        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(delivered))
+        if returned:
+            metrics.OUTBOX_UNROUTABLE.labels(self.service).inc(len(returned))
+            log.warning("outbox.unroutable", count=len(returned))
+        return len(rows)
+
+    def _publish_confirmed(self, rows) -> set[str]:
+        """Publish rows and wait for every confirm; return the event ids the broker returned
+        as unroutable (a disclosure must reach a queue: it is published `mandatory`)."""
+        channel = self._ensure_channel()
+        self._nacked.clear()
+        self._returned = set()
+        for row in rows:
+            message = amqp.Message(
+                row.body,
+                content_type="application/json",
+                delivery_mode=2,
+                message_id=row.event_id,
+                type=row.event_type,
+            )
+            channel.basic_publish(message, exchange=row.exchange, routing_key=row.routing_key,
+                                  mandatory=row.exchange == DISCLOSURES_EXCHANGE)
+            self._unconfirmed.add(self._next_tag)
+            self._next_tag += 1
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._unconfirmed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishNotConfirmed(f"{len(self._unconfirmed)} publishes unconfirmed")
+            self._conn.drain_events(timeout=remaining)
+        if self._nacked:
+            raise PublishNotConfirmed(f"{len(self._nacked)} publishes nacked")
+        return self._returned
+
+    def _on_return(self, _exc, _exchange, _routing_key, message) -> None:
+        self._returned.add(message.properties.get("message_id"))
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        done = {t for t in self._unconfirmed if t <= delivery_tag} if multiple else {delivery_tag}
+        self._nacked |= done
+        self._unconfirmed -= done
+
+    # -- connection ----------------------------------------------------------------
+
+    def _ensure_channel(self):
+        if self._channel is None:
+            self._conn = connect_amqp(self.amqp_uri)
+            channel = self._conn.channel()
+            declare_exchanges(channel)
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.events["basic_return"].add(self._on_return)
+            self._channel, self._next_tag = channel, 1
+            self._unconfirmed.clear()
+        return self._channel
+
+    def _disconnect(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        self._unconfirmed.clear()
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a dead socket has nothing left to close
+                conn.collect()
+
+    def _measure_backlog(self) -> None:
+        now = time.monotonic()
+        if now - self._measured_at < 1.0:
+            return
+        self._measured_at = now
+        with self.engine.connect() as db:
+            count, oldest = db.execute(
+                select(func.count(), func.min(self.outbox.c.created_at)).where(self.outbox.c.sent_at.is_(None))
+            ).one()
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(count)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(age)

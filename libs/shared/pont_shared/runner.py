@@ -1,0 +1,71 @@
+"""Run one Pont service as its own process: `python -m pont_shared.runner MODULE:CLASS`.
+
+Options: `--name` (the service name, for services run once per organisation) and
+`--org`/`--port`. SIGTERM and SIGINT stop gracefully: entrypoints stop taking work,
+in-flight workers finish and acknowledge, then the process exits.
+"""
+from __future__ import annotations
+
+import eventlet
+
+eventlet.monkey_patch()  # noqa: E402 - must precede every other import
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+
+import structlog  # noqa: E402
+from eventlet.event import Event  # noqa: E402
+from nameko.runners import ServiceRunner  # noqa: E402
+
+from .config import Settings  # noqa: E402
+from .logs import configure_logging  # noqa: E402
+
+log = structlog.get_logger(__name__)
+
+
+def load_service(spec: str, name: str | None = None):
+    module_name, class_name = spec.split(":")
+    service_cls = getattr(importlib.import_module(module_name), class_name)
+    if name and name != service_cls.name:
+        service_cls = type(service_cls.__name__, (service_cls,), {"name": name})
+    return service_cls
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("service", help="MODULE:CLASS of the nameko service")
+    parser.add_argument("--name", help="service name (default: the class's)")
+    parser.add_argument("--org", help="organisation id, for services run once per organisation")
+    parser.add_argument("--port", type=int, help="HTTP port for /health, /ready, /metrics")
+    args = parser.parse_args(argv)
+
+    service_cls = load_service(args.service, args.name)
+    settings = Settings.from_env(service_cls.name, http_port=args.port)
+    configure_logging(service_cls.name, settings.log_level)
+    # service-specific tunables (timer intervals, periods) reach the container config as-is
+    config = {**{k: v for k, v in os.environ.items() if k.startswith("PONT_")}, **settings.nameko_config()}
+    if args.org:
+        config["org"] = args.org
+
+    runner = ServiceRunner(config)
+    runner.add_service(service_cls)
+    stopping = Event()
+
+    def _stop(signum, _frame):
+        if not stopping.ready():
+            stopping.send(signum)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    runner.start()
+    log.info("service.started", service=service_cls.name, port=settings.http_port)
+    signum = stopping.wait()
+    log.info("service.stopping", signal=signum)
+    runner.stop()
+    log.info("service.stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Testing helpers shared by every service's tests: waiting, databases, containers."""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from sqlalchemy import create_engine, text
+
+T = TypeVar("T")
+
+ADMIN_URL = os.environ.get("PONT_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def wait_until(probe: Callable[[], T], timeout: float = 5.0, interval: float = 0.02, message: str = "") -> T:
+    """Call `probe` until it returns something truthy; raise TimeoutError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(message or f"condition not met within {timeout}s (last: {value!r})")
+        time.sleep(interval)
+
+
+def random_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@contextmanager
+def fresh_database(prefix: str = "pont_test"):
+    """A new, empty PostgreSQL database for one test module; dropped afterwards."""
+    name = random_name(prefix)
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            # FORCE: a service still stopping may reconnect between a terminate and a plain DROP
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def drop_broker_connections_of_this_process() -> int:
+    """Force-close, at the broker, every AMQP connection this process holds.
+
+    Simulates a network failure for the code under test without touching other
+    processes' connections (other test runs may share the broker).
+    """
+    import subprocess
+
+    local_ports = _local_ports_to(5672)
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "peer_port", "--no-table-headers"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout
+    closed = 0
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and int(parts[1]) in local_ports:
+            subprocess.run(["rabbitmqctl", "-q", "close_connection", parts[0], "pont test: forced close"],
+                           check=False, capture_output=True, timeout=60)
+            closed += 1
+    return closed
+
+
+def _local_ports_to(remote_port: int) -> set[int]:
+    """Local ports of this process's TCP connections to `remote_port` (from /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            rows = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == remote_port:
+                ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+def http_url(container) -> str:
+    """Base URL of a running container's web server (tests start them on port 0)."""
+    from nameko.web.server import WebServer
+
+    for extension in container.extensions:
+        if isinstance(extension, WebServer):
+            return f"http://127.0.0.1:{extension._sock.getsockname()[1]}"
+    raise LookupError(f"{container.service_name} serves no HTTP")
+
+
+def bearer(sub: str, org: str, roles, secret: str | None = None, ttl_seconds: int = 3600) -> dict:
+    """An Authorization header for the gateway, signed with the (test) JWT secret."""
+    from ..auth import mint
+    from ..config import DEV_JWT_SECRET
+
+    return {"Authorization": f"Bearer {mint(sub, org, list(roles), secret or DEV_JWT_SECRET, ttl_seconds=ttl_seconds)}"}
+
+
+def schema_drift(engine, metadata) -> list:
+    """Differences between a migrated database and the service's table definitions."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), metadata)
+
+
+@contextmanager
+def own_vhost(prefix: str = "pont_test"):
+    """A RabbitMQ virtual host of its own, yielding its AMQP URI; deleted afterwards.
+
+    For tests that run services under their real names (`consent`, `referrals`, …): on a
+    vhost of their own they cannot meet another run's services of the same name.
+    """
+    import subprocess
+
+    name = random_name(prefix)
+
+    def ctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+    ctl("add_vhost", name)
+    try:
+        ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield urlsplit(AMQP_URI)._replace(path=f"/{name}").geturl()
+    finally:
+        ctl("delete_vhost", name)

@@ -1,0 +1,83 @@
+"""pytest fixtures for tests against the real broker and PostgreSQL.
+
+Policy (nameko-examples'): real infrastructure for what Pont owns — RabbitMQ and
+PostgreSQL — and fakes only for what it does not. Each test gets its own service names
+and databases, so tests never see each other's queues or rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from kombu import Connection
+from nameko.containers import ServiceContainer
+
+from ..config import Settings
+from ..consumer import EventConsumer
+from ..topology import dead_letter_queue_name
+from . import AMQP_URI, fresh_database, random_name
+
+
+@pytest.fixture
+def broker_url() -> str:
+    return AMQP_URI
+
+
+@pytest.fixture
+def postgres_url():
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def make_settings(broker_url):
+    """Settings for a service under test: its database, fast retries, a free port."""
+
+    def make(service: str, database_url: str, **overrides) -> Settings:
+        env = {
+            "AMQP_URI": broker_url,
+            "PONT_RETRY_DELAYS": "0.05,0.1,0.2",
+            "PONT_OUTBOX_POLL_SECONDS": "0.2",
+            "PONT_LOG_LEVEL": "WARNING",
+        }
+        settings = Settings.from_env(service, env, http_port=overrides.pop("http_port", 0))
+        return dataclasses.replace(settings, database_url=database_url, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def start_service():
+    """Start a nameko service class under a unique name; stopped when the test ends."""
+    containers = []
+
+    def start(service_cls, settings: Settings, *, name: str | None = None, extra_config: dict | None = None):
+        name = name or settings.service
+        cls = type(service_cls.__name__, (service_cls,), {"name": name})
+        config = {**settings.nameko_config(), **(extra_config or {})}
+        if settings.http_port == 0:
+            config["WEB_SERVER_ADDRESS"] = "127.0.0.1:0"
+        container = ServiceContainer(cls, config)
+        container.start()
+        containers.append(container)
+        return container
+
+    yield start
+    for container in reversed(containers):
+        container.stop()
+        delete_queues(container)
+
+
+def delete_queues(container) -> None:
+    """Remove a test service's durable queues so later runs' events don't pile up in them."""
+    names = [ep.queue_name for ep in container.entrypoints if isinstance(ep, EventConsumer)]
+    names.append(dead_letter_queue_name(container.service_name))
+    with Connection(container.config["AMQP_URI"]) as conn:
+        channel = conn.default_channel
+        for name in names:
+            channel.queue_delete(name)
+
+
+@pytest.fixture
+def service_name():
+    return random_name("svc")

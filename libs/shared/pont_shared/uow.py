@@ -1,0 +1,179 @@
+"""Unit of work: one transaction for a state change, its events and its inbox record.
+
+Handlers use it as a context manager:
+
+    with uow:
+        referral = Referral.raise_(...)
+        uow.session.add(...)
+        uow.emit(ReferralRaised(...), subject=referral.child_ref)
+        uow.commit()
+
+On commit the emitted events are written to the outbox and, when the work was caused by
+an event, that event's dedup key to the inbox — all in the same transaction. A second
+delivery of the same event raises `AlreadyProcessed` on entry (or on commit, if two
+deliveries race), and the consumer acknowledges it without a second effect.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .db import MessagingTables
+from .envelope import Envelope, Payload
+from .errors import Conflict
+from .outbox import write_outbox
+
+
+class AlreadyProcessed(Exception):
+    """This event was already handled by this consumer: there is nothing more to do."""
+
+
+class InboxKey(tuple):
+    """(consumer, source, event id, event type) of the event being handled."""
+
+    def __new__(cls, consumer: str, envelope: Envelope):
+        return super().__new__(cls, (consumer, envelope.source, envelope.id, envelope.type))
+
+
+def already_processed(session: Session, tables: MessagingTables, key: InboxKey) -> bool:
+    inbox = tables.inbox
+    consumer, source, event_id, _ = key
+    found = session.execute(
+        select(inbox.c.event_id).where(
+            inbox.c.consumer == consumer, inbox.c.source == source, inbox.c.event_id == event_id
+        )
+    ).first()
+    return found is not None
+
+
+def record_processed(session: Session, tables: MessagingTables, key: InboxKey) -> None:
+    consumer, source, event_id, event_type = key
+    session.execute(
+        insert(tables.inbox).values(
+            consumer=consumer, source=source, event_id=event_id, event_type=event_type,
+            processed_at=datetime.now(UTC),
+        )
+    )
+
+
+def record_many(session: Session, tables: MessagingTables, keys: list[InboxKey]) -> None:
+    now = datetime.now(UTC)
+    session.execute(insert(tables.inbox), [
+        {"consumer": c, "source": s, "event_id": i, "event_type": t, "processed_at": now} for c, s, i, t in keys])
+
+
+class UnitOfWork:
+    """A database transaction that also carries the events it causes."""
+
+    def __init__(self, session_factory: Callable[[], Session], tables: MessagingTables, *,
+                 source: str, inbox_key: InboxKey | None = None, correlation_id: str | None = None,
+                 causation_id: str | None = None, on_commit: Callable[[], None] | None = None,
+                 consumer: str | None = None):
+        self._session_factory = session_factory
+        self.tables = tables
+        self.source = source
+        self.inbox_key = inbox_key
+        self.correlation_id = correlation_id
+        self.causation_id = causation_id
+        self._on_commit = on_commit
+        self._pending: list[tuple[Envelope, str, str]] = []
+        self._consumer = consumer
+        self._batch_keys: list[InboxKey] = []
+        self.session: Session | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self._session_factory()
+        self._pending = []
+        self._batch_keys = []
+        if self.inbox_key is not None and already_processed(self.session, self.tables, self.inbox_key):
+            self.session.close()
+            raise AlreadyProcessed(self.inbox_key[2])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.session.rollback()
+        self.session.close()
+        self._pending = []
+
+    def fresh(self, envelopes: list[Envelope]) -> list[Envelope]:
+        """For a batch consumer: the events not handled before; they are recorded on commit."""
+        inbox = self.tables.inbox
+        done = set(self.session.execute(
+            select(inbox.c.source, inbox.c.event_id).where(
+                inbox.c.consumer == self._consumer, inbox.c.event_id.in_([e.id for e in envelopes]))
+        ).all())
+        fresh, seen = [], set()
+        for envelope in envelopes:
+            if envelope.dedup_key not in done and envelope.dedup_key not in seen:
+                seen.add(envelope.dedup_key)
+                fresh.append(envelope)
+        self._batch_keys = [InboxKey(self._consumer, envelope) for envelope in fresh]
+        return fresh
+
+    def emit(self, payload: Payload, *, subject: str | None = None) -> Envelope:
+        """Queue an event to be written to the outbox when this unit of work commits."""
+        envelope = Envelope.wrap(
+            payload, source=self.source, subject=subject,
+            correlationid=self.correlation_id, causationid=self.causation_id,
+        )
+        self._pending.append((envelope, payload.EXCHANGE, payload.routing_key()))
+        return envelope
+
+    def commit(self) -> None:
+        try:
+            self.session.flush()
+            write_outbox(self.session.connection(), self.tables.outbox, self._pending)
+            if self.inbox_key is not None:
+                record_processed(self.session, self.tables, self.inbox_key)
+            if self._batch_keys:
+                record_many(self.session, self.tables, self._batch_keys)
+            self.session.commit()
+        except IntegrityError as exc:
+            self.session.rollback()
+            if self.inbox_key is not None and already_processed(self.session, self.tables, self.inbox_key):
+                raise AlreadyProcessed(self.inbox_key[2]) from exc
+            raise
+        had_events = bool(self._pending)
+        self._pending = []
+        if had_events and self._on_commit is not None:
+            self._on_commit()
+
+    def replay(self, scope: str, key: str | None, request: dict):
+        """The response first given for this Idempotency-Key, or None if the key is new.
+
+        `scope` separates callers (e.g. "POST /consents:school:6612001"); reusing a key with
+        a different body is a conflict, not a replay.
+        """
+        if not key:
+            return None
+        row = self.session.execute(
+            select(self.tables.idempotency.c.request_hash, self.tables.idempotency.c.response).where(
+                self.tables.idempotency.c.scope == scope, self.tables.idempotency.c.key == key)
+        ).first()
+        if row is None:
+            return None
+        if row.request_hash != _hash(request):
+            raise Conflict("this Idempotency-Key was used with a different request")
+        return json.loads(row.response)
+
+    def remember(self, scope: str, key: str | None, request: dict, response) -> None:
+        """Store the response for this Idempotency-Key, committed with the effect."""
+        if key:
+            self.session.execute(insert(self.tables.idempotency).values(
+                scope=scope, key=key, request_hash=_hash(request), response=json.dumps(response, default=str),
+                created_at=datetime.now(UTC)))
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self._pending = []
+
+
+
+def _hash(request: dict) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()

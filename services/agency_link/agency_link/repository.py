@@ -1,0 +1,50 @@
+"""Loads and saves the agency's copies in its own database."""
+from __future__ import annotations
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from .domain import AgencyCopy
+from .orm import disclosures
+
+_FIELDS = ("disclosure_id", "subject_kind", "subject_id", "child_ref", "from_org", "purpose", "basis", "basis_ref",
+           "content", "received_at", "status", "restricted_at", "restriction", "decided_by", "decided_at",
+           "reason_code", "note", "history")
+
+
+def _load(row) -> AgencyCopy:
+    return AgencyCopy(**{name: row[name] for name in _FIELDS})
+
+
+class CopyRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, copy: AgencyCopy) -> None:
+        self.session.execute(insert(disclosures).values(**{n: getattr(copy, n) for n in _FIELDS}))
+
+    def exists(self, disclosure_id: str) -> bool:
+        return self.session.execute(
+            select(disclosures.c.disclosure_id).where(disclosures.c.disclosure_id == disclosure_id)).first() is not None
+
+    def latest_for(self, subject_kind: str, subject_id: str) -> AgencyCopy | None:
+        row = self.session.execute(select(disclosures).where(
+            disclosures.c.subject_kind == subject_kind, disclosures.c.subject_id == subject_id,
+        ).order_by(disclosures.c.received_at.desc()).limit(1).with_for_update()).mappings().first()
+        return _load(row) if row else None
+
+    def of_kind(self, subject_kind: str | None) -> list[AgencyCopy]:
+        query = select(disclosures).order_by(disclosures.c.received_at)
+        if subject_kind:
+            query = query.where(disclosures.c.subject_kind == subject_kind)
+        return [_load(row) for row in self.session.execute(query).mappings().all()]
+
+    def of_child(self, child_ref: str) -> list[AgencyCopy]:
+        rows = self.session.execute(
+            select(disclosures).where(disclosures.c.child_ref == child_ref).with_for_update()).mappings().all()
+        return [_load(row) for row in rows]
+
+    def save(self, copy: AgencyCopy) -> None:
+        values = {n: getattr(copy, n) for n in _FIELDS if n != "disclosure_id"}
+        self.session.execute(
+            update(disclosures).where(disclosures.c.disclosure_id == copy.disclosure_id).values(**values))

@@ -1,0 +1,90 @@
+"""agency_link: one instance per organisation, each with its own database and its own queues."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nameko.rpc import rpc
+
+from pont_shared.consumer import handles
+from pont_shared.dependencies import ChildRefs, Clock, UnitOfWorkProvider
+from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentWasNotBrought,
+    ConsentWithdrawn,
+    DisclosureDelivered,
+)
+from pont_shared.migrations import migrator
+from pont_shared.ops import OpsEndpoints
+
+from . import handlers
+from .dependencies import OrgName
+from .orm import metadata, tables
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+EXPECTED = (NotFound, Conflict, Forbidden, Invalid)
+
+
+class AgencyLinkService(OpsEndpoints):
+    """The agency's own copy of what was disclosed to it, its inbox, and its decisions.
+
+    Run as `--name agency_link_<safe org> --org <org>`; the org is `container.config["org"]`.
+    """
+
+    name = "agency_link"
+    uow = UnitOfWorkProvider(metadata, tables, prepare=migrator(MIGRATIONS))
+
+    clock = Clock()
+    org = OrgName()
+    child_ref = ChildRefs()
+
+    @handles(DisclosureDelivered, routing_key="{org}")
+    def on_disclosure(self, event):
+        handlers.store_disclosure(self.uow, event.payload(DisclosureDelivered), self.org, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def inbox(self, kind: str | None, caller: dict) -> list:
+        return handlers.inbox(self.uow, self.org, caller, kind)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def decide(self, subject_id: str, decision: str, caller: dict, reason: str | None = None,
+               outcome: str | None = None, reason_code: str | None = None, subject_kind: str = "referral") -> dict:
+        return handlers.decide(self.uow, self.org, caller, subject_id=subject_id, decision=decision,
+                               subject_kind=subject_kind, reason=reason, outcome=outcome, reason_code=reason_code,
+                               clock=self.clock)
+
+    @handles(ConsentWithdrawn)
+    def on_consent_withdrawn(self, event):
+        handlers.on_consent_withdrawn(self.uow, event.payload(ConsentWithdrawn), self.org, self.clock())
+
+    @handles(AppointmentBooked)
+    def on_appointment_booked(self, event):
+        handlers.on_appointment(self.uow, event.payload(AppointmentBooked), "booked", self.org, self.clock())
+
+    @handles(AppointmentCancelled)
+    def on_appointment_cancelled(self, event):
+        handlers.on_appointment(self.uow, event.payload(AppointmentCancelled), "cancelled", self.org, self.clock())
+
+    @handles(AppointmentWasNotBrought)
+    def on_was_not_brought(self, event):
+        handlers.on_appointment(self.uow, event.payload(AppointmentWasNotBrought), "was_not_brought", self.org,
+                                self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def appointments(self, caller: dict, child_ref: str | None = None) -> list:
+        return handlers.pupil_appointments(self.uow, self.org, caller, child_ref)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def dsl_reviews(self, caller: dict) -> list:
+        return handlers.dsl_review_items(self.uow, self.org, caller)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def import_transfer(self, transfer: dict, caller: dict) -> dict:
+        """A parsed Common Transfer File into this school's own store: {source_file, imported, already_held}."""
+        return handlers.import_transfer(self.uow, self.org, caller, transfer, child_ref_of=self.child_ref,
+                                        clock=self.clock)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def imported_transfers(self, caller: dict, child_ref: str | None = None) -> list:
+        return handlers.imported(self.uow, self.org, caller, child_ref)

@@ -1,0 +1,56 @@
+"""Commands the bookings service accepts: imperative names, plain data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, time
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: the user and their organisation."""
+
+    sub: str
+    org: str
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ScheduleSession:
+    by: Actor
+    site: str
+    room: str
+    service: str
+    on: date
+    start: time
+    end: time
+    slot_minutes: int
+    capacity_per_slot: int
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class BookAppointment:
+    by: Actor
+    slot_id: str
+    child_ref: str
+    referral_id: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelAppointment:
+    by: Actor
+    appointment_id: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordAttended:
+    by: Actor
+    appointment_id: str
+
+
+@dataclass(frozen=True)
+class RecordWasNotBrought:
+    by: Actor
+    appointment_id: str

@@ -1,0 +1,4 @@
+from bookings.orm import metadata
+from pont_shared.migrations import run_env
+
+run_env(metadata)

@@ -1,0 +1,117 @@
+"""The bookings nameko service: RPC entrypoints only; the rules are in domain.py."""
+from __future__ import annotations
+
+from datetime import date, time
+from functools import wraps
+from pathlib import Path
+
+from nameko.rpc import rpc
+
+from pont_shared.dependencies import Clock, UnitOfWorkProvider
+from pont_shared.errors import Conflict, Invalid, NotFound
+from pont_shared.migrations import migrator
+from pont_shared.ops import OpsEndpoints
+
+from . import domain, handlers, metrics
+from .commands import (
+    Actor,
+    BookAppointment,
+    CancelAppointment,
+    RecordAttended,
+    RecordWasNotBrought,
+    ScheduleSession,
+)
+from .config import SCHOOL_ZONE
+from .orm import metadata, tables
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# refusals of client input: logged by nameko as expected, without alarm
+EXPECTED = (Conflict, Invalid, NotFound)
+
+# one domain error → one error the gateway maps to a status
+_ERRORS = [
+    ((domain.UnknownSlot, domain.UnknownSession, domain.UnknownAppointment), NotFound),
+    ((domain.RoomTaken, domain.SlotFull, domain.ChildBusy, domain.NotBooked), Conflict),
+]
+
+
+def _translating(method):
+    @wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except domain.InvalidRequest as exc:
+            raise Invalid(exc.message, [{"field": exc.field, "message": exc.message}]) from None
+        except domain.BookingError as exc:
+            for domain_errors, error in _ERRORS:
+                if isinstance(exc, domain_errors):
+                    raise error(str(exc)) from None
+            raise
+    return wrapper
+
+
+def _actor(caller: dict) -> Actor:
+    return Actor(sub=str(caller["sub"]), org=str(caller["org"]), roles=frozenset(caller.get("roles", ())))
+
+
+def _parse(field: str, parse, raw):
+    try:
+        return parse(raw)
+    except (TypeError, ValueError):
+        raise Invalid(f"{field} is not valid", [{"field": field, "message": "not a valid value"}]) from None
+
+
+class BookingsService(OpsEndpoints):
+    """Sites, rooms, co-located sessions, slots and appointments."""
+
+    name = "bookings"
+    uow = UnitOfWorkProvider(metadata, tables, prepare=migrator(MIGRATIONS))
+    clock = Clock()
+
+    @rpc(expected_exceptions=EXPECTED)
+    @_translating
+    def schedule_session(self, caller, body, idempotency_key=None):
+        cmd = ScheduleSession(
+            by=_actor(caller), site=body["site"], room=body["room"], service=body["service"],
+            on=_parse("date", date.fromisoformat, body["date"]),
+            start=_parse("start", time.fromisoformat, body["start"]),
+            end=_parse("end", time.fromisoformat, body["end"]), slot_minutes=body["slot_minutes"],
+            capacity_per_slot=body["capacity_per_slot"], idempotency_key=idempotency_key)
+        return handlers.schedule_session(self.uow, cmd, clock=self.clock, zone=SCHOOL_ZONE)
+
+    @rpc(expected_exceptions=EXPECTED)
+    @_translating
+    def get_session(self, caller, session_id):
+        return handlers.get_session(self.uow, session_id, _actor(caller), zone=SCHOOL_ZONE)
+
+    @rpc(expected_exceptions=EXPECTED)
+    @_translating
+    def book_appointment(self, caller, slot_id, child_ref, referral_id=None, idempotency_key=None):
+        cmd = BookAppointment(by=_actor(caller), slot_id=slot_id, child_ref=child_ref, referral_id=referral_id,
+                              idempotency_key=idempotency_key)
+        try:
+            return handlers.book_appointment(self.uow, cmd, clock=self.clock)
+        except domain.BookingError as exc:
+            metrics.BOOKINGS.labels(_REFUSALS.get(type(exc), "refused")).inc()
+            raise
+
+    @rpc(expected_exceptions=EXPECTED)
+    @_translating
+    def cancel_appointment(self, caller, appointment_id, reason=None):
+        cmd = CancelAppointment(by=_actor(caller), appointment_id=appointment_id, reason=reason)
+        return handlers.cancel_appointment(self.uow, cmd, clock=self.clock)
+
+    @rpc(expected_exceptions=EXPECTED)
+    @_translating
+    def record_attended(self, caller, appointment_id):
+        return handlers.record_attended(self.uow, RecordAttended(_actor(caller), appointment_id), clock=self.clock)
+
+    @rpc(expected_exceptions=EXPECTED)
+    @_translating
+    def record_was_not_brought(self, caller, appointment_id):
+        cmd = RecordWasNotBrought(_actor(caller), appointment_id)
+        return handlers.record_was_not_brought(self.uow, cmd, clock=self.clock)
+
+
+_REFUSALS = {domain.SlotFull: "slot_full", domain.ChildBusy: "child_busy", domain.UnknownSlot: "unknown_slot"}

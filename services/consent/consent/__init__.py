@@ -1,0 +1,1 @@
+"""Pont's consent service: consents, agreements, sharing decisions and the disclosure ledger."""

@@ -1,0 +1,352 @@
+"""Consents, information-sharing agreements, sharing decisions and the ledger chain.
+
+Plain Python: the rules of DESIGN.md "Sharing decisions", testable without a broker,
+a database or a framework.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+
+CATEGORIES = ("contact", "education", "attendance", "aln", "health_wellbeing", "safeguarding", "family_context")
+PURPOSES = ("referral", "appointment", "transition", "team_around_family")
+CONSENT = "consent"
+STATUTORY_BASES = ("safeguarding", "legal_obligation")
+BASES = (CONSENT, *STATUTORY_BASES)
+RELATIONSHIPS = ("parent", "carer", "self")
+EVIDENCE = ("written", "verbal", "portal")
+AGE_OF_CONSENT = 16
+
+ACTIVE, WITHDRAWN, EXPIRED = "active", "withdrawn", "expired"
+GENESIS_HASH = "0" * 64
+
+
+class RuleViolation(Exception):
+    """Input the rules reject; names the field at fault."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+class NotPermitted(Exception):
+    """The caller may not do this (e.g. assert a statutory basis without the DSL role)."""
+
+
+class NotVisible(Exception):
+    """The caller's organisation has no record of this: answered as not found."""
+
+
+def age_on(date_of_birth: date, today: date) -> int:
+    years = today.year - date_of_birth.year
+    return years - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
+
+
+def _known(field_name: str, values, allowed) -> tuple[str, ...]:
+    values = tuple(dict.fromkeys(values or ()))
+    if not values:
+        raise RuleViolation(field_name, "must name at least one")
+    for index, value in enumerate(values):
+        if value not in allowed:
+            raise RuleViolation(f"{field_name}.{index}", f"unknown value; one of {', '.join(allowed)}")
+    return values
+
+
+# --- agreements ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Agreement:
+    """A WASPI-style information-sharing protocol between organisations."""
+
+    id: str
+    parties: frozenset[str]
+    purposes: frozenset[str]
+    categories: frozenset[str]
+    valid_from: date
+    valid_to: date
+    created_by: str = ""
+
+    @classmethod
+    def create(cls, id: str, parties, purposes, categories, valid_from: date, valid_to: date,
+               created_by: str = "") -> Agreement:
+        parties = tuple(dict.fromkeys(parties or ()))
+        if len(parties) < 2:
+            raise RuleViolation("parties", "an agreement needs at least two organisations")
+        if valid_to < valid_from:
+            raise RuleViolation("valid_to", "must not be before valid_from")
+        return cls(id, frozenset(parties), frozenset(_known("purposes", purposes, PURPOSES)),
+                   frozenset(_known("categories", categories, CATEGORIES)), valid_from, valid_to, created_by)
+
+    def in_force(self, today: date) -> bool:
+        return self.valid_from <= today <= self.valid_to
+
+    def covers(self, from_org: str, to_org: str, purpose: str, category: str, today: date) -> bool:
+        return (self.in_force(today) and from_org in self.parties and to_org in self.parties
+                and purpose in self.purposes and category in self.categories)
+
+
+# --- consents ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Consent:
+    """Consent to share a child's data with named recipients, for purposes and categories."""
+
+    id: str
+    child_ref: str
+    relationship: str
+    competence_assessed: bool
+    young_person_16_plus: bool
+    recipients: tuple[str, ...]
+    purposes: tuple[str, ...]
+    categories: tuple[str, ...]
+    evidence: str
+    recorded_by_org: str
+    recorded_by: str
+    recorded_at: datetime
+    expires_on: date | None = None
+    status: str = ACTIVE
+    status_changed_at: datetime | None = None
+
+    @classmethod
+    def record(cls, *, id: str, child_ref: str, relationship: str, competence_assessed: bool,
+               date_of_birth: date | None, recipients, purposes, categories, evidence: str,
+               expires_on: date | None, recorded_by_org: str, recorded_by: str, now: datetime) -> Consent:
+        today = now.date()
+        if relationship not in RELATIONSHIPS:
+            raise RuleViolation("given_by.relationship", f"one of {', '.join(RELATIONSHIPS)}")
+        if evidence not in EVIDENCE:
+            raise RuleViolation("evidence", f"one of {', '.join(EVIDENCE)}")
+        sixteen_plus = False
+        if relationship == "self":
+            if date_of_birth is None:
+                raise RuleViolation("child.date_of_birth", "needed to judge whether the young person may consent")
+            sixteen_plus = age_on(date_of_birth, today) >= AGE_OF_CONSENT
+            if not sixteen_plus and not competence_assessed:
+                raise RuleViolation("competence_assessed",
+                                    "a young person under 16 may consent only with a recorded competence assessment")
+        if expires_on is not None and expires_on < today:
+            raise RuleViolation("expires_on", "is in the past")
+        recipients = tuple(dict.fromkeys(recipients or ()))
+        if not recipients:
+            raise RuleViolation("recipients", "must name at least one")
+        return cls(
+            id=id, child_ref=child_ref, relationship=relationship, competence_assessed=bool(competence_assessed),
+            young_person_16_plus=sixteen_plus, recipients=recipients,
+            purposes=_known("purposes", purposes, PURPOSES), categories=_known("categories", categories, CATEGORIES),
+            evidence=evidence, recorded_by_org=recorded_by_org, recorded_by=recorded_by, recorded_at=now,
+            expires_on=expires_on,
+        )
+
+    @property
+    def giver_entitled(self) -> bool:
+        """A parent/carer, or the young person when 16+ or assessed as competent."""
+        if self.relationship in ("parent", "carer"):
+            return True
+        return self.relationship == "self" and (self.young_person_16_plus or self.competence_assessed)
+
+    def has_lapsed(self, today: date) -> bool:
+        return self.expires_on is not None and self.expires_on < today
+
+    def in_force(self, today: date) -> bool:
+        return self.status == ACTIVE and not self.has_lapsed(today) and self.giver_entitled
+
+    def scope_covers(self, to_org: str, purpose: str, category: str) -> bool:
+        return to_org in self.recipients and purpose in self.purposes and category in self.categories
+
+    def visible_to(self, org: str) -> bool:
+        return org == self.recorded_by_org or org in self.recipients
+
+    def withdraw(self, now: datetime) -> Consent:
+        if self.status == EXPIRED:
+            raise RuleViolation("status", "this consent has already expired")
+        return replace(self, status=WITHDRAWN, status_changed_at=now)
+
+    def expire(self, now: datetime) -> Consent:
+        return replace(self, status=EXPIRED, status_changed_at=now)
+
+
+# --- decisions -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SharingRequest:
+    """A question: may `categories` about a child go from one organisation to another?"""
+
+    child_ref: str
+    from_org: str
+    to_org: str
+    purpose: str
+    categories: tuple[str, ...]
+    caller_sub: str
+    caller_roles: frozenset[str]
+    basis: str | None = None
+    justification: str | None = None
+
+    def __post_init__(self):
+        if not self.child_ref:
+            raise RuleViolation("child_ref", "is required")
+        if self.purpose not in PURPOSES:
+            raise RuleViolation("purpose", f"unknown purpose; one of {', '.join(PURPOSES)}")
+        object.__setattr__(self, "categories", _known("categories", self.categories, CATEGORIES))
+        if self.basis is not None and self.basis not in BASES:
+            raise RuleViolation("basis", f"one of {', '.join(BASES)}")
+
+    @property
+    def statutory(self) -> bool:
+        return self.basis in STATUTORY_BASES
+
+
+@dataclass(frozen=True)
+class CategoryDecision:
+    category: str
+    allowed: bool
+    basis: str | None
+    basis_ref: str | None
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"category": self.category, "allowed": self.allowed, "basis": self.basis,
+                "basis_ref": self.basis_ref, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Decision:
+    decisions: tuple[CategoryDecision, ...]
+    flagged_for_review: bool
+
+    @property
+    def allowed(self) -> tuple[CategoryDecision, ...]:
+        return tuple(d for d in self.decisions if d.allowed)
+
+    def as_dict(self) -> dict:
+        return {"decisions": [d.as_dict() for d in self.decisions], "flagged_for_review": self.flagged_for_review}
+
+
+def statutory_reference(basis: str, justification: str, caller_sub: str) -> str:
+    """A stable reference to a DSL's justification, without its (free-text) content."""
+    digest = hashlib.sha256(f"{caller_sub}\n{justification}".encode()).hexdigest()[:16]
+    return f"{basis}:{digest}"
+
+
+def check_statutory_assertion(request: SharingRequest) -> None:
+    """A statutory basis is only for a DSL with a written justification; anything else is refused."""
+    if not request.statutory:
+        return
+    if "dsl" not in request.caller_roles:
+        raise NotPermitted(f"only a designated safeguarding lead may share on a {request.basis} basis")
+    if not (request.justification or "").strip():
+        raise RuleViolation("justification", f"a {request.basis} basis needs a written justification")
+
+
+def decide(request: SharingRequest, agreements: list[Agreement], consents: list[Consent], today: date) -> Decision:
+    """Allow or deny each category, with its basis and reference, or the reason it is denied."""
+    check_statutory_assertion(request)
+    consents = sorted((c for c in consents if c.child_ref == request.child_ref),
+                      key=lambda c: c.recorded_at, reverse=True)
+    results = []
+    for category in request.categories:
+        if not any(a.covers(request.from_org, request.to_org, request.purpose, category, today) for a in agreements):
+            results.append(CategoryDecision(
+                category, False, None, None,
+                f"no information-sharing agreement in force between {request.from_org} and {request.to_org} "
+                f"covers {request.purpose} / {category}"))
+        elif request.statutory:
+            results.append(CategoryDecision(
+                category, True, request.basis,
+                statutory_reference(request.basis, request.justification, request.caller_sub),
+                f"{request.basis} basis asserted by a designated safeguarding lead; flagged for review"))
+        else:
+            results.append(_by_consent(request, category, consents, today))
+    return Decision(tuple(results), flagged_for_review=request.statutory)
+
+
+def _by_consent(request: SharingRequest, category: str, consents: list[Consent], today: date) -> CategoryDecision:
+    in_scope = [c for c in consents if c.scope_covers(request.to_org, request.purpose, category)]
+    for consent in in_scope:
+        if consent.in_force(today):
+            return CategoryDecision(category, True, CONSENT, consent.id,
+                                    f"consent {consent.id} covers {request.to_org}, {request.purpose}, {category}")
+    if not in_scope:
+        reason = f"no consent covers {request.to_org}, {request.purpose}, {category}"
+    else:
+        latest = in_scope[0]
+        if latest.status == WITHDRAWN:
+            reason = f"consent {latest.id} was withdrawn"
+        elif latest.status == EXPIRED or latest.has_lapsed(today):
+            reason = f"consent {latest.id} has expired"
+        else:
+            reason = f"consent {latest.id} was not given by a person entitled to give it"
+    return CategoryDecision(category, False, None, None, reason)
+
+
+# --- the ledger chain ----------------------------------------------------------------
+
+def canonical_time(at: datetime) -> str:
+    """One spelling of an instant, whatever zone the database hands it back in."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One line of the disclosure ledger: a disclosure, or a withdrawal of consent."""
+
+    seq: int
+    id: str
+    kind: str
+    at: datetime
+    child_ref: str
+    from_org: str
+    to_org: str | None
+    purpose: str | None
+    categories: tuple[str, ...]
+    basis: str
+    basis_ref: str
+    by: str
+    flagged_for_review: bool = False
+    subject_kind: str | None = None
+    subject_id: str | None = None
+    justification: str | None = None
+    recipients: tuple[str, ...] = field(default=())
+    consent_refs: tuple[str, ...] = field(default=())  # every consent the categories rest on
+    prev_hash: str = GENESIS_HASH
+    hash: str = ""
+
+    def content(self) -> dict:
+        return {
+            "seq": self.seq, "id": self.id, "kind": self.kind, "at": canonical_time(self.at),
+            "child_ref": self.child_ref, "from_org": self.from_org, "to_org": self.to_org, "purpose": self.purpose,
+            "categories": list(self.categories), "basis": self.basis, "basis_ref": self.basis_ref, "by": self.by,
+            "flagged_for_review": bool(self.flagged_for_review), "subject_kind": self.subject_kind,
+            "subject_id": self.subject_id, "justification": self.justification, "recipients": list(self.recipients),
+            "consent_refs": list(self.consent_refs),
+        }
+
+    def computed_hash(self) -> str:
+        body = json.dumps({"prev_hash": self.prev_hash, **self.content()}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    def chained_after(self, previous: LedgerEntry | None) -> LedgerEntry:
+        """This entry sealed onto the end of the chain."""
+        sealed = replace(self, seq=(previous.seq + 1) if previous else 1,
+                         prev_hash=previous.hash if previous else GENESIS_HASH)
+        return replace(sealed, hash=sealed.computed_hash())
+
+
+def first_broken_link(entries) -> tuple[LedgerEntry, str] | None:
+    """The first entry (in sequence) whose content or link does not match, and why; None if intact."""
+    previous = None
+    for entry in entries:
+        expected_prev = previous.hash if previous else GENESIS_HASH
+        expected_seq = previous.seq + 1 if previous else 1
+        if entry.seq != expected_seq:
+            return entry, f"sequence gap: expected {expected_seq}"
+        if entry.prev_hash != expected_prev:
+            return entry, "does not link to the previous entry's hash"
+        if entry.computed_hash() != entry.hash:
+            return entry, "content does not match its hash"
+        previous = entry
+    return None

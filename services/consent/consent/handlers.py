@@ -1,0 +1,400 @@
+"""One function per command: each takes a UnitOfWork, the input and the time it is."""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import cast, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+
+from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.events import ConsentExpired, ConsentGranted, ConsentWithdrawn, DisclosureRecorded
+from pont_shared.identity import child_ref as derive_child_ref
+from pont_shared.uow import UnitOfWork
+
+from . import domain, metrics
+from .commands import AgreementIn, CallerIn, ConsentIn, SharingRequestIn, parse
+from .domain import Agreement, Consent, LedgerEntry, NotPermitted, RuleViolation
+from .orm import (
+    agreement_from,
+    agreement_row,
+    agreements,
+    consent_from,
+    consent_row,
+    consents,
+    ledger,
+    ledger_entry_from,
+    ledger_row,
+)
+
+LEDGER_LOCK_KEY = 0x506F6E74  # "Pont": one advisory lock serialises appends to the chain
+
+
+def _invalid(exc: RuleViolation) -> Invalid:
+    return Invalid(f"{exc.field}: {exc.message}", [{"field": exc.field, "message": exc.message}])
+
+
+def _caller(caller: dict) -> CallerIn:
+    return parse(CallerIn, caller, "caller.")
+
+
+# --- agreements ----------------------------------------------------------------------
+
+def create_agreement(uow: UnitOfWork, agreement: dict, caller: dict, now: datetime) -> dict:
+    who = _caller(caller)
+    if "admin" not in who.roles:
+        raise Forbidden("only an administrator records information-sharing agreements")
+    data = parse(AgreementIn, agreement)
+    try:
+        new = Agreement.create(str(uuid.uuid4()), data.parties, data.purposes, data.categories,
+                               data.valid_from, data.valid_to, created_by=who.sub)
+    except RuleViolation as exc:
+        raise _invalid(exc) from None
+    with uow:
+        uow.session.execute(insert(agreements).values(**agreement_row(new, now)))
+        uow.commit()
+    return {"id": new.id}
+
+
+# --- consents ------------------------------------------------------------------------
+
+def record_consent(uow: UnitOfWork, consent: dict, caller: dict, idempotency_key: str | None, now: datetime,
+                   child_ref_secret: str) -> dict:
+    who = _caller(caller)
+    data = parse(ConsentIn, consent)
+    ref = derive_child_ref(data.child.upn, child_ref_secret)
+    try:
+        new = Consent.record(
+            id=str(uuid.uuid4()), child_ref=ref, relationship=data.given_by.relationship,
+            competence_assessed=data.competence_assessed, date_of_birth=data.child.date_of_birth,
+            recipients=data.recipients, purposes=data.purposes, categories=data.categories,
+            evidence=data.evidence, expires_on=data.expires_on, recorded_by_org=who.org, recorded_by=who.sub,
+            now=now)
+    except RuleViolation as exc:
+        raise _invalid(exc) from None
+    scope = f"record_consent:{who.org}"
+    result = {"id": new.id, "child_ref": ref, "status": domain.ACTIVE}
+    try:
+        with uow:
+            first = uow.replay(scope, idempotency_key, consent)
+            if first is not None:
+                return first
+            uow.session.execute(insert(consents).values(**consent_row(new), given_by_name=data.given_by.name))
+            uow.remember(scope, idempotency_key, consent, result)
+            uow.emit(ConsentGranted(consent_id=new.id, child_ref=ref, recipients=list(new.recipients),
+                                    purposes=list(new.purposes), categories=list(new.categories),
+                                    expires_on=new.expires_on), subject=ref)
+            uow.commit()
+    except IntegrityError:
+        # the same key raced in from a second request: answer with the first one's result
+        with uow:
+            first = uow.replay(scope, idempotency_key, consent)
+        if first is None:
+            raise
+        return first
+    return result
+
+
+def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict, now: datetime) -> dict:
+    who = _caller(caller)
+    with uow:
+        _lock_ledger(uow)
+        row = uow.session.execute(select(consents).where(consents.c.id == str(consent_id))).first()
+        if row is None or not consent_from(row).visible_to(who.org):
+            raise NotFound("no such consent")
+        current = consent_from(row)
+        if current.status == domain.WITHDRAWN:
+            return {"id": current.id, "status": domain.WITHDRAWN}
+        try:
+            withdrawn = current.withdraw(now)
+        except RuleViolation as exc:
+            raise Conflict(exc.message) from None
+        uow.session.execute(update(consents).where(consents.c.id == current.id).values(
+            status=withdrawn.status, status_changed_at=now, withdrawal_reason=reason or None))
+        receivers = _received_under(uow, current.id)
+        _append(uow, LedgerEntry(
+            seq=0, id=str(uuid.uuid4()), kind="withdrawal", at=now, child_ref=current.child_ref,
+            from_org=who.org, to_org=None, purpose=None, categories=current.categories, basis=domain.CONSENT,
+            basis_ref=current.id, by=who.sub, recipients=tuple(receivers)))
+        uow.emit(ConsentWithdrawn(consent_id=current.id, child_ref=current.child_ref, recipients=receivers),
+                 subject=current.child_ref)
+        uow.commit()
+    metrics.CONSENT_WITHDRAWALS.inc()
+    return {"id": withdrawn.id, "status": domain.WITHDRAWN}
+
+
+def expire_consents(uow: UnitOfWork, now: datetime) -> int:
+    """Mark every active consent whose expiry date has passed as expired; announce each."""
+    today = now.date()
+    with uow:
+        _lock_ledger(uow)
+        rows = uow.session.execute(select(consents).where(
+            consents.c.status == domain.ACTIVE, consents.c.expires_on < today)).all()
+        for row in rows:
+            lapsed = consent_from(row).expire(now)
+            uow.session.execute(update(consents).where(
+                consents.c.id == lapsed.id, consents.c.status == domain.ACTIVE).values(
+                status=lapsed.status, status_changed_at=now))
+            uow.emit(ConsentExpired(consent_id=lapsed.id, child_ref=lapsed.child_ref,
+                                    recipients=_received_under(uow, lapsed.id)), subject=lapsed.child_ref)
+        uow.commit()
+    metrics.CONSENTS_EXPIRED.inc(len(rows))
+    return len(rows)
+
+
+def list_consents(uow: UnitOfWork, child_ref: str, caller: dict, now: datetime) -> list[dict]:
+    who = _caller(caller)
+    with uow:
+        rows = uow.session.execute(select(consents).where(consents.c.child_ref == str(child_ref))
+                                   .order_by(consents.c.recorded_at)).all()
+    visible = [consent_from(row) for row in rows if consent_from(row).visible_to(who.org)]
+    if not visible:
+        raise NotFound("no consent record for this child")
+    return [_consent_view(c, now) for c in visible]
+
+
+def _consent_view(consent: Consent, now: datetime) -> dict:
+    status = domain.EXPIRED if consent.status == domain.ACTIVE and consent.has_lapsed(now.date()) else consent.status
+    return {
+        "id": consent.id, "child_ref": consent.child_ref, "status": status,
+        "given_by": {"relationship": consent.relationship}, "competence_assessed": consent.competence_assessed,
+        "recipients": list(consent.recipients), "purposes": list(consent.purposes),
+        "categories": list(consent.categories), "evidence": consent.evidence,
+        "expires_on": consent.expires_on.isoformat() if consent.expires_on else None,
+        "recorded_by_org": consent.recorded_by_org, "recorded_by": consent.recorded_by,
+        "recorded_at": _iso(consent.recorded_at),
+        "status_changed_at": _iso(consent.status_changed_at),
+    }
+
+
+# --- decisions and the ledger --------------------------------------------------------
+
+MAX_BATCH = 1000
+
+
+def decide(uow: UnitOfWork, request: dict, now: datetime) -> dict:
+    """Ask only: the decision per category; nothing is recorded."""
+    return decide_many(uow, [request], now)[0]
+
+
+def decide_many(uow: UnitOfWork, requests: list[dict], now: datetime) -> list[dict]:
+    """Several questions at once (a cohort), answered in order; nothing is recorded."""
+    commands = [parse(SharingRequestIn, request) for request in _batch(requests)]
+    with uow:
+        known = _Known.load(uow, commands)
+        decisions = [_decide(known, data, now) for data in commands]
+    for decision in decisions:
+        _count(decision)
+    return [decision.as_dict() for decision in decisions]
+
+
+def share(uow: UnitOfWork, request: dict, now: datetime) -> dict:
+    """Decide and, in the same transaction, append the disclosure of the allowed categories to the ledger."""
+    return share_many(uow, [request], now)[0]
+
+
+def share_many(uow: UnitOfWork, requests: list[dict], now: datetime) -> list[dict]:
+    """`share` for several requests in one transaction, answered in order.
+
+    The work is done per batch, not per request: the agreements and the children's consents
+    are read once, the chain's head is read once and carried in memory (the advisory lock is
+    held throughout, so no other writer can append meanwhile), and the ledger rows are
+    inserted together before the commit.
+    """
+    commands = [_share_command(request) for request in _batch(requests)]
+    results, decisions = [], []
+    with uow:
+        _lock_ledger(uow)
+        known = _Known.load(uow, commands)
+        chain = _Chain(uow)
+        for request, data in zip(requests, commands, strict=True):
+            scope = f"share:{data.from_org}"
+            first = uow.replay(scope, data.idempotency_key, request)
+            if first is not None:
+                results.append(first)
+                continue
+            decision = _decide(known, data, now)
+            decisions.append(decision)
+            result = {**decision.as_dict(), "disclosure_id": _record_disclosure(uow, chain, data, decision, now)}
+            uow.remember(scope, data.idempotency_key, request, result)
+            results.append(result)
+        chain.write()
+        uow.commit()
+    for decision in decisions:
+        _count(decision)
+    return results
+
+
+def _batch(requests) -> list:
+    if not isinstance(requests, list) or len(requests) > MAX_BATCH:
+        raise Invalid("a batch is a list of at most 1000 requests",
+                      [{"field": "requests", "message": f"a list of at most {MAX_BATCH}"}])
+    return requests
+
+
+def _share_command(request: dict) -> SharingRequestIn:
+    data = parse(SharingRequestIn, request)
+    for name in ("subject_kind", "subject_id"):
+        if not getattr(data, name):
+            raise Invalid(f"{name} is required", [{"field": name, "message": "Field required"}])
+    return data
+
+
+def _record_disclosure(uow: UnitOfWork, chain: _Chain, data: SharingRequestIn, decision: domain.Decision,
+                       now: datetime) -> str | None:
+    """Append one ledger entry for the allowed categories and announce it; None when nothing is allowed."""
+    allowed = decision.allowed
+    if not allowed:
+        return None
+    # the entry names the basis of its first category; consent_refs lists every consent it rests on
+    basis, basis_ref = allowed[0].basis, allowed[0].basis_ref
+    consent_refs = tuple(dict.fromkeys(d.basis_ref for d in allowed if d.basis == domain.CONSENT))
+    entry = chain.append(LedgerEntry(
+        seq=0, id=str(uuid.uuid4()), kind="disclosure", at=now, child_ref=data.child_ref,
+        from_org=data.from_org, to_org=data.to_org, purpose=data.purpose,
+        categories=tuple(d.category for d in allowed), basis=basis, basis_ref=basis_ref,
+        by=data.caller.sub, flagged_for_review=decision.flagged_for_review,
+        subject_kind=data.subject_kind, subject_id=data.subject_id,
+        justification=data.justification if decision.flagged_for_review else None, consent_refs=consent_refs))
+    uow.emit(DisclosureRecorded(
+        disclosure_id=entry.id, child_ref=entry.child_ref, from_org=entry.from_org, to_org=entry.to_org,
+        purpose=entry.purpose, categories=list(entry.categories), basis=entry.basis,
+        basis_ref=entry.basis_ref), subject=entry.child_ref)
+    return entry.id
+
+
+def disclosures(uow: UnitOfWork, child_ref: str, caller: dict) -> list[dict]:
+    """What was shared about this child, with whom and why — as far as the caller's organisation may see."""
+    who = _caller(caller)
+    with uow:
+        query = select(ledger).where(ledger.c.child_ref == str(child_ref)).order_by(ledger.c.seq)
+        entries = [ledger_entry_from(row) for row in uow.session.execute(query)]
+        known = "admin" in who.roles or any(
+            consent_from(row).visible_to(who.org)
+            for row in uow.session.execute(select(consents).where(consents.c.child_ref == str(child_ref))))
+    if "admin" not in who.roles:
+        entries = [e for e in entries if who.org in (e.from_org, e.to_org) or who.org in e.recipients]
+    if not entries and not known:
+        raise NotFound("no record of this child")
+    return [_entry_view(e) for e in entries]
+
+
+def _entry_view(entry: LedgerEntry) -> dict:
+    return {
+        "id": entry.id, "seq": entry.seq, "kind": entry.kind, "at": _iso(entry.at),
+        "from_org": entry.from_org, "to_org": entry.to_org, "purpose": entry.purpose,
+        "categories": list(entry.categories), "basis": entry.basis, "basis_ref": entry.basis_ref, "by": entry.by,
+        "flagged_for_review": entry.flagged_for_review, "subject_kind": entry.subject_kind,
+        "subject_id": entry.subject_id, "justification": entry.justification,
+        "recipients": list(entry.recipients),
+    }
+
+
+def _iso(at: datetime | None) -> str | None:
+    """RFC 3339 with its zone, whatever the database handed back (SQLite forgets the zone)."""
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
+
+
+class _Known:
+    """What a batch of questions rests on, read once: the agreements and the children's consents."""
+
+    def __init__(self, agreements_found: list[Agreement], consents_found: list[Consent]):
+        self._agreements = agreements_found
+        self._by_pair: dict[tuple[str, str], list[Agreement]] = {}
+        self._by_child: dict[str, list[Consent]] = {}
+        for consent in consents_found:
+            self._by_child.setdefault(consent.child_ref, []).append(consent)
+
+    @classmethod
+    def load(cls, uow: UnitOfWork, commands: list[SharingRequestIn]) -> _Known:
+        pairs = {(data.from_org, data.to_org) for data in commands}
+        children = sorted({data.child_ref for data in commands})
+        query = select(agreements)
+        if pairs and uow.session.get_bind().dialect.name == "postgresql":
+            # only agreements naming both organisations of some question can cover it
+            parties = cast(agreements.c.parties, JSONB)
+            query = query.where(or_(*(parties.contains(sorted({a, b})) for a, b in pairs)))
+        found_agreements = [agreement_from(row) for row in uow.session.execute(query)] if pairs else []
+        found_consents = [consent_from(row) for row in uow.session.execute(
+            select(consents).where(consents.c.child_ref.in_(children)))] if children else []
+        return cls(found_agreements, found_consents)
+
+    def agreements_between(self, from_org: str, to_org: str) -> list[Agreement]:
+        pair = (from_org, to_org)
+        if pair not in self._by_pair:
+            self._by_pair[pair] = [a for a in self._agreements if from_org in a.parties and to_org in a.parties]
+        return self._by_pair[pair]
+
+    def consents_of(self, child_ref: str) -> list[Consent]:
+        return self._by_child.get(child_ref, [])
+
+
+def _decide(known: _Known, data: SharingRequestIn, now: datetime) -> domain.Decision:
+    try:
+        request = domain.SharingRequest(
+            child_ref=data.child_ref, from_org=data.from_org, to_org=data.to_org, purpose=data.purpose,
+            categories=tuple(data.categories), caller_sub=data.caller.sub, caller_roles=frozenset(data.caller.roles),
+            basis=data.basis, justification=data.justification)
+        domain.check_statutory_assertion(request)
+    except RuleViolation as exc:
+        raise _invalid(exc) from None
+    except NotPermitted as exc:
+        raise Forbidden(str(exc)) from None
+    return domain.decide(request, known.agreements_between(data.from_org, data.to_org),
+                         known.consents_of(data.child_ref), now.date())
+
+
+def _count(decision: domain.Decision) -> None:
+    for d in decision.decisions:
+        metrics.SHARING_DECISIONS.labels("allowed" if d.allowed else "denied", d.basis or "none").inc()
+
+
+def _lock_ledger(uow: UnitOfWork) -> None:
+    """Serialise ledger appends (and the consent reads before them) so the chain cannot fork."""
+    if uow.session.get_bind().dialect.name == "postgresql":
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
+
+
+class _Chain:
+    """The end of the ledger chain, read once and carried in memory while the ledger lock is held.
+
+    Entries are sealed in order onto the head; `write` inserts them all at once.
+    """
+
+    def __init__(self, uow: UnitOfWork):
+        self._uow = uow
+        self._head: LedgerEntry | None = None
+        self._read = False
+        self._rows: list[dict] = []
+
+    def append(self, entry: LedgerEntry) -> LedgerEntry:
+        if not self._read:
+            last = self._uow.session.execute(select(ledger).order_by(ledger.c.seq.desc()).limit(1)).first()
+            self._head, self._read = (ledger_entry_from(last) if last else None), True
+        sealed = entry.chained_after(self._head)
+        self._head = sealed
+        self._rows.append(ledger_row(sealed))
+        return sealed
+
+    def write(self) -> None:
+        if self._rows:
+            self._uow.session.execute(insert(ledger), self._rows)
+            self._rows = []
+
+
+def _append(uow: UnitOfWork, entry: LedgerEntry) -> LedgerEntry:
+    chain = _Chain(uow)
+    sealed = chain.append(entry)
+    chain.write()
+    return sealed
+
+
+def _received_under(uow: UnitOfWork, consent_id: str) -> list[str]:
+    """The organisations that received data resting on this consent."""
+    rows = uow.session.execute(select(ledger.c.to_org).where(
+        ledger.c.kind == "disclosure", ledger.c.to_org.is_not(None),
+        ledger.c.consent_refs.contains(f'"{consent_id}"')).distinct()).all()
+    return sorted(row.to_org for row in rows)

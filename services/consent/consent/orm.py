@@ -1,0 +1,145 @@
+"""The consent service's tables (SQLAlchemy Core) and the mapping to and from the domain."""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from pont_shared.db import UtcDateTime, define_messaging_tables
+
+from .domain import Agreement, Consent, LedgerEntry
+
+metadata = MetaData()
+tables = define_messaging_tables(metadata)
+
+agreements = Table(
+    "agreements", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("parties", JSON, nullable=False),
+    Column("purposes", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+consents = Table(
+    "consents", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("child_ref", String(64), nullable=False, index=True),
+    # who gave it: the relationship is the rule's input; the giver's name is evidence kept here only
+    Column("given_by_name", String(200), nullable=False),
+    Column("relationship", String(20), nullable=False),
+    Column("competence_assessed", Boolean, nullable=False),
+    Column("young_person_16_plus", Boolean, nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("purposes", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("evidence", String(20), nullable=False),
+    Column("expires_on", Date, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("status_changed_at", UtcDateTime(), nullable=True),
+    Column("withdrawal_reason", Text, nullable=True),
+    Column("recorded_by_org", String(100), nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)
+Index("ix_consents_status_expires", consents.c.status, consents.c.expires_on)
+
+# Append-only: no code path updates or deletes a row; in PostgreSQL a trigger refuses it too.
+ledger = Table(
+    "disclosure_ledger", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("child_ref", String(64), nullable=False, index=True),
+    Column("from_org", String(100), nullable=False),
+    Column("to_org", String(100), nullable=True),
+    Column("purpose", String(40), nullable=True),
+    Column("categories", Text, nullable=False),
+    Column("basis", String(40), nullable=False),
+    Column("basis_ref", String(100), nullable=False, index=True),
+    Column("by", String(200), nullable=False),
+    Column("flagged_for_review", Boolean, nullable=False),
+    Column("subject_kind", String(40), nullable=True),
+    Column("subject_id", String(100), nullable=True),
+    Column("justification", Text, nullable=True),
+    Column("recipients", Text, nullable=False),
+    Column("consent_refs", Text, nullable=False),
+    # a second entry claiming the same predecessor would fork the chain: refused
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+
+def agreement_row(agreement: Agreement, created_at) -> dict:
+    return {
+        "id": agreement.id, "parties": sorted(agreement.parties), "purposes": sorted(agreement.purposes),
+        "categories": sorted(agreement.categories), "valid_from": agreement.valid_from,
+        "valid_to": agreement.valid_to, "created_by": agreement.created_by, "created_at": created_at,
+    }
+
+
+def agreement_from(row) -> Agreement:
+    return Agreement(row.id, frozenset(row.parties), frozenset(row.purposes), frozenset(row.categories),
+                     row.valid_from, row.valid_to, row.created_by)
+
+
+def consent_row(consent: Consent) -> dict:
+    return {
+        "id": consent.id, "child_ref": consent.child_ref, "relationship": consent.relationship,
+        "competence_assessed": consent.competence_assessed, "young_person_16_plus": consent.young_person_16_plus,
+        "recipients": list(consent.recipients), "purposes": list(consent.purposes),
+        "categories": list(consent.categories), "evidence": consent.evidence, "expires_on": consent.expires_on,
+        "status": consent.status, "status_changed_at": consent.status_changed_at,
+        "recorded_by_org": consent.recorded_by_org, "recorded_by": consent.recorded_by,
+        "recorded_at": consent.recorded_at,
+    }
+
+
+def consent_from(row) -> Consent:
+    return Consent(
+        id=row.id, child_ref=row.child_ref, relationship=row.relationship,
+        competence_assessed=row.competence_assessed, young_person_16_plus=row.young_person_16_plus,
+        recipients=tuple(row.recipients), purposes=tuple(row.purposes), categories=tuple(row.categories),
+        evidence=row.evidence, recorded_by_org=row.recorded_by_org, recorded_by=row.recorded_by,
+        recorded_at=row.recorded_at, expires_on=row.expires_on, status=row.status,
+        status_changed_at=row.status_changed_at,
+    )
+
+
+def ledger_row(entry: LedgerEntry) -> dict:
+    return {
+        "seq": entry.seq, "id": entry.id, "kind": entry.kind, "at": entry.at, "child_ref": entry.child_ref,
+        "from_org": entry.from_org, "to_org": entry.to_org, "purpose": entry.purpose,
+        "categories": json.dumps(list(entry.categories)), "basis": entry.basis, "basis_ref": entry.basis_ref,
+        "by": entry.by, "flagged_for_review": entry.flagged_for_review, "subject_kind": entry.subject_kind,
+        "subject_id": entry.subject_id, "justification": entry.justification,
+        "recipients": json.dumps(list(entry.recipients)),
+        "consent_refs": json.dumps(list(entry.consent_refs)), "prev_hash": entry.prev_hash, "hash": entry.hash,
+    }
+
+
+def ledger_entry_from(row) -> LedgerEntry:
+    return LedgerEntry(
+        seq=row.seq, id=row.id, kind=row.kind, at=row.at, child_ref=row.child_ref, from_org=row.from_org,
+        to_org=row.to_org, purpose=row.purpose, categories=tuple(json.loads(row.categories)), basis=row.basis,
+        basis_ref=row.basis_ref, by=row.by, flagged_for_review=row.flagged_for_review,
+        subject_kind=row.subject_kind, subject_id=row.subject_id, justification=row.justification,
+        recipients=tuple(json.loads(row.recipients)),
+        consent_refs=tuple(json.loads(row.consent_refs)), prev_hash=row.prev_hash, hash=row.hash,
+    )

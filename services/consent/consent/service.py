@@ -1,0 +1,68 @@
+"""The consent service: entrypoints only; the rules live in domain.py, the work in handlers.py."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nameko.rpc import rpc
+
+from pont_shared.dependencies import Clock, UnitOfWorkProvider, every
+from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.migrations import migrator
+from pont_shared.ops import OpsEndpoints
+
+from . import handlers
+from .dependencies import PontSettings
+from .orm import metadata, tables
+
+EXPECTED = (NotFound, Conflict, Forbidden, Invalid)
+
+
+class ConsentService(OpsEndpoints):
+    """Consents, information-sharing agreements, sharing decisions and the disclosure ledger."""
+
+    name = "consent"
+
+    uow = UnitOfWorkProvider(metadata, tables, prepare=migrator(Path(__file__).parent / "migrations"))
+    clock = Clock()
+    settings = PontSettings()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_agreement(self, agreement: dict, caller: dict) -> dict:
+        return handlers.create_agreement(self.uow, agreement, caller, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def record_consent(self, consent: dict, caller: dict, idempotency_key: str | None = None) -> dict:
+        return handlers.record_consent(self.uow, consent, caller, idempotency_key, self.clock(),
+                                       self.settings.child_ref_secret)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def withdraw_consent(self, consent_id: str, reason: str, caller: dict) -> dict:
+        return handlers.withdraw_consent(self.uow, consent_id, reason, caller, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_consents(self, child_ref: str, caller: dict) -> list[dict]:
+        return handlers.list_consents(self.uow, child_ref, caller, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def disclosures(self, child_ref: str, caller: dict) -> list[dict]:
+        return handlers.disclosures(self.uow, child_ref, caller)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def decide(self, request: dict) -> dict:
+        return handlers.decide(self.uow, request, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def share(self, request: dict) -> dict:
+        return handlers.share(self.uow, request, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def decide_many(self, requests: list) -> list[dict]:
+        return handlers.decide_many(self.uow, requests, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def share_many(self, requests: list) -> list[dict]:
+        return handlers.share_many(self.uow, requests, self.clock())
+
+    @every(interval=60, config_key="CONSENT_EXPIRY_INTERVAL")
+    def expire_consents(self) -> int:
+        return handlers.expire_consents(self.uow, self.clock())

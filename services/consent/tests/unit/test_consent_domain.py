@@ -1,0 +1,261 @@
+"""The sharing rules of DESIGN.md, table-driven: plain Python, no broker, no database."""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from consent.domain import (
+    GENESIS_HASH,
+    Agreement,
+    Consent,
+    LedgerEntry,
+    NotPermitted,
+    RuleViolation,
+    SharingRequest,
+    decide,
+    first_broken_link,
+)
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+TODAY = NOW.date()
+SCHOOL, HEALTH, SOCIAL = "school:6612001", "health:cardiff-vale", "social_care:cardiff"
+CHILD = "c_" + "a" * 32
+
+
+def agreement(parties=(SCHOOL, HEALTH), purposes=("referral",), categories=("contact", "health_wellbeing"),
+              valid_from=date(2026, 1, 1), valid_to=date(2026, 12, 31)) -> Agreement:
+    return Agreement.create(str(uuid.uuid4()), parties, purposes, categories, valid_from, valid_to)
+
+
+def consent(relationship="parent", competence_assessed=False, date_of_birth=date(2015, 5, 5),
+            recipients=(HEALTH,), purposes=("referral",), categories=("contact", "health_wellbeing"),
+            expires_on=None, now=NOW, status=None) -> Consent:
+    given = Consent.record(
+        id=str(uuid.uuid4()), child_ref=CHILD, relationship=relationship, competence_assessed=competence_assessed,
+        date_of_birth=date_of_birth, recipients=recipients, purposes=purposes, categories=categories,
+        evidence="written", expires_on=expires_on, recorded_by_org=SCHOOL, recorded_by="staff1", now=now)
+    if status == "withdrawn":
+        return given.withdraw(now)
+    if status == "expired":
+        return given.expire(now)
+    return given
+
+
+def ask(categories=("contact",), to_org=HEALTH, purpose="referral", roles=("school_staff",), basis=None,
+        justification=None) -> SharingRequest:
+    return SharingRequest(CHILD, SCHOOL, to_org, purpose, tuple(categories), "staff1", frozenset(roles),
+                          basis, justification)
+
+
+def verdicts(decision) -> dict[str, bool]:
+    return {d.category: d.allowed for d in decision.decisions}
+
+
+A_MONTH_AGO = NOW - timedelta(days=30)
+
+DECISION_TABLE = [
+    # (case, agreements, consents, request, expected allowed per category, expected basis of the allowed)
+    ("no agreement → deny", [], [consent()], ask(), {"contact": False}, None),
+    ("agreement between other orgs → deny", [agreement(parties=(SCHOOL, SOCIAL))], [consent()], ask(),
+     {"contact": False}, None),
+    ("agreement for another purpose → deny", [agreement(purposes=("transition",))], [consent()], ask(),
+     {"contact": False}, None),
+    ("agreement out of its validity period → deny", [agreement(valid_to=date(2026, 2, 1))], [consent()], ask(),
+     {"contact": False}, None),
+    ("agreement without consent → deny", [agreement()], [], ask(), {"contact": False}, None),
+    ("consent covering recipient, purpose and category → allow by consent", [agreement()], [consent()], ask(),
+     {"contact": True}, "consent"),
+    ("category outside the consent → denied for that category only",
+     [agreement(categories=("contact", "aln"))], [consent(categories=("contact",))], ask(("contact", "aln")),
+     {"contact": True, "aln": False}, "consent"),
+    ("category outside the agreement → denied for that category only",
+     [agreement(categories=("contact",))], [consent()], ask(("contact", "health_wellbeing")),
+     {"contact": True, "health_wellbeing": False}, "consent"),
+    ("consent for another recipient → deny", [agreement(parties=(SCHOOL, HEALTH, SOCIAL))],
+     [consent(recipients=(SOCIAL,))], ask(), {"contact": False}, None),
+    ("consent for another purpose → deny", [agreement()], [consent(purposes=("appointment",))], ask(),
+     {"contact": False}, None),
+    ("expired by date (timer not yet run) → deny", [agreement()],
+     [consent(expires_on=TODAY - timedelta(days=1), now=A_MONTH_AGO)], ask(), {"contact": False}, None),
+    ("expired by status → deny", [agreement()], [consent(status="expired")], ask(), {"contact": False}, None),
+    ("valid through its expiry date → allow", [agreement()], [consent(expires_on=TODAY)], ask(),
+     {"contact": True}, "consent"),
+    ("withdrawn → deny", [agreement()], [consent(status="withdrawn")], ask(), {"contact": False}, None),
+    ("withdrawn, but another consent still covers → allow", [agreement()],
+     [consent(status="withdrawn"), consent()], ask(), {"contact": True}, "consent"),
+    ("young person of 16+ consenting for themselves → allow", [agreement()],
+     [consent(relationship="self", date_of_birth=date(2009, 2, 28))], ask(), {"contact": True}, "consent"),
+    ("under 16 with a competence assessment → allow", [agreement()],
+     [consent(relationship="self", date_of_birth=date(2012, 1, 1), competence_assessed=True)], ask(),
+     {"contact": True}, "consent"),
+    ("carer's consent → allow", [agreement()], [consent(relationship="carer")], ask(), {"contact": True}, "consent"),
+    ("safeguarding by a DSL with justification, no consent → allow, flagged", [agreement()], [],
+     ask(roles=("dsl",), basis="safeguarding", justification="disclosure of harm at school today"),
+     {"contact": True}, "safeguarding"),
+    ("legal obligation by a DSL with justification → allow", [agreement()], [],
+     ask(roles=("dsl",), basis="legal_obligation", justification="child protection file moves with pupil"),
+     {"contact": True}, "legal_obligation"),
+    ("safeguarding without an agreement → still deny", [], [],
+     ask(roles=("dsl",), basis="safeguarding", justification="at risk"), {"contact": False}, None),
+]
+
+
+class TestDecide:
+    @pytest.mark.parametrize("case,agreements,consents,request_,expected,basis", DECISION_TABLE,
+                             ids=[row[0] for row in DECISION_TABLE])
+    def test_rule(self, case, agreements, consents, request_, expected, basis):
+
+        decision = decide(request_, agreements, consents, TODAY)
+
+        assert verdicts(decision) == expected
+        for d in decision.decisions:
+            if d.allowed:
+                assert d.basis == basis and d.basis_ref
+            else:
+                assert d.basis is None and d.reason
+
+    def test_an_allowed_consent_decision_names_the_consent(self):
+        given = consent()
+
+        decision = decide(ask(), [agreement()], [given], TODAY)
+
+        assert decision.decisions[0].basis_ref == given.id
+        assert decision.flagged_for_review is False
+
+    def test_a_statutory_decision_is_flagged_for_review(self):
+        decision = decide(ask(roles=("dsl",), basis="safeguarding", justification="at risk"), [agreement()], [],
+                          TODAY)
+
+        assert decision.flagged_for_review is True
+
+    @pytest.mark.parametrize("roles", [("school_staff",), ("school_nurse",), ("admin",), ()])
+    @pytest.mark.parametrize("basis", ["safeguarding", "legal_obligation"])
+    def test_a_statutory_basis_is_refused_to_anyone_but_a_dsl(self, roles, basis):
+        with pytest.raises(NotPermitted):
+            decide(ask(roles=roles, basis=basis, justification="at risk"), [agreement()], [], TODAY)
+
+    @pytest.mark.parametrize("justification", [None, "", "   "])
+    def test_a_statutory_basis_without_justification_is_refused(self, justification):
+        with pytest.raises(RuleViolation) as refused:
+            decide(ask(roles=("dsl",), basis="safeguarding", justification=justification), [agreement()], [], TODAY)
+
+        assert refused.value.field == "justification"
+
+    def test_a_withdrawn_consent_gives_the_reason(self):
+        decision = decide(ask(), [agreement()], [consent(status="withdrawn")], TODAY)
+
+        assert "withdrawn" in decision.decisions[0].reason
+
+    @pytest.mark.parametrize("field_name,kwargs", [
+        ("purpose", {"purpose": "gossip"}),
+        ("categories.0", {"categories": ("shoe_size",)}),
+        ("categories", {"categories": ()}),
+        ("basis", {"basis": "curiosity"}),
+    ])
+    def test_a_malformed_question_names_the_field(self, field_name, kwargs):
+        with pytest.raises(RuleViolation) as refused:
+            ask(**kwargs)
+
+        assert refused.value.field == field_name
+
+
+RECORD_TABLE = [
+    # (case, kwargs, field refused or None when valid)
+    ("parent", {}, None),
+    ("carer", {"relationship": "carer"}, None),
+    ("young person of 16+ for themselves", {"relationship": "self", "date_of_birth": date(2010, 3, 1)}, None),
+    ("young person turning 16 tomorrow", {"relationship": "self", "date_of_birth": date(2010, 3, 2)},
+     "competence_assessed"),
+    ("under 16 without a competence assessment", {"relationship": "self", "date_of_birth": date(2013, 1, 1)},
+     "competence_assessed"),
+    ("under 16 with a competence assessment",
+     {"relationship": "self", "date_of_birth": date(2013, 1, 1), "competence_assessed": True}, None),
+    ("self without a date of birth", {"relationship": "self", "date_of_birth": None}, "child.date_of_birth"),
+    ("unknown relationship", {"relationship": "neighbour"}, "given_by.relationship"),
+    ("expiry in the past", {"expires_on": TODAY - timedelta(days=1)}, "expires_on"),
+    ("expiry today", {"expires_on": TODAY}, None),
+    ("unknown category", {"categories": ("contact", "shoe_size")}, "categories.1"),
+    ("unknown purpose", {"purposes": ("gossip",)}, "purposes.0"),
+    ("no recipients", {"recipients": ()}, "recipients"),
+]
+
+
+class TestRecordConsent:
+    @pytest.mark.parametrize("case,kwargs,refused_field", RECORD_TABLE, ids=[row[0] for row in RECORD_TABLE])
+    def test_rule(self, case, kwargs, refused_field):
+        if refused_field is None:
+            assert consent(**kwargs).giver_entitled
+        else:
+            with pytest.raises(RuleViolation) as refused:
+                consent(**kwargs)
+            assert refused.value.field == refused_field
+
+    def test_withdrawal_takes_effect_at_once(self):
+        given = consent()
+        assert verdicts(decide(ask(), [agreement()], [given], TODAY)) == {"contact": True}
+
+        withdrawn = given.withdraw(NOW)
+
+        assert verdicts(decide(ask(), [agreement()], [withdrawn], TODAY)) == {"contact": False}
+
+
+class TestAgreement:
+    @pytest.mark.parametrize("kwargs,field_name", [
+        ({"parties": (SCHOOL,)}, "parties"),
+        ({"valid_to": date(2025, 1, 1)}, "valid_to"),
+        ({"categories": ("nope",)}, "categories.0"),
+    ])
+    def test_an_invalid_agreement_names_the_field(self, kwargs, field_name):
+        with pytest.raises(RuleViolation) as refused:
+            agreement(**kwargs)
+
+        assert refused.value.field == field_name
+
+
+def chain(n: int) -> list[LedgerEntry]:
+    entries, previous = [], None
+    for i in range(n):
+        entry = LedgerEntry(seq=0, id=str(uuid.uuid4()), kind="disclosure", at=NOW + timedelta(minutes=i),
+                            child_ref=CHILD, from_org=SCHOOL, to_org=HEALTH, purpose="referral",
+                            categories=("contact",), basis="consent", basis_ref="c1", by="staff1")
+        previous = entry.chained_after(previous)
+        entries.append(previous)
+    return entries
+
+
+class TestLedgerChain:
+    def test_an_intact_chain_verifies(self):
+        entries = chain(3)
+
+        assert first_broken_link(entries) is None
+        assert entries[0].prev_hash == GENESIS_HASH
+        assert entries[2].prev_hash == entries[1].hash
+
+    def test_an_altered_entry_is_found(self):
+        from dataclasses import replace
+
+        entries = chain(4)
+        entries[1] = replace(entries[1], to_org=SOCIAL)
+
+        broken, why = first_broken_link(entries)
+
+        assert broken.seq == 2 and "hash" in why
+
+    def test_a_removed_entry_is_found(self):
+        entries = chain(4)
+        del entries[2]
+
+        broken, _ = first_broken_link(entries)
+
+        assert broken.seq == 4
+
+    def test_the_hash_does_not_depend_on_the_time_zone_it_is_read_in(self):
+        from dataclasses import replace
+        from datetime import timedelta as td
+
+        entry = chain(1)[0]
+        elsewhere = replace(entry, at=entry.at.astimezone(timezone(td(hours=1))))
+
+        assert elsewhere.computed_hash() == entry.hash

@@ -1,0 +1,1 @@
+"""Pont's gateway: the public HTTP API (API.md)."""

@@ -1,0 +1,158 @@
+"""`@api(...)`: a nameko HTTP entrypoint that authenticates, authorises and validates.
+
+The decorated method receives `(caller, body)` — plus `query`, path values and
+`idempotency_key` as the route declares — and returns `(status, json-able)` or just
+the json-able result (the route's default status). Every error becomes RFC 9457
+problem details through the one table in `problems.py`; the route is recorded for the
+OpenAPI document.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+from functools import partial
+
+import structlog
+from eventlet.event import Event
+from nameko.web.handlers import HttpRequestHandler
+from pydantic import BaseModel, ValidationError
+from werkzeug.wrappers import Response
+
+from pont_shared.auth import Caller, verify
+from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
+
+from .problems import MalformedBody, RequestInvalid, problem_for
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation of the public API, as the OpenAPI document describes it."""
+
+    method: str
+    path: str                      # OpenAPI form: /api/v1/consents/{id}/withdraw
+    summary: str
+    roles: tuple[str, ...] | None  # None: any authenticated caller
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    status: int
+    example: dict | None
+    idempotent: bool
+    responses: dict[int, str] = field(default_factory=dict)
+    public: bool = False
+    content_type: str = "application/json"
+
+
+ROUTES: list[Route] = []
+
+
+def _werkzeug_rule(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", r"<\1>", path)
+
+
+def errors_of(exc: ValidationError, prefix: str = "") -> list[dict]:
+    """pydantic errors as [{field, message}], with dotted field paths; never the input values."""
+    return [
+        {"field": prefix + ".".join(str(part) for part in err["loc"]) if err["loc"] else prefix.rstrip(".") or "body",
+         "message": err["msg"]}
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+def to_json(value) -> str:
+    def default(obj):
+        if isinstance(obj, (datetime, date)):
+            return obj.isoformat()
+        if isinstance(obj, Enum):
+            return obj.value
+        if isinstance(obj, BaseModel):
+            return obj.model_dump(mode="json")
+        raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+    return json.dumps(value, default=default)
+
+
+class ApiEndpoint(HttpRequestHandler):
+    """See the module docstring."""
+
+    def __init__(self, method: str, path: str, *, roles: tuple[str, ...] | None = None,
+                 body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+                 status: int = 200, summary: str = "", example: dict | None = None,
+                 idempotent: bool = False, public: bool = False, content_type: str = "application/json",
+                 responses: dict[int, str] | None = None, **kwargs):
+        self.route = Route(method, path, summary, roles, body, query, status, example, idempotent,
+                           responses or {}, public, content_type)
+        # a refusal by a service is the client's answer, not the gateway's failure: log it quietly
+        kwargs.setdefault("expected_exceptions", (NotFound, Conflict, Forbidden, Invalid))
+        ROUTES.append(self.route)
+        super().__init__(method, _werkzeug_rule(path), **kwargs)
+
+    def handle_request(self, request):
+        request.shallow = False
+        try:
+            args, kwargs = self._parse(request)
+            correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+            done = Event()
+            self.container.spawn_worker(
+                self, args, kwargs, context_data={"correlation_id": correlation_id},
+                handle_result=partial(self.handle_result, done),
+            )
+            result = done.wait()
+            return self._response(result)
+        except Exception as exc:  # every failure leaves as problem details
+            return self.response_from_exception(exc)
+
+    def _parse(self, request) -> tuple[tuple, dict]:
+        route = self.route
+        kwargs = dict(request.path_values)
+        if route.public:
+            return (), kwargs
+        secret = self.container.config["PONT_SETTINGS"].jwt_secret
+        caller = verify(request.headers.get("Authorization"), secret)
+        if route.roles is not None and not caller.has_any(*route.roles):
+            raise Forbidden(f"this needs one of the roles: {', '.join(route.roles)}")
+        body = None
+        if route.body is not None:
+            try:
+                raw = json.loads(request.get_data(as_text=True) or "null")
+            except ValueError as exc:
+                raise MalformedBody("the body is not valid JSON") from exc
+            try:
+                body = route.body.model_validate(raw)
+            except ValidationError as exc:
+                raise RequestInvalid(errors_of(exc)) from exc
+        if route.query is not None:
+            try:
+                kwargs["query"] = route.query.model_validate(request.args.to_dict())
+            except ValidationError as exc:
+                raise RequestInvalid(errors_of(exc, "query.")) from exc
+        if route.idempotent:
+            kwargs["idempotency_key"] = request.headers.get("Idempotency-Key")
+        return (caller, body), kwargs
+
+    def _response(self, result) -> Response:
+        if isinstance(result, Response):
+            return result
+        status, payload = result if isinstance(result, tuple) else (self.route.status, result)
+        if isinstance(payload, str):
+            return Response(payload, status=status, content_type=self.route.content_type)
+        return Response(to_json(payload), status=status, content_type="application/json")
+
+    def response_from_exception(self, exc):
+        response = problem_for(exc)
+        if response.status_code >= 500:
+            log.error("gateway.request_failed", route=self.route.path, error_type=type(exc).__name__)
+        return response
+
+
+api = ApiEndpoint.decorator
+
+
+def caller_dict(caller: Caller) -> dict:
+    """The caller as passed over RPC to the services."""
+    return {"sub": caller.sub, "org": caller.org, "roles": sorted(caller.roles)}

@@ -1,0 +1,123 @@
+"""Co-located bookings: sessions in a school room, slots and appointments (API.md)."""
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Literal
+
+from nameko.extensions import DependencyProvider
+from nameko.rpc import ReplyListener, ServiceProxy
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pont_shared.auth import ORG_PATTERN
+from pont_shared.dependencies import ChildRefs
+
+from ..api import api, caller_dict
+from ..schemas import Child
+
+PROVIDER_ROLES = ("school_nurse", "health_practitioner", "social_worker", "youth_worker")
+SERVICES = Literal["school_nursing", "camhs", "social_care", "youth_work", "education_welfare", "families_first"]
+
+
+class BookingsRpc(DependencyProvider):
+    """RPC to the bookings service; config key PONT_BOOKINGS_SERVICE names another instance (tests)."""
+
+    reply_listener = ReplyListener()
+
+    def get_dependency(self, worker_ctx):
+        target = self.container.config.get("PONT_BOOKINGS_SERVICE", "bookings")
+        return ServiceProxy(worker_ctx, target, self.reply_listener)
+
+
+class SessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    site: str = Field(description="the host school's organisation id")
+    room: str = Field(min_length=1, max_length=120)
+    service: SERVICES
+    date: date
+    start: time = Field(description="local time at the school, e.g. 09:00 (or with an offset)")
+    end: time
+    slot_minutes: int = Field(ge=1, le=480)
+    capacity_per_slot: int = Field(ge=1, le=500)
+
+    @field_validator("site")
+    @classmethod
+    def _school(cls, value: str) -> str:
+        if not ORG_PATTERN.match(value) or not value.startswith("school:"):
+            raise ValueError("site must be a school organisation id, e.g. school:6612001")
+        return value
+
+    @field_validator("room")
+    @classmethod
+    def _room(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a room is needed")
+        return value.strip()
+
+
+class AppointmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slot_id: str = Field(min_length=1, max_length=64)
+    child: Child
+    referral_id: str | None = Field(default=None, max_length=64)
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+SESSION_EXAMPLE = {"site": "school:6612001", "room": "Medical room", "service": "school_nursing",
+                   "date": "2026-12-01", "start": "09:00", "end": "12:00", "slot_minutes": 20,
+                   "capacity_per_slot": 1}
+APPOINTMENT_EXAMPLE = {"slot_id": "5b0c3f7e-0c39-4d2e-9a7e-2f4f0c1b2a11",
+                       "child": {"upn": "A661000000012", "given_name": "Cerys", "family_name": "Jones",
+                                 "date_of_birth": "2015-03-14"},
+                       "referral_id": None}
+
+
+class BookingRoutes:
+    """Sessions and appointments of co-located services on a school site."""
+
+    bookings_rpc = BookingsRpc()
+    booking_child_refs = ChildRefs()
+
+    @api("POST", "/api/v1/sessions", roles=PROVIDER_ROLES, body=SessionIn, status=201, idempotent=True,
+         example=SESSION_EXAMPLE, summary="Schedule a session in a school room, cut into slots",
+         responses={409: "the room is taken at an overlapping time"})
+    def schedule_session(self, caller, body, idempotency_key=None):
+        return 201, self.bookings_rpc.schedule_session(caller_dict(caller), body.model_dump(mode="json"),
+                                                   idempotency_key=idempotency_key)
+
+    @api("GET", "/api/v1/sessions/{id}", summary="A session with its slots (provider or host school)",
+         responses={404: "no such session, or not the caller's to see"})
+    def get_session(self, caller, body, id):
+        return self.bookings_rpc.get_session(caller_dict(caller), id)
+
+    @api("POST", "/api/v1/appointments", roles=PROVIDER_ROLES, body=AppointmentIn, status=201, idempotent=True,
+         example=APPOINTMENT_EXAMPLE, summary="Book a child into a slot",
+         responses={404: "no such slot", 409: "the slot is full or the child is booked elsewhere at that time"})
+    def book_appointment(self, caller, body, idempotency_key=None):
+        result = self.bookings_rpc.book_appointment(
+            caller_dict(caller), body.slot_id, self.booking_child_refs(body.child.upn), referral_id=body.referral_id,
+            idempotency_key=idempotency_key)
+        return 201, result
+
+    @api("POST", "/api/v1/appointments/{id}/cancel", roles=PROVIDER_ROLES, body=CancelIn,
+         example={"reason": "family asked to rearrange"}, summary="Cancel an appointment: its place is freed",
+         responses={404: "no such appointment", 409: "not booked"})
+    def cancel_appointment(self, caller, body, id):
+        return self.bookings_rpc.cancel_appointment(caller_dict(caller), id, reason=body.reason)
+
+    @api("POST", "/api/v1/appointments/{id}/attended", roles=PROVIDER_ROLES, example={},
+         summary="Record that the child attended", responses={404: "no such appointment", 409: "not booked"})
+    def record_attended(self, caller, body, id):
+        return self.bookings_rpc.record_attended(caller_dict(caller), id)
+
+    @api("POST", "/api/v1/appointments/{id}/was-not-brought", roles=PROVIDER_ROLES, example={},
+         summary="Record that the child was not brought (raised to the host school's DSL)",
+         responses={404: "no such appointment", 409: "not booked"})
+    def record_was_not_brought(self, caller, body, id):
+        return self.bookings_rpc.record_was_not_brought(caller_dict(caller), id)

@@ -1,0 +1,109 @@
+"""The "Sharing" routes of API.md: agreements, consents, the disclosure ledger and sharing decisions."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from nameko.rpc import RpcProxy
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from pont_shared.events import Basis, Category, Purpose
+
+from ..api import api, caller_dict
+from ..schemas import Child, Name, OrgId, Text
+
+CONSENT_ROLES = ("school_staff", "dsl", "school_nurse")
+STAFF_ROLES = ("school_staff", "dsl", "transition_lead", "school_nurse", "health_practitioner",
+               "social_worker", "youth_worker")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GivenBy(_Body):
+    name: Name
+    relationship: Literal["parent", "carer", "self"]
+
+
+class NewAgreement(_Body):
+    parties: list[OrgId] = Field(min_length=2)
+    purposes: list[Purpose] = Field(min_length=1)
+    categories: list[Category] = Field(min_length=1)
+    valid_from: date
+    valid_to: date
+
+
+class NewConsent(_Body):
+    child: Child
+    given_by: GivenBy
+    competence_assessed: bool = False
+    recipients: list[OrgId] = Field(min_length=1)
+    purposes: list[Purpose] = Field(min_length=1)
+    categories: list[Category] = Field(min_length=1)
+    expires_on: date | None = None
+    evidence: Literal["written", "verbal", "portal"]
+
+
+class Withdrawal(_Body):
+    reason: Text
+
+
+class SharingQuestion(_Body):
+    child_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    to_org: OrgId
+    purpose: Purpose
+    categories: list[Category] = Field(min_length=1)
+    basis: Basis | None = None
+    justification: Text | None = None
+
+
+class SharingRoutes:
+    """Mixed into GatewayService: each route hands a validated request to the consent service."""
+
+    consent_rpc = RpcProxy("consent")
+
+    @api("POST", "/api/v1/agreements", roles=("admin",), body=NewAgreement, status=201,
+         summary="Record an information-sharing agreement between organisations",
+         example={"parties": ["school:6612001", "health:cardiff-vale"], "purposes": ["referral"],
+                  "categories": ["contact", "health_wellbeing"], "valid_from": "2026-01-01",
+                  "valid_to": "2027-08-31"})
+    def create_agreement(self, caller, body):
+        return 201, self.consent_rpc.create_agreement(body.model_dump(mode="json"), caller_dict(caller))
+
+    @api("POST", "/api/v1/consents", roles=CONSENT_ROLES, body=NewConsent, status=201, idempotent=True,
+         summary="Record consent given by a parent, carer or the young person",
+         example={"child": {"upn": "A661000000001", "given_name": "Ffion", "family_name": "Jones",
+                            "date_of_birth": "2015-04-12"},
+                  "given_by": {"name": "Rhian Jones", "relationship": "parent"},
+                  "recipients": ["health:cardiff-vale"], "purposes": ["referral"],
+                  "categories": ["contact", "health_wellbeing"], "expires_on": "2027-07-31", "evidence": "written"})
+    def record_consent(self, caller, body, idempotency_key=None):
+        return 201, self.consent_rpc.record_consent(body.model_dump(mode="json"), caller_dict(caller),
+                                                    idempotency_key)
+
+    @api("POST", "/api/v1/consents/{id}/withdraw", roles=CONSENT_ROLES, body=Withdrawal,
+         summary="Withdraw a consent: later decisions deny and recipients are told to restrict",
+         example={"reason": "parent withdrew consent by phone"}, responses={404: "unknown consent"})
+    def withdraw_consent(self, caller, body, id):
+        return self.consent_rpc.withdraw_consent(id, body.reason, caller_dict(caller))
+
+    @api("GET", "/api/v1/children/{child_ref}/consents", roles=CONSENT_ROLES,
+         summary="The consents the caller's organisation holds or is named in for a child",
+         responses={404: "no consent record of this child for the caller's organisation"})
+    def list_consents(self, caller, body, child_ref):
+        return self.consent_rpc.list_consents(child_ref, caller_dict(caller))
+
+    @api("GET", "/api/v1/children/{child_ref}/disclosures", roles=("dsl", "admin"),
+         summary="What was shared about a child, with whom and why (the disclosure ledger)",
+         responses={404: "no record of this child for the caller's organisation"})
+    def list_disclosures(self, caller, body, child_ref):
+        return self.consent_rpc.disclosures(child_ref, caller_dict(caller))
+
+    @api("POST", "/api/v1/sharing-decisions", roles=STAFF_ROLES, body=SharingQuestion,
+         summary="Ask whether categories may be shared (records nothing, shares nothing)",
+         example={"child_ref": "c_0123456789abcdef0123456789abcdef", "to_org": "health:cardiff-vale",
+                  "purpose": "referral", "categories": ["contact", "health_wellbeing"]})
+    def sharing_decision(self, caller, body):
+        request = {**body.model_dump(mode="json"), "from_org": caller.org, "caller": caller_dict(caller)}
+        return self.consent_rpc.decide(request)

@@ -1,0 +1,208 @@
+"""Transitions: a primary's Year 6 records to the secondary, receipts, and the CTF (API.md)."""
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Literal
+
+from nameko.rpc import RpcProxy
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from werkzeug.wrappers import Response
+
+from pont_shared.errors import Forbidden
+
+from ..api import api, caller_dict
+from ..rpc import AgencyLinks
+from ..schemas import Child, org_id
+
+SENDERS = ("transition_lead",)
+RECEIVERS = ("transition_lead", "dsl")
+SCHOOLS = ("transition_lead", "dsl")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Basic(_Strict):
+    gender: Literal["M", "F", "U"] | None = None
+
+
+class Attendance(_Strict):
+    year: int = Field(ge=2000, le=2100, description="the academic year's start, e.g. 2025 for 2025/26")
+    sessions_possible: int = Field(ge=0, le=1000)
+    sessions_authorised: int = Field(ge=0, le=1000)
+    sessions_unauthorised: int = Field(ge=0, le=1000)
+
+
+class Idp(_Strict):
+    maintained_by: Literal["school", "local_authority"]
+
+
+class Aln(_Strict):
+    """Welsh ALN (ALNET 2018): the decision, the individual development plan, areas of need, review."""
+
+    decision_outcome: Literal["has_aln", "no_aln", "pending"]
+    idp: Idp | None = None
+    areas_of_need: list[str] = Field(default_factory=list, max_length=20)
+    review_date: date | None = None
+
+    @field_validator("areas_of_need")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not (2 <= len(code) <= 5 and code.isalpha() and code.isupper()):
+                raise ValueError("areas of need are codes of 2-5 capital letters, e.g. SLCN, ASD, MLD")
+        return value
+
+
+class Wellbeing(_Strict):
+    notes: str = Field(max_length=4000)
+
+
+class Involvement(_Strict):
+    agency: str
+    service: str = Field(max_length=80)
+    since: date | None = None
+
+    @field_validator("agency")
+    @classmethod
+    def _agency(cls, value: str) -> str:
+        return org_id(value)
+
+
+class ChildProtection(_Strict):
+    status: Literal["open", "closed", "historic"]
+    summary: str = Field(max_length=4000)
+    on_register: bool = False
+
+
+class Sections(_Strict):
+    attendance: Attendance | None = None
+    aln: Aln | None = None
+    wellbeing: Wellbeing | None = None
+    agency_involvement: list[Involvement] | None = None
+    child_protection: ChildProtection | None = None
+
+
+class Pupil(_Strict):
+    child: Child
+    basic: Basic | None = None
+    sections: Sections = Field(default_factory=Sections)
+
+
+class NewTransitions(_Strict):
+    to_school: str
+    pupils: list[Pupil] = Field(min_length=1, max_length=5000)
+    send: bool = False
+
+    @field_validator("to_school")
+    @classmethod
+    def _school(cls, value: str) -> str:
+        org_id(value)
+        if not value.startswith("school:"):
+            raise ValueError("transition records go to a school")
+        return value
+
+
+class CohortCtf(_Strict):
+    from_school: str
+    to_school: str
+
+
+class ImportedQuery(_Strict):
+    child_ref: str | None = Field(default=None, max_length=64)
+
+
+class InboxQuery(_Strict):
+    status: Literal["sent", "overdue", "acknowledged"] | None = None
+
+
+class CtfImport(_Strict):
+    xml: str = Field(max_length=20_000_000)
+
+
+EXAMPLE = {
+    "to_school": "school:6614002",
+    "send": True,
+    "pupils": [{
+        "child": {"upn": "T661000000042", "given_name": "Megan", "family_name": "Pritchard",
+                  "date_of_birth": "2014-05-03"},
+        "basic": {"gender": "F"},
+        "sections": {
+            "attendance": {"year": 2025, "sessions_possible": 380, "sessions_authorised": 12,
+                           "sessions_unauthorised": 3},
+            "aln": {"decision_outcome": "has_aln", "idp": {"maintained_by": "school"},
+                    "areas_of_need": ["SLCN"], "review_date": "2026-03-01"},
+            "wellbeing": {"notes": "Settles best with a named adult at the start of the day."},
+        },
+    }],
+}
+
+
+def _ctf_response(result: dict) -> Response:
+    return Response(result["xml"], status=200, content_type="application/xml",
+                    headers={"Content-Disposition": f'attachment; filename="{result["file_name"]}"'})
+
+
+def _school_only(caller) -> None:
+    if caller.org_kind != "school":
+        raise Forbidden("transfer files are imported into a school's own store")
+
+
+class TransitionRoutes:
+    """Routes of API.md's "Transitions" table."""
+
+    transitions = RpcProxy("transitions")
+    transition_agencies = AgencyLinks()
+
+    @api("POST", "/api/v1/transitions", roles=SENDERS, body=NewTransitions, status=201, idempotent=True,
+         example=EXAMPLE, summary="Prepare (and with send: true, send) transition records for a cohort")
+    def create_transitions(self, caller, body, idempotency_key=None):
+        records = self.transitions.prepare(body.model_dump(mode="json", exclude_none=True), caller_dict(caller),
+                                           idempotency_key)
+        return 201, {"ids": [r["id"] for r in records], "records": records}
+
+    @api("POST", "/api/v1/transitions/{id}/send", roles=SENDERS, summary="Send a prepared record",
+         example={}, responses={404: "not your school's record", 409: "already sent"})
+    def send_transition(self, caller, body, id):
+        return self.transitions.send(id, caller_dict(caller))
+
+    @api("GET", "/api/v1/transitions/inbox", roles=RECEIVERS, query=InboxQuery,
+         summary="Records sent to the caller's school, with included and withheld sections")
+    def transitions_inbox(self, caller, body, query):
+        return self.transitions.inbox(caller_dict(caller), query.status)
+
+    @api("POST", "/api/v1/transitions/{id}/acknowledge", roles=RECEIVERS, example={},
+         summary="The receiving school confirms receipt", responses={404: "not sent to your school"})
+    def acknowledge_transition(self, caller, body, id):
+        return self.transitions.acknowledge(id, caller_dict(caller))
+
+    @api("GET", "/api/v1/transitions/{id}/ctf", roles=SCHOOLS, content_type="application/xml",
+         summary="One record as a Common Transfer File", responses={404: "not your school's record"})
+    def transition_ctf(self, caller, body, id):
+        return _ctf_response(self.transitions.ctf(id, caller_dict(caller)))
+
+    @api("GET", "/api/v1/transitions/ctf", roles=SCHOOLS, query=CohortCtf, content_type="application/xml",
+         summary="A cohort (every record between two schools) as one Common Transfer File")
+    def cohort_ctf(self, caller, body, query):
+        return _ctf_response(self.transitions.cohort_ctf(query.from_school, query.to_school, caller_dict(caller)))
+
+    @api("POST", "/api/v1/transitions/ctf-import", roles=SCHOOLS, body=CtfImport,
+         example={"xml": "<?xml version='1.0' encoding='UTF-8'?><CTfile>...</CTfile>"},
+         summary="Validate a Common Transfer File and import its pupils into the caller's school's own store",
+         responses={422: "not a valid CTF, or addressed to another school (`xml`)"})
+    def import_ctf(self, caller, body):
+        _school_only(caller)
+        parsed = self.transitions.import_ctf(body.xml, caller_dict(caller))
+        transfer = {"source_file": "sha256:" + hashlib.sha256(body.xml.encode("utf-8")).hexdigest(),
+                    "from_school": parsed["from_school"], "to_school": parsed["to_school"],
+                    "pupils": [{k: v for k, v in p.items() if k != "child_ref"} for p in parsed["pupils"]]}
+        counts = self.transition_agencies(caller.org).import_transfer(transfer, caller_dict(caller))
+        return {**parsed, **counts}
+
+    @api("GET", "/api/v1/transitions/imported", roles=SCHOOLS, query=ImportedQuery,
+         summary="The transfer records the caller's school imported from Common Transfer Files")
+    def imported_transfers(self, caller, body, query):
+        _school_only(caller)
+        return self.transition_agencies(caller.org).imported_transfers(caller_dict(caller), query.child_ref)

@@ -1,0 +1,332 @@
+"""One function per command and per event. Each takes a UnitOfWork and the ports it needs."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.events import (
+    AgencyDecided,
+    ConsentGranted,
+    DisclosureDelivered,
+    ReferralAccepted,
+    ReferralClosed,
+    ReferralDeclined,
+    ReferralHeld,
+    ReferralOverdue,
+    ReferralRaised,
+    ReferralSent,
+    ReferralWithdrawn,
+)
+from pont_shared.identity import child_ref as derive_child_ref
+from pont_shared.identity import upn_problem
+from pont_shared.uow import UnitOfWork
+
+from . import domain, metrics
+from .domain import Referral, ReferralRuleBroken
+from .repository import ReferralRepository, _aware
+
+log = structlog.get_logger(__name__)
+
+PURPOSE = "referral"
+SUBJECT_KIND = "referral"
+
+
+class ConsentPort(Protocol):
+    """The consent service, as referrals uses it."""
+
+    def share(self, request: dict) -> dict: ...
+
+
+Clock = Callable[[], datetime]
+
+
+class NotYetApplicable(Exception):
+    """An agency step arrived before the step it follows; retried later by the consumer."""
+
+
+@dataclass(frozen=True)
+class RaiseReferral:
+    child: dict
+    to_org: str
+    service: str
+    reason: str
+    details: str
+    urgency: str
+    share: list[str]
+    caller: dict
+    information: dict = field(default_factory=dict)
+    basis: str = "consent"
+    justification: str | None = None
+    idempotency_key: str | None = None
+
+
+def link(referral_id: str) -> str:
+    return f"/api/v1/referrals/{referral_id}"
+
+
+def summary(referral: Referral) -> dict:
+    return {"id": referral.id, "child_ref": referral.child_ref, "status": referral.status,
+            "to_org": referral.to_org, "service": referral.service, "deadline": referral.deadline,
+            "shared_categories": referral.shared_categories}
+
+
+def view(referral: Referral, org: str) -> dict:
+    """The referral as `org` may see it: the referring school also sees its own reason and details."""
+    body = {
+        "id": referral.id, "child_ref": referral.child_ref, "from_org": referral.from_org,
+        "to_org": referral.to_org, "service": referral.service, "urgency": referral.urgency,
+        "status": referral.status, "deadline": referral.deadline, "overdue": referral.overdue_at is not None,
+        "shared_categories": referral.shared_categories,
+        "history": [step.as_dict() for step in referral.history],
+    }
+    if org == referral.from_org:
+        body.update(reason=referral.reason, details=referral.details, basis=referral.basis,
+                    requested_categories=referral.share)
+    return body
+
+
+def _validate(cmd: RaiseReferral) -> None:
+    errors = []
+    problem = upn_problem((cmd.child or {}).get("upn"))
+    if problem:
+        errors.append({"field": "child.upn", "message": problem})
+    if cmd.service not in domain.SERVICES:
+        errors.append({"field": "service", "message": f"one of {', '.join(domain.SERVICES)}"})
+    if cmd.urgency not in domain.URGENCIES:
+        errors.append({"field": "urgency", "message": f"one of {', '.join(domain.URGENCIES)}"})
+    if not cmd.share:
+        errors.append({"field": "share", "message": "name at least one category to share"})
+    for category in cmd.information or {}:
+        if category not in cmd.share:
+            errors.append({"field": f"information.{category}", "message": "only categories listed in share"})
+    if cmd.to_org == cmd.caller["org"]:
+        errors.append({"field": "to_org", "message": "a referral goes to another organisation"})
+    if errors:
+        raise Invalid("the referral is not valid", errors)
+    try:
+        domain.check_basis(cmd.basis, cmd.justification, set(cmd.caller.get("roles", ())))
+    except PermissionError as exc:
+        raise Forbidden(str(exc)) from exc
+    except ReferralRuleBroken as exc:
+        raise Invalid(exc.message, [{"field": exc.field, "message": exc.message}]) from exc
+
+
+def raise_referral(uow: UnitOfWork, cmd: RaiseReferral, *, consent: ConsentPort, clock: Clock,
+                   child_ref_secret: str) -> dict:
+    """Record a referral, ask consent to share it, and send it or hold it."""
+    _validate(cmd)
+    caller = cmd.caller
+    request = {k: v for k, v in cmd.__dict__.items() if k not in ("caller", "idempotency_key")}
+    scope = f"raise_referral:{caller['org']}"
+    with uow:
+        replayed = uow.replay(scope, cmd.idempotency_key, request)
+        if replayed is not None:
+            return replayed
+        repo = ReferralRepository(uow.session)
+        ref = derive_child_ref(cmd.child["upn"], child_ref_secret)
+        _refuse_duplicate(repo, caller["org"], ref, cmd.service)
+        now = clock()
+        referral = Referral(
+            id=str(uuid.uuid4()), child_ref=ref, from_org=caller["org"], to_org=cmd.to_org, service=cmd.service,
+            urgency=cmd.urgency, reason=cmd.reason, details=cmd.details, child=dict(cmd.child),
+            share=list(cmd.share), information=dict(cmd.information or {}), basis=cmd.basis,
+            justification=cmd.justification, raised_by=caller["sub"], raised_at=now,
+            raised_by_roles=sorted(caller.get("roles", ())),
+        )
+        try:
+            repo.add(referral)  # the open-referral index is checked here, before anything is shared
+        except IntegrityError:
+            uow.rollback()
+            _refuse_duplicate(repo, caller["org"], ref, cmd.service)
+            raise
+        uow.emit(ReferralRaised(referral_id=referral.id, child_ref=ref, from_org=referral.from_org,
+                                to_org=referral.to_org, service=referral.service, urgency=referral.urgency),
+                 subject=ref)
+        _share_or_hold(uow, referral, consent, caller, now)
+        repo.save(referral)
+        response = summary(referral)
+        uow.remember(scope, cmd.idempotency_key, request, response)
+        uow.commit()
+    metrics.RAISED.labels(referral.status).inc()
+    return response
+
+
+def _refuse_duplicate(repo: ReferralRepository, org: str, ref: str, service: str) -> None:
+    existing = repo.find_open(org, ref, service)
+    if existing is not None:
+        raise Conflict("this child already has an open referral to this service",
+                       {"existing": link(existing.id), "existing_id": existing.id})
+
+
+def _share_request(referral: Referral, caller: dict) -> dict:
+    request = {
+        "child_ref": referral.child_ref, "from_org": referral.from_org, "to_org": referral.to_org,
+        "purpose": PURPOSE, "categories": list(referral.share), "caller": caller,
+        "subject_kind": SUBJECT_KIND, "subject_id": referral.id,
+    }
+    if referral.basis != "consent":
+        request.update(basis=referral.basis, justification=referral.justification)
+    return request
+
+
+def _share_or_hold(uow: UnitOfWork, referral: Referral, consent: ConsentPort, caller: dict, now: datetime) -> bool:
+    """Ask consent to share (it records the disclosure); send what is allowed, or hold. True if sent."""
+    outcome = consent.share(_share_request(referral, caller))
+    decisions = outcome.get("decisions") or []
+    allowed = [d for d in decisions if d.get("allowed") and d.get("category") in referral.share]
+    disclosure_id = outcome.get("disclosure_id")
+    if not allowed or not disclosure_id:
+        if not referral.history:
+            referral.hold(now, caller["sub"])
+            missing = [d["category"] for d in decisions if not d.get("allowed")] or list(referral.share)
+            uow.emit(ReferralHeld(referral_id=referral.id, child_ref=referral.child_ref, to_org=referral.to_org,
+                                  missing_categories=missing), subject=referral.child_ref)
+        return False
+    categories = [d["category"] for d in allowed]
+    referral.send(now, caller["sub"], disclosure_id=disclosure_id, categories=categories)
+    basis = allowed[0].get("basis") or referral.basis
+    basis_ref = allowed[0].get("basis_ref") or disclosure_id
+    content = referral.disclosure_content(categories)
+    # the agency restricts by these when consent is withdrawn: which basis each category came under
+    content["basis_refs"] = {d["category"]: d.get("basis_ref") for d in allowed}
+    uow.emit(ReferralSent(referral_id=referral.id, child_ref=referral.child_ref, to_org=referral.to_org,
+                          basis=basis, deadline=referral.deadline), subject=referral.child_ref)
+    uow.emit(DisclosureDelivered(
+        disclosure_id=disclosure_id, child_ref=referral.child_ref, to_org=referral.to_org,
+        from_org=referral.from_org, purpose=PURPOSE, subject_kind=SUBJECT_KIND, subject_id=referral.id,
+        basis=basis, basis_ref=basis_ref, content=content,
+    ), subject=referral.child_ref)
+    return True
+
+
+def get_referral(uow: UnitOfWork, referral_id: str, caller: dict) -> dict:
+    with uow:
+        referral = ReferralRepository(uow.session).get(referral_id)
+    if referral is None or not referral.visible_to(caller["org"]):
+        raise NotFound("no such referral")
+    return view(referral, caller["org"])
+
+
+def list_referrals(uow: UnitOfWork, caller: dict, status: str | None = None, child_ref: str | None = None) -> list:
+    with uow:
+        found = ReferralRepository(uow.session).list_for(caller["org"], status, child_ref)
+    return [view(referral, caller["org"]) for referral in found]
+
+
+OPEN_INVOLVEMENT_BATCH = 1000
+
+
+def open_involvement(uow: UnitOfWork, child_refs: list[str], caller: dict) -> dict[str, list[dict]]:
+    """The caller's school's open referrals for these children: {child_ref: [{service, to_org, status, since}]}.
+
+    Codes and organisation ids only — never the reason or details of a referral.
+    """
+    if not str(caller.get("org", "")).startswith("school:"):
+        raise Forbidden("open agency involvement is read by the referring school")
+    refs = list(dict.fromkeys(str(ref) for ref in child_refs or ()))
+    found: dict[str, list[dict]] = {}
+    with uow:
+        repo = ReferralRepository(uow.session)
+        for start in range(0, len(refs), OPEN_INVOLVEMENT_BATCH):
+            for row in repo.open_of(caller["org"], refs[start:start + OPEN_INVOLVEMENT_BATCH]):
+                found.setdefault(row["child_ref"], []).append({
+                    "service": row["service"], "to_org": row["to_org"], "status": row["status"],
+                    "since": _aware(row["raised_at"]).date().isoformat()})
+    return found
+
+
+def withdraw_referral(uow: UnitOfWork, referral_id: str, caller: dict, *, clock: Clock) -> dict:
+    """The referring school withdraws its referral."""
+    with uow:
+        repo = ReferralRepository(uow.session)
+        referral = repo.get(referral_id, for_update=True)
+        if referral is None or referral.from_org != caller["org"]:
+            raise NotFound("no such referral")
+        try:
+            referral.withdraw(clock(), caller["sub"])
+        except ReferralRuleBroken as exc:
+            raise Conflict(exc.message) from exc
+        repo.save(referral)
+        uow.emit(ReferralWithdrawn(referral_id=referral.id, child_ref=referral.child_ref, by_org=caller["org"]),
+                 subject=referral.child_ref)
+        uow.commit()
+    return {"id": referral.id, "status": referral.status}
+
+
+def on_consent_granted(uow: UnitOfWork, event: ConsentGranted, *, consent: ConsentPort, clock: Clock) -> int:
+    """Release the child's held referrals to recipients this consent covers; returns how many were sent."""
+    released = 0
+    with uow:
+        if PURPOSE in [getattr(p, "value", p) for p in event.purposes]:
+            repo = ReferralRepository(uow.session)
+            for to_org in event.recipients:
+                for referral in repo.held_for(event.child_ref, to_org):
+                    caller = {"sub": referral.raised_by, "org": referral.from_org,
+                              "roles": referral.raised_by_roles}
+                    if _share_or_hold(uow, referral, consent, caller, clock()):
+                        repo.save(referral)
+                        released += 1
+        uow.commit()
+    return released
+
+
+_STEP_EVENTS = {
+    domain.ACCEPTED: ReferralAccepted,
+    domain.DECLINED: ReferralDeclined,
+    domain.CLOSED: ReferralClosed,
+}
+
+
+def on_agency_decided(uow: UnitOfWork, event: AgencyDecided, at: datetime) -> None:
+    """The recipient's decision moves the referral and goes into its chronology."""
+    with uow:
+        if event.subject_kind == SUBJECT_KIND and event.decision in _STEP_EVENTS:
+            repo = ReferralRepository(uow.session)
+            referral = repo.get(event.subject_id, for_update=True)
+            if referral is not None and referral.to_org == event.org:
+                _apply_agency_step(uow, repo, referral, event, at)
+        uow.commit()
+
+
+def _apply_agency_step(uow, repo, referral: Referral, event: AgencyDecided, at: datetime) -> None:
+    if referral.status in (domain.WITHDRAWN, domain.CLOSED):
+        log.info("referral.agency_step_ignored", referral_id=referral.id, status=referral.status)
+        return
+    if any(step.status == event.decision and step.by == event.by for step in referral.history[-1:]):
+        return  # the same decision twice (e.g. re-sent by the agency): one line in the chronology
+    try:
+        referral.record_agency_step(event.decision, at, event.by, event.reason_code)
+    except ReferralRuleBroken as exc:
+        # e.g. "closed" overtook "accepted" on the way: try again once the earlier step is in
+        raise NotYetApplicable(exc.message) from exc
+    repo.save(referral)
+    uow.emit(_STEP_EVENTS[event.decision](referral_id=referral.id, child_ref=referral.child_ref, by_org=event.org),
+             subject=referral.child_ref)
+
+
+def mark_overdue(uow: UnitOfWork, *, clock: Clock) -> int:
+    """Report every sent referral whose response deadline has passed, once; refresh the status gauge."""
+    now = clock()
+    with uow:
+        repo = ReferralRepository(uow.session)
+        due = [referral for referral in repo.due_by(now) if referral.is_overdue(now)]
+        for referral in due:
+            referral.mark_overdue(now)
+            repo.save(referral)
+            uow.emit(ReferralOverdue(referral_id=referral.id, child_ref=referral.child_ref, to_org=referral.to_org,
+                                     urgency=referral.urgency, deadline=referral.deadline),
+                     subject=referral.child_ref)
+        counts = repo.counts_by_status()
+        uow.commit()
+    for referral in due:
+        metrics.OVERDUE.labels(referral.urgency).inc()
+    for status in domain.STATUSES:
+        metrics.BY_STATUS.labels(status).set(counts.get(status, 0))
+    return len(due)

@@ -1,0 +1,107 @@
+"""Loads and saves `Referral` aggregates in referrals' own database."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from .domain import OPEN_STATUSES, Referral, Step
+from .orm import referral_steps, referrals
+
+_FIELDS = ("id", "child_ref", "from_org", "to_org", "service", "urgency", "reason", "details", "child", "share",
+           "information", "basis", "justification", "raised_by", "raised_at", "raised_by_roles", "status", "deadline",
+           "overdue_at", "disclosure_id", "shared_categories")
+
+
+class ReferralRepository:
+    """The referrals table and its chronology, through one Session."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._saved_steps: dict[str, int] = {}
+
+    def get(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
+        query = select(referrals).where(referrals.c.id == referral_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.session.execute(query).mappings().first()
+        return self._load(row) if row else None
+
+    def _load(self, row) -> Referral:
+        referral = Referral(**{name: _aware(row[name]) for name in _FIELDS})
+        steps = self.session.execute(
+            select(referral_steps).where(referral_steps.c.referral_id == referral.id).order_by(referral_steps.c.seq)
+        ).mappings().all()
+        referral.history = [Step(s["status"], _aware(s["at"]), s["by"], s["code"]) for s in steps]
+        self._saved_steps[referral.id] = len(referral.history)
+        return referral
+
+    def find_open(self, from_org: str, child_ref: str, service: str) -> Referral | None:
+        row = self.session.execute(select(referrals).where(
+            referrals.c.from_org == from_org, referrals.c.child_ref == child_ref, referrals.c.service == service,
+            referrals.c.status.in_(OPEN_STATUSES))).mappings().first()
+        return self._load(row) if row else None
+
+    def held_for(self, child_ref: str, to_org: str) -> list[Referral]:
+        rows = self.session.execute(select(referrals).where(
+            referrals.c.child_ref == child_ref, referrals.c.to_org == to_org,
+            referrals.c.status == "awaiting_consent").order_by(referrals.c.raised_at).with_for_update()
+        ).mappings().all()
+        return [self._load(row) for row in rows]
+
+    def due_by(self, now) -> list[Referral]:
+        rows = self.session.execute(select(referrals).where(
+            referrals.c.status == "sent", referrals.c.overdue_at.is_(None), referrals.c.deadline < now,
+        ).with_for_update(skip_locked=True)).mappings().all()
+        return [self._load(row) for row in rows]
+
+    def list_for(self, from_org: str, status: str | None = None, child_ref: str | None = None) -> list[Referral]:
+        query = select(referrals).where(referrals.c.from_org == from_org)
+        if status:
+            query = query.where(referrals.c.status == status)
+        if child_ref:
+            query = query.where(referrals.c.child_ref == child_ref)
+        rows = self.session.execute(query.order_by(referrals.c.raised_at)).mappings().all()
+        return [self._load(row) for row in rows]
+
+    def open_of(self, from_org: str, child_refs: list[str]) -> list[dict]:
+        """The open referrals `from_org` raised for these children: child_ref, service, to_org, status, raised_at."""
+        columns = (referrals.c.child_ref, referrals.c.service, referrals.c.to_org, referrals.c.status,
+                   referrals.c.raised_at)
+        rows = self.session.execute(select(*columns).where(
+            referrals.c.from_org == from_org, referrals.c.child_ref.in_(child_refs),
+            referrals.c.status.in_(OPEN_STATUSES)).order_by(referrals.c.raised_at, referrals.c.id)).mappings().all()
+        return [dict(row) for row in rows]
+
+    def counts_by_status(self) -> dict[str, int]:
+        rows = self.session.execute(select(referrals.c.status, func.count()).group_by(referrals.c.status)).all()
+        return {status: count for status, count in rows}
+
+    def add(self, referral: Referral) -> None:
+        self.session.execute(insert(referrals).values(**self._values(referral)))
+        self._saved_steps[referral.id] = 0
+        self._save_steps(referral)
+
+    def save(self, referral: Referral) -> None:
+        values = self._values(referral)
+        values.pop("id")
+        self.session.execute(update(referrals).where(referrals.c.id == referral.id).values(**values))
+        self._save_steps(referral)
+
+    def _values(self, referral: Referral) -> dict:
+        return {name: getattr(referral, name) for name in _FIELDS}
+
+    def _save_steps(self, referral: Referral) -> None:
+        saved = self._saved_steps.get(referral.id, 0)
+        for seq, step in enumerate(referral.history[saved:], start=saved):
+            self.session.execute(insert(referral_steps).values(
+                referral_id=referral.id, seq=seq, status=step.status, at=step.at, by=step.by, code=step.code))
+        self._saved_steps[referral.id] = len(referral.history)
+
+
+def _aware(value):
+    """SQLite (the embedded default store) drops the zone of stored times; they were written in UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,65 @@
+"""The referrals service: entrypoints only."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nameko.rpc import RpcProxy, rpc
+
+from pont_shared.consumer import handles
+from pont_shared.dependencies import Clock, UnitOfWorkProvider, every
+from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.events import AgencyDecided, ConsentGranted
+from pont_shared.migrations import migrator
+from pont_shared.ops import OpsEndpoints
+
+from . import handlers
+from .dependencies import ChildRefSecret
+from .orm import metadata, tables
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+EXPECTED = (NotFound, Conflict, Forbidden, Invalid)
+
+
+class ReferralsService(OpsEndpoints):
+    """Raises referrals, sends them when sharing is allowed, follows them to an outcome."""
+
+    name = "referrals"
+    uow = UnitOfWorkProvider(metadata, tables, prepare=migrator(MIGRATIONS))
+    consent = RpcProxy("consent")
+    clock = Clock()
+    child_ref_secret = ChildRefSecret()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def raise_referral(self, request: dict) -> dict:
+        command = handlers.RaiseReferral(**request)
+        return handlers.raise_referral(self.uow, command, consent=self.consent, clock=self.clock,
+                                       child_ref_secret=self.child_ref_secret)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get(self, referral_id: str, caller: dict) -> dict:
+        return handlers.get_referral(self.uow, referral_id, caller)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_referrals(self, caller: dict, status: str | None = None, child_ref: str | None = None) -> list:
+        return handlers.list_referrals(self.uow, caller, status, child_ref)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def open_involvement(self, child_refs: list, caller: dict) -> dict:
+        """{child_ref: [{service, to_org, status, since}]} for the caller's school's open referrals."""
+        return handlers.open_involvement(self.uow, child_refs, caller)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def withdraw(self, referral_id: str, caller: dict) -> dict:
+        return handlers.withdraw_referral(self.uow, referral_id, caller, clock=self.clock)
+
+    @handles(ConsentGranted)
+    def on_consent_granted(self, event):
+        handlers.on_consent_granted(self.uow, event.payload(ConsentGranted), consent=self.consent, clock=self.clock)
+
+    @handles(AgencyDecided)
+    def on_agency_decided(self, event):
+        handlers.on_agency_decided(self.uow, event.payload(AgencyDecided), at=event.time)
+
+    @every(interval=60, config_key="PONT_REFERRALS_OVERDUE_SECONDS")
+    def check_overdue(self):
+        handlers.mark_overdue(self.uow, clock=self.clock)

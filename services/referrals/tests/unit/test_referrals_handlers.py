@@ -1,0 +1,183 @@
+"""Referral handlers with a fake consent service, on an in-memory SQLite unit of work (no broker)."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from pont_shared.errors import Conflict, Forbidden, Invalid
+from pont_shared.events import AgencyDecided, ConsentGranted
+from pont_shared.identity import make_upn
+from pont_shared.uow import UnitOfWork
+from referrals import handlers
+from referrals.orm import metadata, tables
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+STAFF = {"sub": "t1", "org": "school:1", "roles": ["school_staff"]}
+SECRET = "unit-test-key"
+
+
+class FakeConsent:
+    """Allows the categories it was told about; records every share request."""
+
+    def __init__(self, allowed=()):
+        self.allowed = set(allowed)
+        self.requests = []
+
+    def share(self, request):
+        self.requests.append(request)
+        decisions = [{"category": c, "allowed": c in self.allowed, "basis": "consent" if c in self.allowed else None,
+                      "basis_ref": "consent-1" if c in self.allowed else None, "reason": ""}
+                     for c in request["categories"]]
+        any_allowed = any(d["allowed"] for d in decisions)
+        return {"decisions": decisions, "disclosure_id": f"d{len(self.requests)}" if any_allowed else None,
+                "flagged_for_review": False}
+
+
+@pytest.fixture
+def uow_factory():
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    metadata.create_all(engine)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    yield lambda: UnitOfWork(factory, tables, source="/pont/referrals")
+    engine.dispose()
+
+
+def events(uow_factory) -> list[dict]:
+    with uow_factory() as uow:
+        rows = uow.session.execute(select(tables.outbox.c.event_type, tables.outbox.c.routing_key,
+                                          tables.outbox.c.body).order_by(tables.outbox.c.id)).all()
+    return [{"type": t, "routing_key": k, "data": json.loads(b)["data"]} for t, k, b in rows]
+
+
+def command(serial=1, **overrides) -> handlers.RaiseReferral:
+    values = dict(child={"upn": make_upn(serial), "given_name": "Ffion", "family_name": "Jones",
+                         "date_of_birth": "2015-04-12"},
+                  to_org="health:1", service="school_nursing", reason="low mood", details="withdrawn",
+                  urgency="urgent", share=["contact", "health_wellbeing"], caller=STAFF,
+                  information={"health_wellbeing": "poor sleep"})
+    values.update(overrides)
+    return handlers.RaiseReferral(**values)
+
+
+def raise_(uow_factory, consent, **kwargs):
+    return handlers.raise_referral(uow_factory(), command(**kwargs), consent=consent, clock=lambda: NOW,
+                                   child_ref_secret=SECRET)
+
+
+class TestRaiseReferral:
+    def test_allowed_sharing_sends_only_the_allowed_categories_to_the_recipient(self, uow_factory):
+        result = raise_(uow_factory, FakeConsent({"contact"}))
+
+        assert result["status"] == "sent"
+        delivered = [e for e in events(uow_factory) if e["type"] == "pont.disclosure.delivered.v1"]
+        assert [e["routing_key"] for e in delivered] == ["health:1"]
+        assert set(delivered[0]["data"]["content"]["categories"]) == {"contact"}
+        assert "poor sleep" not in json.dumps(delivered[0])
+
+    def test_denied_sharing_holds_it(self, uow_factory):
+        result = raise_(uow_factory, FakeConsent())
+
+        assert result["status"] == "awaiting_consent"
+        types = [e["type"] for e in events(uow_factory)]
+        assert types == ["pont.referral.raised.v1", "pont.referral.held.v1"]
+
+    def test_a_second_open_referral_is_a_conflict_with_a_link(self, uow_factory):
+        first = raise_(uow_factory, FakeConsent())
+
+        with pytest.raises(Conflict) as conflict:
+            raise_(uow_factory, FakeConsent())
+
+        assert conflict.value.args[1]["existing"] == f"/api/v1/referrals/{first['id']}"
+
+    def test_safeguarding_basis_by_staff_is_forbidden(self, uow_factory):
+        with pytest.raises(Forbidden):
+            raise_(uow_factory, FakeConsent(), basis="safeguarding", justification="risk")
+
+    def test_an_invalid_upn_names_the_field(self, uow_factory):
+        with pytest.raises(Invalid) as invalid:
+            raise_(uow_factory, FakeConsent(), child={"upn": "X1"})
+
+        assert invalid.value.errors[0]["field"] == "child.upn"
+
+    def test_the_same_idempotency_key_returns_the_first_result_without_a_second_referral(self, uow_factory):
+        consent = FakeConsent({"contact"})
+        first = raise_(uow_factory, consent, idempotency_key="k1")
+
+        again = raise_(uow_factory, consent, idempotency_key="k1")
+
+        assert again == json.loads(json.dumps(first, default=str))
+        assert len(consent.requests) == 1
+
+
+class TestConsentGranted:
+    def test_releases_the_held_referral_it_covers(self, uow_factory):
+        held = raise_(uow_factory, FakeConsent())
+        consent = FakeConsent({"contact", "health_wellbeing"})
+
+        released = handlers.on_consent_granted(uow_factory(), ConsentGranted(
+            consent_id="consent-1", child_ref=held["child_ref"], recipients=["health:1"], purposes=["referral"],
+            categories=["contact", "health_wellbeing"]), consent=consent, clock=lambda: NOW)
+
+        assert released == 1
+        view = handlers.get_referral(uow_factory(), held["id"], STAFF)
+        assert [s["status"] for s in view["history"]] == ["awaiting_consent", "sent"]
+
+
+class TestAgencyDecided:
+    def test_moves_the_referral_and_ignores_another_org(self, uow_factory):
+        sent = raise_(uow_factory, FakeConsent({"contact"}))
+        decided = dict(subject_kind="referral", subject_id=sent["id"], child_ref=sent["child_ref"], by="n1")
+
+        handlers.on_agency_decided(uow_factory(), AgencyDecided(org="health:2", decision="accepted", **decided), NOW)
+        handlers.on_agency_decided(uow_factory(), AgencyDecided(org="health:1", decision="accepted", **decided), NOW)
+
+        view = handlers.get_referral(uow_factory(), sent["id"], STAFF)
+        assert [s["status"] for s in view["history"]] == ["sent", "accepted"]
+
+    def test_a_close_that_overtook_the_accept_is_retried(self, uow_factory):
+        sent = raise_(uow_factory, FakeConsent({"contact"}))
+
+        with pytest.raises(handlers.NotYetApplicable):
+            handlers.on_agency_decided(uow_factory(), AgencyDecided(
+                subject_kind="referral", subject_id=sent["id"], child_ref=sent["child_ref"], org="health:1",
+                by="n1", decision="closed"), NOW)
+
+
+class TestOverdue:
+    def test_marks_once_and_emits_referral_overdue(self, uow_factory):
+        sent = raise_(uow_factory, FakeConsent({"contact"}))
+        later = lambda: NOW + timedelta(days=5)  # noqa: E731
+
+        assert handlers.mark_overdue(uow_factory(), clock=later) == 1
+        assert handlers.mark_overdue(uow_factory(), clock=later) == 0
+        overdue = [e for e in events(uow_factory) if e["type"] == "pont.referral.overdue.v1"]
+        assert [e["data"]["referral_id"] for e in overdue] == [sent["id"]]
+
+
+class TestOpenInvolvement:
+    def test_the_schools_open_referrals_by_child_as_codes_only(self, uow_factory):
+        from pont_shared.identity import child_ref
+
+        held = raise_(uow_factory, FakeConsent(), serial=1)
+        sent = raise_(uow_factory, FakeConsent(["contact"]), serial=2, service="camhs")
+        gone = raise_(uow_factory, FakeConsent(), serial=3)
+        handlers.withdraw_referral(uow_factory(), gone["id"], STAFF, clock=lambda: NOW)
+        raise_(uow_factory, FakeConsent(), serial=4, caller={**STAFF, "org": "school:2"})
+        refs = [child_ref(make_upn(n), SECRET) for n in (1, 2, 3, 4, 5)]
+
+        found = handlers.open_involvement(uow_factory(), refs, {**STAFF, "roles": ["transition_lead"]})
+
+        assert found == {
+            held["child_ref"]: [{"service": "school_nursing", "to_org": "health:1", "status": "awaiting_consent",
+                                 "since": "2026-11-23"}],
+            sent["child_ref"]: [{"service": "camhs", "to_org": "health:1", "status": "sent", "since": "2026-11-23"}],
+        }
+
+    def test_only_a_school_asks(self, uow_factory):
+        with pytest.raises(Forbidden):
+            handlers.open_involvement(uow_factory(), ["c_1"], {"sub": "h", "org": "health:1", "roles": ["dsl"]})

@@ -1,0 +1,416 @@
+"""One function per command. Each takes a UnitOfWork (and the consent client where it asks).
+
+Cohorts are handled as sets: one batch of sharing questions, one bulk insert or update,
+the events written to the outbox in the same transaction.
+"""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, insert, select, update
+
+from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.events import (
+    DisclosureDelivered,
+    TransitionAcknowledged,
+    TransitionOverdue,
+    TransitionPrepared,
+    TransitionSent,
+)
+
+from . import ctf, domain, metrics
+from .domain import CHILD_PROTECTION, Transition, Withheld
+from .orm import ctf_sequences, transitions
+
+SENDER_ROLE = "transition_lead"
+RECEIVER_ROLES = frozenset({"transition_lead", "dsl"})
+
+
+@dataclass(frozen=True)
+class PupilRecord:
+    child_ref: str
+    sections: dict   # identifiers always; the rest as supplied
+
+
+@dataclass(frozen=True)
+class PrepareCohort:
+    """Prepare (and optionally send) one record per pupil for the receiving school."""
+
+    to_school: str
+    pupils: list[PupilRecord]
+    send: bool
+    caller: dict
+
+
+# --- rows ---------------------------------------------------------------------------
+
+def _row(t: Transition) -> dict:
+    return {
+        "id": t.id, "child_ref": t.child_ref, "from_school": t.from_school, "to_school": t.to_school,
+        "prepared_by": t.prepared_by, "prepared_at": t.prepared_at, "status": t.status,
+        "sections": t.sections, "included": list(t.included), "withheld": [w.as_dict() for w in t.withheld],
+        "disclosure_ids": list(t.disclosure_ids), "sent_at": t.sent_at, "due_at": t.due_at,
+        "acknowledged_at": t.acknowledged_at, "acknowledged_by": t.acknowledged_by, "overdue_at": t.overdue_at,
+    }
+
+
+def _transition(row) -> Transition:
+    m = row._mapping
+    return Transition(
+        id=m["id"], child_ref=m["child_ref"], from_school=m["from_school"], to_school=m["to_school"],
+        prepared_by=m["prepared_by"], prepared_at=m["prepared_at"], sections=m["sections"], status=m["status"],
+        included=tuple(m["included"]), withheld=tuple(Withheld(**w) for w in m["withheld"]),
+        disclosure_ids=tuple(m["disclosure_ids"]), sent_at=m["sent_at"], due_at=m["due_at"],
+        acknowledged_at=m["acknowledged_at"], acknowledged_by=m["acknowledged_by"], overdue_at=m["overdue_at"],
+    )
+
+
+def _load(uow, ids: list[str]) -> dict[str, Transition]:
+    rows = uow.session.execute(select(transitions).where(transitions.c.id.in_(ids))).all()
+    return {row.id: _transition(row) for row in rows}
+
+
+def _load_one(uow, transition_id: str) -> Transition:
+    found = _load(uow, [transition_id]).get(transition_id)
+    if found is None:
+        raise NotFound(f"no transition {transition_id}")
+    return found
+
+
+_UPDATABLE = ("status", "included", "withheld", "disclosure_ids", "sent_at", "due_at",
+              "acknowledged_at", "acknowledged_by", "overdue_at")
+
+
+def _save(uow, records: list[Transition]) -> None:
+    """Bulk update of the mutable columns (one executemany)."""
+    if not records:
+        return
+    statement = update(transitions).where(transitions.c.id == bindparam("_id")).values(
+        {name: bindparam(name) for name in _UPDATABLE})
+    rows = []
+    for record in records:
+        row = _row(record)
+        rows.append({"_id": record.id, **{name: row[name] for name in _UPDATABLE}})
+    uow.session.connection().execute(statement, rows)
+
+
+def _event(payload_cls, t: Transition):
+    return payload_cls(transition_id=t.id, child_ref=t.child_ref, from_school=t.from_school, to_school=t.to_school)
+
+
+# --- asking consent -------------------------------------------------------------------
+
+def _requests(records: list[Transition], caller: dict, *, share: bool):
+    """The sharing questions for each record: (record index, 'main' | 'cp', request)."""
+    roles = frozenset(caller.get("roles", ()))
+    questions, asked = [], []
+    for index, record in enumerate(records):
+        question = domain.question_for(record.sections, roles)
+        questions.append(question)
+        base = {"child_ref": record.child_ref, "from_org": record.from_school, "to_org": record.to_school,
+                "purpose": domain.PURPOSE, "caller": caller}
+        if share:
+            base.update(subject_kind="transition", subject_id=record.id)
+        if question.categories:
+            asked.append((index, "main", {**base, "categories": list(question.categories)}))
+        if question.ask_child_protection:
+            asked.append((index, "cp", {**base, "categories": [domain.SECTION_CATEGORY[CHILD_PROTECTION]],
+                                        "basis": domain.CP_BASIS, "justification": domain.CP_JUSTIFICATION}))
+    return questions, asked
+
+
+def _ask(sharing, records: list[Transition], caller: dict, *, share: bool):
+    """Per record: (its section outcome, {'main'|'cp': the consent result})."""
+    questions, asked = _requests(records, caller, share=share)
+    ask = sharing.share_many if share else sharing.decide_many
+    results = ask([request for _, _, request in asked]) if asked else []
+    if len(results) != len(asked):
+        raise RuntimeError("the consent service answered a different number of questions than asked")
+    by_record: list[dict] = [{} for _ in records]
+    for (index, kind, _), result in zip(asked, results, strict=True):
+        by_record[index][kind] = result
+    outcomes = []
+    for record, question, answers in zip(records, questions, by_record, strict=True):
+        main, cp = answers.get("main"), answers.get("cp")
+        outcome = domain.outcome_of(record.sections, question, main and main["decisions"], cp and cp["decisions"])
+        outcomes.append((outcome, answers))
+    return outcomes
+
+
+def _deliver(uow, record: Transition, outcome: domain.SectionOutcome, answers: dict) -> tuple[str, ...]:
+    """Emit the disclosures (consent sections; child protection apart, DSL only); their ledger ids."""
+    main_content, cp_content = domain.delivery_content(record, outcome)
+    sent = []
+    for kind, content, decisions in (("main", main_content, outcome.main_decisions),
+                                     ("cp", cp_content, (outcome.cp_decision,) if outcome.cp_decision else ())):
+        if content is None:
+            continue
+        disclosure_id = answers[kind].get("disclosure_id") or str(uuid.uuid4())
+        refs = sorted({d.get("basis_ref") or "" for d in decisions} - {""})
+        uow.emit(DisclosureDelivered(
+            disclosure_id=disclosure_id, child_ref=record.child_ref, to_org=record.to_school,
+            from_org=record.from_school, purpose=domain.PURPOSE, subject_kind="transition", subject_id=record.id,
+            basis=decisions[0]["basis"], basis_ref=",".join(refs) or "-", content=content,
+        ), subject=record.child_ref)
+        sent.append(disclosure_id)
+    return tuple(sent)
+
+
+def _send(uow, records: list[Transition], outcomes, now: datetime, period: timedelta) -> list[Transition]:
+    done = []
+    for record, (outcome, answers) in zip(records, outcomes, strict=True):
+        disclosure_ids = _deliver(uow, record, outcome, answers)
+        sent = record.send(outcome, now, period, disclosure_ids)
+        uow.emit(_event(TransitionSent, sent), subject=sent.child_ref)
+        done.append(sent)
+    return done
+
+
+def _count(records: list[Transition], status: str) -> None:
+    metrics.TRANSITIONS.labels(status).inc(len(records))
+    for record in records:
+        for withheld in record.withheld:
+            metrics.WITHHELD.labels(withheld.section).inc()
+
+
+def _check_sender(caller: dict) -> None:
+    if SENDER_ROLE not in caller.get("roles", ()) or not caller.get("org", "").startswith("school:"):
+        raise Forbidden("only a school's transition lead prepares and sends transition records")
+
+
+# --- commands -----------------------------------------------------------------------
+
+def command_from(request: dict, caller: dict, child_ref_of) -> PrepareCohort:
+    """The gateway's validated request as a command; child_ref from the UPN, identifiers a section."""
+    try:
+        pupils = []
+        for pupil in request["pupils"]:
+            child = pupil["child"]
+            identifiers = {key: child[key] for key in ("upn", "given_name", "family_name", "date_of_birth")}
+            identifiers.update(pupil.get("basic") or {})
+            sections = {"identifiers": identifiers,
+                        **{k: v for k, v in (pupil.get("sections") or {}).items() if v is not None}}
+            unknown = set(sections) - set(domain.SECTIONS)
+            if unknown:
+                raise Invalid("unknown section",
+                              [{"field": "pupils.sections", "message": f"unknown: {sorted(unknown)}"}])
+            pupils.append(PupilRecord(child_ref_of(child["upn"]), sections))
+        return PrepareCohort(to_school=request["to_school"], pupils=pupils, send=bool(request.get("send")),
+                             caller=caller)
+    except (KeyError, TypeError) as exc:
+        raise Invalid("malformed transition request", [{"field": "body", "message": type(exc).__name__}]) from exc
+
+
+def with_open_involvement(command: PrepareCohort, open_involvement) -> PrepareCohort:
+    """Fill `agency_involvement` from the referrals service for pupils whose request did not supply it.
+
+    `open_involvement(child_refs, caller)` → {child_ref: [open referrals]} (empty when the
+    referrals service cannot answer). The section is then decided like any other.
+    """
+    missing = [p.child_ref for p in command.pupils if "agency_involvement" not in p.sections]
+    if not missing:
+        return command
+    found = open_involvement(missing, command.caller) or {}
+    pupils = []
+    for pupil in command.pupils:
+        involvement = found.get(pupil.child_ref) if "agency_involvement" not in pupil.sections else None
+        if involvement:
+            pupil = PupilRecord(pupil.child_ref, {**pupil.sections,
+                                                  "agency_involvement": domain.involvement_from_referrals(involvement)})
+        pupils.append(pupil)
+    return dataclasses.replace(command, pupils=pupils)
+
+
+def prepare_cohort(uow, sharing, command: PrepareCohort, now: datetime, period: timedelta,
+                   idempotency: tuple[str, dict] | None = None, open_involvement=None) -> list[dict]:
+    """Prepare one record per pupil; with `send`, share and send them in the same transaction.
+
+    With `open_involvement` (the referrals service's answer, see `with_open_involvement`),
+    pupils whose request carried no `agency_involvement` get their school's open referrals.
+    """
+    caller = command.caller
+    _check_sender(caller)
+    scope = f"POST /transitions:{caller['org']}"
+    if idempotency is not None:
+        with uow:
+            first = uow.replay(scope, idempotency[0], idempotency[1])
+        if first is not None:
+            return first
+    if command.to_school == caller["org"]:
+        raise Invalid("a school cannot send transition records to itself",
+                      [{"field": "to_school", "message": "must be another school"}])
+    if open_involvement is not None:
+        command = with_open_involvement(command, open_involvement)
+    records = [Transition(id=str(uuid.uuid4()), child_ref=p.child_ref, from_school=caller["org"],
+                          to_school=command.to_school, prepared_by=caller["sub"], prepared_at=now,
+                          sections=p.sections) for p in command.pupils]
+    outcomes = _ask(sharing, records, caller, share=command.send)
+    records = [record.decided(outcome) for record, (outcome, _) in zip(records, outcomes, strict=True)]
+    with uow:
+        for record in records:
+            uow.emit(_event(TransitionPrepared, record), subject=record.child_ref)
+        if command.send:
+            records = _send(uow, records, outcomes, now, period)
+        uow.session.connection().execute(insert(transitions), [_row(r) for r in records])
+        result = [_summary(r) for r in records]
+        if idempotency is not None:
+            uow.remember(scope, idempotency[0], idempotency[1], result)
+        uow.commit()
+    _count(records, domain.SENT if command.send else domain.PREPARED)
+    return result
+
+
+def send(uow, sharing, transition_id: str, caller: dict, now: datetime, period: timedelta) -> dict:
+    """Send one prepared record: sections re-decided and recorded in the ledger now."""
+    _check_sender(caller)
+    with uow:
+        record = _load_one(uow, transition_id)
+        _guard(record.check_sender, caller["org"])
+        if record.status != domain.PREPARED:
+            raise Conflict(f"this record is already {record.status}")
+    outcomes = _ask(sharing, [record], caller, share=True)
+    with uow:
+        current = _load_one(uow, transition_id)
+        if current.status != domain.PREPARED:
+            raise Conflict(f"this record is already {current.status}")
+        [sent] = _send(uow, [current], outcomes, now, period)
+        _save(uow, [sent])
+        uow.commit()
+    _count([sent], domain.SENT)
+    return _summary(sent)
+
+
+def acknowledge(uow, transition_ids: list[str], caller: dict, now: datetime) -> list[dict]:
+    """The receiving school confirms receipt; all the records or none (unknown/others' → 404)."""
+    if not RECEIVER_ROLES.intersection(caller.get("roles", ())):
+        raise Forbidden("only the receiving school's transition lead or DSL acknowledges")
+    with uow:
+        found = _load(uow, list(dict.fromkeys(transition_ids)))
+        changed = []
+        for transition_id in dict.fromkeys(transition_ids):
+            record = found.get(transition_id)
+            if record is None:
+                raise NotFound(f"no transition {transition_id}")
+            _guard(record.check_receiver, caller["org"])
+            acknowledged = record.acknowledge(now, caller["sub"])
+            if acknowledged is not record:
+                uow.emit(_event(TransitionAcknowledged, acknowledged), subject=acknowledged.child_ref)
+                changed.append(acknowledged)
+            found[transition_id] = acknowledged
+        _save(uow, changed)
+        uow.commit()
+    _count(changed, domain.ACKNOWLEDGED)
+    for record in changed:
+        metrics.HANDOVER_LAG.observe(max(0.0, (record.acknowledged_at - record.sent_at).total_seconds()))
+    return [_summary(found[i]) for i in dict.fromkeys(transition_ids)]
+
+
+def mark_overdue(uow, now: datetime, limit: int = 1000) -> int:
+    """Records sent and not acknowledged by their due time go overdue (once)."""
+    with uow:
+        rows = uow.session.execute(
+            select(transitions).where(transitions.c.status == domain.SENT, transitions.c.due_at <= now)
+            .order_by(transitions.c.due_at).limit(limit).with_for_update(skip_locked=True)).all()
+        overdue = []
+        for row in rows:
+            record = _transition(row)
+            if record.is_overdue(now):
+                late = record.go_overdue(now)
+                uow.emit(_event(TransitionOverdue, late), subject=late.child_ref)
+                overdue.append(late)
+        _save(uow, overdue)
+        uow.commit()
+    metrics.TRANSITIONS.labels(domain.OVERDUE).inc(len(overdue))
+    metrics.OVERDUE.inc(len(overdue))
+    return len(overdue)
+
+
+# --- queries ------------------------------------------------------------------------
+
+def _summary(t: Transition) -> dict:
+    return {"id": t.id, "child_ref": t.child_ref, "from_school": t.from_school, "to_school": t.to_school,
+            "status": t.status, "included": list(t.included), "withheld": [w.as_dict() for w in t.withheld]}
+
+
+def _guard(check, org: str) -> None:
+    try:
+        check(org)
+    except domain.NotVisible as exc:
+        raise NotFound(f"no transition {exc.args[0]}") from exc
+
+
+def inbox(uow, caller: dict, status: str | None = None) -> list[dict]:
+    """What was sent to the caller's school: included sections (child protection for a DSL) and withheld."""
+    if not RECEIVER_ROLES.intersection(caller.get("roles", ())):
+        raise Forbidden("only the receiving school's transition lead or DSL reads its transitions inbox")
+    for_dsl = "dsl" in caller.get("roles", ())
+    statuses = [status] if status in domain.RECEIVED_STATUSES else list(domain.RECEIVED_STATUSES)
+    with uow:
+        rows = uow.session.execute(
+            select(transitions).where(transitions.c.to_school == caller["org"], transitions.c.status.in_(statuses))
+            .order_by(transitions.c.sent_at, transitions.c.id)).all()
+    items = []
+    for row in rows:
+        record = _transition(row)
+        item = {**_summary(record), "sent_at": record.sent_at, "due_at": record.due_at,
+                "acknowledged_at": record.acknowledged_at, "sections": record.included_content(for_dsl=for_dsl)}
+        item["included"] = list(item["sections"])
+        if CHILD_PROTECTION in record.included and not for_dsl:
+            item["restricted"] = [{"section": CHILD_PROTECTION, "reason": "for the designated safeguarding lead"}]
+        items.append(item)
+    return items
+
+
+def get(uow, transition_id: str, caller: dict) -> dict:
+    with uow:
+        record = _load_one(uow, transition_id)
+    if not record.visible_to(caller["org"]):
+        raise NotFound(f"no transition {transition_id}")
+    return {**_summary(record), "sent_at": record.sent_at, "acknowledged_at": record.acknowledged_at}
+
+
+def ctf_export(uow, caller: dict, now: datetime, *, transition_ids: list[str] | None = None,
+               from_school: str | None = None, to_school: str | None = None) -> dict:
+    """A CTF of the given records, or of a school pair's cohort: {file_name, xml, pupils}."""
+    with uow:
+        if transition_ids is not None:
+            found = _load(uow, transition_ids)
+            records = [found.get(i) for i in transition_ids]
+        else:
+            records = [_transition(r) for r in uow.session.execute(
+                select(transitions).where(transitions.c.from_school == from_school,
+                                          transitions.c.to_school == to_school)
+                .order_by(transitions.c.prepared_at, transitions.c.id)).all()]
+            records = [r for r in records if r.visible_to(caller["org"])]
+        if any(r is None or not r.visible_to(caller["org"]) for r in records) or not records:
+            raise NotFound("no such transition records for your school")
+        pairs = {(r.from_school, r.to_school) for r in records}
+        if len(pairs) != 1:
+            raise Invalid("a CTF goes from one school to one school", [{"field": "ids", "message": "mixed schools"}])
+        [(source, destination)] = pairs
+        pupils = [ctf.ctf_sections(r.included_content(for_dsl=False)) for r in records]
+        if any("identifiers" not in p for p in pupils):
+            raise Conflict("a pupil's identifiers were withheld, so no CTF can be made for that record")
+        try:
+            domain.ctf_file_name(source, destination, 0)
+        except ValueError as exc:
+            raise Conflict(f"no CTF: {exc}") from exc
+        sequence = _next_sequence(uow, source, destination)
+        document = ctf.export(source, destination, pupils, now)
+        uow.commit()
+    return {"file_name": domain.ctf_file_name(source, destination, sequence),
+            "xml": document.decode("utf-8"), "pupils": len(pupils)}
+
+
+def _next_sequence(uow, source: str, destination: str) -> int:
+    row = uow.session.execute(select(ctf_sequences.c.last).where(
+        ctf_sequences.c.from_school == source, ctf_sequences.c.to_school == destination).with_for_update()).first()
+    if row is None:
+        uow.session.execute(insert(ctf_sequences).values(from_school=source, to_school=destination, last=1))
+        return 1
+    uow.session.execute(update(ctf_sequences).where(
+        ctf_sequences.c.from_school == source, ctf_sequences.c.to_school == destination).values(last=row.last + 1))
+    return row.last + 1

@@ -1,0 +1,39 @@
+"""The transitions service's own tables (SQLAlchemy Core), plus outbox/inbox."""
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table
+
+from pont_shared.db import UtcDateTime, define_messaging_tables
+
+metadata = MetaData()
+tables = define_messaging_tables(metadata)
+
+transitions = Table(
+    "transitions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("child_ref", String(64), nullable=False),
+    Column("from_school", String(80), nullable=False),
+    Column("to_school", String(80), nullable=False),
+    Column("prepared_by", String(120), nullable=False),
+    Column("prepared_at", UtcDateTime(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("sections", JSON, nullable=False),        # personal data: this service's own store only
+    Column("included", JSON, nullable=False),
+    Column("withheld", JSON, nullable=False),
+    Column("disclosure_ids", JSON, nullable=False),
+    Column("sent_at", UtcDateTime()),
+    Column("due_at", UtcDateTime()),
+    Column("acknowledged_at", UtcDateTime()),
+    Column("acknowledged_by", String(120)),
+    Column("overdue_at", UtcDateTime()),
+)
+Index("ix_transitions_to_school_status", transitions.c.to_school, transitions.c.status)
+Index("ix_transitions_from_school", transitions.c.from_school)
+Index("ix_transitions_status_due", transitions.c.status, transitions.c.due_at)
+
+ctf_sequences = Table(
+    "ctf_sequences", metadata,
+    Column("from_school", String(80), primary_key=True),
+    Column("to_school", String(80), primary_key=True),
+    Column("last", Integer, nullable=False),
+)

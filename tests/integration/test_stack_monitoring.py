@@ -1,0 +1,153 @@
+"""The whole stack as `make start` runs it, watched by a real Prometheus.
+
+Starts every service as its own process (PostgreSQL databases, free ports, our own JWT
+secret and agency list, all through the environment as `make start` honours it), points
+a real Prometheus at their `/metrics`, runs flows through the public API, and asks
+Prometheus' HTTP API whether every target is up and the flows' counters moved.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from pont_shared.config import safe_name
+from pont_shared.identity import make_upn
+from pont_shared.testing import bearer, fresh_database, own_vhost, wait_until
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "stack-test-secret-" + uuid.uuid4().hex
+AGENCIES = ["school:6612001", "health:cardiff-vale"]
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def stack():
+    services = [p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists()]
+    with contextlib.ExitStack() as stack_:
+        broker = stack_.enter_context(own_vhost("pont_stack"))
+        env = {**os.environ, "AMQP_URI": broker, "PONT_JWT_SECRET": SECRET, "PONT_AGENCIES": ",".join(AGENCIES),
+               "PONT_RUN_DIR": stack_.enter_context(tempfile.TemporaryDirectory()), "PONT_LOG_LEVEL": "WARNING"}
+        ports = free_ports(len(services) + 1)
+        named_ports = dict(zip(sorted(services), ports, strict=False))
+        for name in services:
+            if name == "agency_link":
+                for org in AGENCIES:
+                    key = safe_name(f"agency_link_{org}").upper()
+                    env[f"PONT_{key}_DATABASE_URL"] = stack_.enter_context(fresh_database("pont_stack_agency"))
+                continue
+            env[f"PONT_{name.upper()}_PORT"] = str(named_ports[name])
+            if name != "gateway":
+                env[f"PONT_{name.upper()}_DATABASE_URL"] = stack_.enter_context(fresh_database(f"pont_stack_{name}"))
+        agency_base = free_ports(1)[0] if "agency_link" in services else 0
+        env["PONT_AGENCY_LINK_BASE_PORT"] = str(agency_base)
+        started = subprocess.run([sys.executable, "-m", "pont_shared.stack", "start"], env=env, cwd=ROOT,
+                                 capture_output=True, text=True, timeout=180)
+        try:
+            assert started.returncode == 0, started.stdout + started.stderr
+            targets = {name: port for name, port in named_ports.items() if name != "agency_link"}
+            for index, org in enumerate(AGENCIES):
+                targets[f"agency_link_{safe_name(org)}"] = agency_base + index
+            yield {"gateway": f"http://127.0.0.1:{named_ports['gateway']}", "targets": targets, "env": env}
+        finally:
+            subprocess.run([sys.executable, "-m", "pont_shared.stack", "stop"], env=env, cwd=ROOT, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def prometheus(stack):
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is installed by infra/check.sh (Debian package prometheus)"
+    port = free_ports(1)[0]
+    with tempfile.TemporaryDirectory() as work:
+        scrape = "\n".join(
+            f"      - targets: ['127.0.0.1:{target_port}']\n        labels: {{service: '{name}'}}"
+            for name, target_port in stack["targets"].items())
+        config = Path(work) / "prometheus.yml"
+        config.write_text(f"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pont\n"
+                          f"    honor_labels: true\n    static_configs:\n{scrape}\n")
+        process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={work}/data",
+                                    f"--web.listen-address=127.0.0.1:{port}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def query(prometheus: str, expr: str) -> list:
+    try:
+        response = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5)
+    except requests.ConnectionError:
+        return []
+    return response.json()["data"]["result"] if response.status_code == 200 else []
+
+
+def value(prometheus: str, expr: str) -> float:
+    result = query(prometheus, expr)
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def test_every_target_is_up_and_the_flows_move_their_counters(stack, prometheus):
+    api = stack["gateway"] + "/api/v1"
+    ups = wait_until(lambda: (r := query(prometheus, "up")) and len(r) == len(stack["targets"])
+                     and all(s["value"][1] == "1" for s in r) and r, timeout=60)
+    assert {s["metric"]["service"] for s in ups} == set(stack["targets"])
+
+    admin = bearer("a", "local_authority:cardiff", ["admin"], secret=SECRET)
+    staff = bearer("t", "school:6612001", ["school_staff"], secret=SECRET)
+    nurse = bearer("n", "health:cardiff-vale", ["school_nurse"], secret=SECRET)
+    requests.post(f"{api}/agreements", headers=admin, timeout=10, json={
+        "parties": AGENCIES, "purposes": ["referral"], "categories": ["health_wellbeing"],
+        "valid_from": str(date.today()), "valid_to": str(date.today() + timedelta(days=30))}).raise_for_status()
+    decision = requests.post(f"{api}/sharing-decisions", headers=staff, timeout=10, json={
+        "child_ref": "c_unknown", "to_org": "health:cardiff-vale", "purpose": "referral",
+        "categories": ["health_wellbeing"]})
+    assert decision.status_code == 200 and decision.json()["decisions"][0]["allowed"] is False
+    session = requests.post(f"{api}/sessions", headers=nurse, timeout=10, json={
+        "site": "school:6612001", "room": f"room-{uuid.uuid4().hex[:6]}", "service": "school_nursing",
+        "date": str(date.today() + timedelta(days=3)), "start": "09:00", "end": "09:30", "slot_minutes": 30,
+        "capacity_per_slot": 1})
+    assert session.status_code == 201, session.text
+    child = {"upn": make_upn(99123), "given_name": "Ffion", "family_name": "Evans", "date_of_birth": "2015-06-01"}
+    booked = requests.post(f"{api}/appointments", headers=nurse, timeout=10,
+                           json={"slot_id": session.json()["slots"][0]["id"], "child": child})
+    assert booked.status_code == 201, booked.text
+
+    wait_until(lambda: value(prometheus, 'sum(pont_sharing_decisions_total{result="denied"})') >= 1, timeout=30)
+    wait_until(lambda: value(prometheus, "sum(pont_bookings_total)") >= 1, timeout=30)
+    wait_until(lambda: value(prometheus, 'sum(pont_entrypoint_calls_total{service="gateway"})') >= 4, timeout=30)
+    wait_until(lambda: value(prometheus, 'sum(pont_outbox_published_events_total{service="bookings"})') >= 2,
+               timeout=30)
+
+
+def test_no_metric_label_carries_a_childs_identifier_or_name(stack, prometheus):
+    wait_until(lambda: value(prometheus, "sum(pont_bookings_total)") >= 1, timeout=30)
+    series = requests.get(f"{prometheus}/api/v1/series", params={"match[]": '{__name__=~"pont_.+"}'},
+                          timeout=10).json()["data"]
+    labels = {(key, val) for entry in series for key, val in entry.items() if key != "__name__"}
+
+    assert series
+    assert not [pair for pair in labels if pair[0] in {"child_ref", "upn", "name", "given_name", "family_name"}]
+    assert not [pair for pair in labels if pair[1].startswith("c_") or "Ffion" in pair[1] or "Evans" in pair[1]]
+    assert not [pair for pair in labels if make_upn(99123) in pair[1]]
