@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 DEV_JWT_SECRET = "pont-development-secret-change-me"
@@ -30,6 +31,23 @@ def _float_list(raw: str) -> tuple[float, ...]:
     return tuple(float(part) for part in raw.split(",") if part.strip())
 
 
+def parse_school_holidays(raw: str) -> frozenset[date]:
+    """`2026-12-21..2027-01-01,2027-02-15` → every date in those ranges (ends included)."""
+    days: set[date] = set()
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        first, _, last = part.partition("..")
+        try:
+            start, end = date.fromisoformat(first.strip()), date.fromisoformat((last or first).strip())
+        except ValueError as exc:
+            raise ValueError(f"PONT_SCHOOL_HOLIDAYS: {part!r} is not a date or a range YYYY-MM-DD..YYYY-MM-DD") from exc
+        if end < start:
+            raise ValueError(f"PONT_SCHOOL_HOLIDAYS: {part!r} ends before it starts")
+        days.update(start + timedelta(days=n) for n in range((end - start).days + 1))
+    return frozenset(days)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a Pont process is configured with."""
@@ -47,6 +65,7 @@ class Settings:
     log_level: str
     bind_host: str = "127.0.0.1"
     agencies: tuple[str, ...] = field(default=())
+    school_holidays: frozenset[date] = field(default=frozenset())
 
     @classmethod
     def from_env(cls, service: str, env: dict[str, str] | None = None, *, http_port: int | None = None) -> Settings:
@@ -70,6 +89,7 @@ class Settings:
             log_level=env.get("PONT_LOG_LEVEL", "INFO"),
             bind_host=env.get("PONT_BIND_HOST", "127.0.0.1"),
             agencies=tuple(a.strip() for a in env.get("PONT_AGENCIES", DEFAULT_AGENCIES).split(",") if a.strip()),
+            school_holidays=parse_school_holidays(env.get("PONT_SCHOOL_HOLIDAYS", "")),
         )
 
     def nameko_config(self) -> dict:

@@ -12,3 +12,13 @@ class ChildRefSecret(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> str:
         return self.secret
+
+
+class SchoolHolidays(DependencyProvider):
+    """The days that are not school days besides weekends (`PONT_SCHOOL_HOLIDAYS`), for deadlines."""
+
+    def setup(self):
+        self.holidays = self.container.config["PONT_SETTINGS"].school_holidays
+
+    def get_dependency(self, worker_ctx) -> frozenset:
+        return self.holidays

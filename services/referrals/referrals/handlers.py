@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 import structlog
@@ -119,7 +119,7 @@ def _validate(cmd: RaiseReferral) -> None:
 
 
 def raise_referral(uow: UnitOfWork, cmd: RaiseReferral, *, consent: ConsentPort, clock: Clock,
-                   child_ref_secret: str) -> dict:
+                   child_ref_secret: str, holidays: frozenset[date] = frozenset()) -> dict:
     """Record a referral, ask consent to share it, and send it or hold it."""
     _validate(cmd)
     caller = cmd.caller
@@ -149,13 +149,42 @@ def raise_referral(uow: UnitOfWork, cmd: RaiseReferral, *, consent: ConsentPort,
         uow.emit(ReferralRaised(referral_id=referral.id, child_ref=ref, from_org=referral.from_org,
                                 to_org=referral.to_org, service=referral.service, urgency=referral.urgency),
                  subject=ref)
-        _share_or_hold(uow, referral, consent, caller, now)
+        _share_or_hold(uow, referral, consent, caller, now, holidays)
         repo.save(referral)
         response = summary(referral)
         uow.remember(scope, cmd.idempotency_key, request, response)
         uow.commit()
     metrics.RAISED.labels(referral.status).inc()
+    if referral.status == domain.AWAITING_CONSENT:
+        return _ask_again(uow, referral.id, consent=consent, clock=clock, holidays=holidays) or response
     return response
+
+
+def _ask_again(uow: UnitOfWork, referral_id: str, *, consent: ConsentPort, clock: Clock,
+               holidays: frozenset[date]) -> dict | None:
+    """Ask once more now that the held referral is committed; its summary if that sent it.
+
+    A consent granted while the referral was being raised may have committed after the first
+    answer, and its `consent.granted` been handled before this referral existed for
+    `on_consent_granted` to find. Asking after the commit closes that gap: a grant committed
+    later than this question is announced by an event that will find the referral. The row is
+    locked, so this and the event handler never both send it.
+    """
+    try:
+        with uow:
+            repo = ReferralRepository(uow.session)
+            referral = repo.get(referral_id, for_update=True)
+            if referral is None or referral.status != domain.AWAITING_CONSENT:
+                return None
+            caller = {"sub": referral.raised_by, "org": referral.from_org, "roles": referral.raised_by_roles}
+            if not _share_or_hold(uow, referral, consent, caller, clock(), holidays):
+                return None
+            repo.save(referral)
+            uow.commit()
+    except Exception:  # the referral is held and committed; a covering consent.granted still releases it
+        log.warning("referral.ask_again_failed", referral_id=referral_id, exc_info=True)
+        return None
+    return summary(referral)
 
 
 def _refuse_duplicate(repo: ReferralRepository, org: str, ref: str, service: str) -> None:
@@ -176,7 +205,8 @@ def _share_request(referral: Referral, caller: dict) -> dict:
     return request
 
 
-def _share_or_hold(uow: UnitOfWork, referral: Referral, consent: ConsentPort, caller: dict, now: datetime) -> bool:
+def _share_or_hold(uow: UnitOfWork, referral: Referral, consent: ConsentPort, caller: dict, now: datetime,
+                   holidays: frozenset[date]) -> bool:
     """Ask consent to share (it records the disclosure); send what is allowed, or hold. True if sent."""
     outcome = consent.share(_share_request(referral, caller))
     decisions = outcome.get("decisions") or []
@@ -190,7 +220,7 @@ def _share_or_hold(uow: UnitOfWork, referral: Referral, consent: ConsentPort, ca
                                   missing_categories=missing), subject=referral.child_ref)
         return False
     categories = [d["category"] for d in allowed]
-    referral.send(now, caller["sub"], disclosure_id=disclosure_id, categories=categories)
+    referral.send(now, caller["sub"], disclosure_id=disclosure_id, categories=categories, holidays=holidays)
     basis = allowed[0].get("basis") or referral.basis
     basis_ref = allowed[0].get("basis_ref") or disclosure_id
     content = referral.disclosure_content(categories)
@@ -260,7 +290,8 @@ def withdraw_referral(uow: UnitOfWork, referral_id: str, caller: dict, *, clock:
     return {"id": referral.id, "status": referral.status}
 
 
-def on_consent_granted(uow: UnitOfWork, event: ConsentGranted, *, consent: ConsentPort, clock: Clock) -> int:
+def on_consent_granted(uow: UnitOfWork, event: ConsentGranted, *, consent: ConsentPort, clock: Clock,
+                       holidays: frozenset[date] = frozenset()) -> int:
     """Release the child's held referrals to recipients this consent covers; returns how many were sent."""
     released = 0
     with uow:
@@ -270,7 +301,7 @@ def on_consent_granted(uow: UnitOfWork, event: ConsentGranted, *, consent: Conse
                 for referral in repo.held_for(event.child_ref, to_org):
                     caller = {"sub": referral.raised_by, "org": referral.from_org,
                               "roles": referral.raised_by_roles}
-                    if _share_or_hold(uow, referral, consent, caller, clock()):
+                    if _share_or_hold(uow, referral, consent, caller, clock(), holidays):
                         repo.save(referral)
                         released += 1
         uow.commit()

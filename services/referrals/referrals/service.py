@@ -13,7 +13,7 @@ from pont_shared.migrations import migrator
 from pont_shared.ops import OpsEndpoints
 
 from . import handlers
-from .dependencies import ChildRefSecret
+from .dependencies import ChildRefSecret, SchoolHolidays
 from .orm import metadata, tables
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -28,12 +28,13 @@ class ReferralsService(OpsEndpoints):
     consent = RpcProxy("consent")
     clock = Clock()
     child_ref_secret = ChildRefSecret()
+    holidays = SchoolHolidays()
 
     @rpc(expected_exceptions=EXPECTED)
     def raise_referral(self, request: dict) -> dict:
         command = handlers.RaiseReferral(**request)
         return handlers.raise_referral(self.uow, command, consent=self.consent, clock=self.clock,
-                                       child_ref_secret=self.child_ref_secret)
+                                       child_ref_secret=self.child_ref_secret, holidays=self.holidays)
 
     @rpc(expected_exceptions=EXPECTED)
     def get(self, referral_id: str, caller: dict) -> dict:
@@ -54,7 +55,8 @@ class ReferralsService(OpsEndpoints):
 
     @handles(ConsentGranted)
     def on_consent_granted(self, event):
-        handlers.on_consent_granted(self.uow, event.payload(ConsentGranted), consent=self.consent, clock=self.clock)
+        handlers.on_consent_granted(self.uow, event.payload(ConsentGranted), consent=self.consent, clock=self.clock,
+                                    holidays=self.holidays)
 
     @handles(AgencyDecided)
     def on_agency_decided(self, event):

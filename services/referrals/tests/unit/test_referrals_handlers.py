@@ -38,6 +38,24 @@ class FakeConsent:
                 "flagged_for_review": False}
 
 
+class GrantedDuringFirstQuestion(FakeConsent):
+    """Denies the first question; a consent committed just after it allows the rest."""
+
+    def share(self, request):
+        answer = super().share(request)
+        if len(self.requests) == 1:
+            return {"decisions": [{**d, "allowed": False, "basis": None, "basis_ref": None} for d in answer["decisions"]],
+                    "disclosure_id": None, "flagged_for_review": False}
+        return answer
+
+
+class ConsentGoneAfterFirstQuestion(FakeConsent):
+    def share(self, request):
+        if self.requests:
+            raise ConnectionError("consent is not answering")
+        return super().share(request)
+
+
 @pytest.fixture
 def uow_factory():
     engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
@@ -85,6 +103,33 @@ class TestRaiseReferral:
         assert result["status"] == "awaiting_consent"
         types = [e["type"] for e in events(uow_factory)]
         assert types == ["pont.referral.raised.v1", "pont.referral.held.v1"]
+
+    def test_a_consent_granted_while_it_was_being_raised_sends_it(self, uow_factory):
+        consent = GrantedDuringFirstQuestion({"contact"})
+
+        result = raise_(uow_factory, consent)
+
+        assert result["status"] == "sent"
+        view = handlers.get_referral(uow_factory(), result["id"], STAFF)
+        assert [s["status"] for s in view["history"]] == ["awaiting_consent", "sent"]
+        assert [e["type"] for e in events(uow_factory)].count("pont.disclosure.delivered.v1") == 1
+
+    def test_a_failing_second_question_leaves_it_held_without_an_error(self, uow_factory):
+        consent = ConsentGoneAfterFirstQuestion()
+
+        result = raise_(uow_factory, consent)
+
+        assert result["status"] == "awaiting_consent"
+        assert handlers.get_referral(uow_factory(), result["id"], STAFF)["status"] == "awaiting_consent"
+
+    def test_the_deadline_skips_school_holidays(self, uow_factory):
+        half_term = frozenset(NOW.date() + timedelta(days=n) for n in range(1, 5))  # Tuesday to Friday
+
+        result = handlers.raise_referral(uow_factory(), command(urgency="safeguarding"),
+                                         consent=FakeConsent({"contact"}), clock=lambda: NOW,
+                                         child_ref_secret=SECRET, holidays=half_term)
+
+        assert result["deadline"] == NOW + timedelta(days=7)  # the next school day is the following Monday
 
     def test_a_second_open_referral_is_a_conflict_with_a_link(self, uow_factory):
         first = raise_(uow_factory, FakeConsent())
