@@ -113,7 +113,7 @@ class TestTransactionalOutbox:
         observer.wait_for(lambda seen: any(e.id == marker.id for e in seen))
         assert doomed.id not in {e.id for e in observer.seen}
         # The broker sees the marker before its confirm reaches the relay and the row is marked sent.
-        wait_until(lambda: producer.unsent() == 0, message="the outbox still holds a row after the marker was published")
+        wait_until(lambda: producer.unsent() == 0, message="the outbox still holds the published marker")
 
     def test_a_committed_event_reaches_the_broker_as_a_cloudevent(self, producer, observer):
         run = run_id()

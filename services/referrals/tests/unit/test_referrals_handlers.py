@@ -44,8 +44,8 @@ class GrantedDuringFirstQuestion(FakeConsent):
     def share(self, request):
         answer = super().share(request)
         if len(self.requests) == 1:
-            return {"decisions": [{**d, "allowed": False, "basis": None, "basis_ref": None} for d in answer["decisions"]],
-                    "disclosure_id": None, "flagged_for_review": False}
+            denied = [{**d, "allowed": False, "basis": None, "basis_ref": None} for d in answer["decisions"]]
+            return {"decisions": denied, "disclosure_id": None, "flagged_for_review": False}
         return answer
 
 
