@@ -118,8 +118,8 @@ def withdrawal(consent: dict) -> None:
 
 
 def clinic() -> None:
-    step("The school nurse schedules a clinic in the primary school's medical room")
-    day = date.today() + timedelta(days=7)
+    step("The school nurse's clinic in the primary school's medical room, held yesterday")
+    day = date.today() - timedelta(days=1)  # whether a child came is recorded once the appointment has started
     session = call("POST", "/api/v1/sessions", NURSE, {
         "site": PRIMARY, "room": f"medical-room-{uuid.uuid4().hex[:4]}", "service": "school_nursing",
         "date": str(day), "start": "09:00", "end": "10:00", "slot_minutes": 20, "capacity_per_slot": 1,

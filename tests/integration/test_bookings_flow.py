@@ -9,6 +9,7 @@ import dataclasses
 import json
 import random
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import eventlet
 import pytest
@@ -21,13 +22,16 @@ from gateway.service import GatewayService
 from pont_shared.config import Settings
 from pont_shared.envelope import EVENTS_EXCHANGE
 from pont_shared.identity import child_ref, make_upn
-from pont_shared.testing import bearer, fresh_database, http_url, random_name, wait_until
+from pont_shared.testing import MovableClock, bearer, fresh_database, http_url, random_name, wait_until
 from pont_shared.testing.fixtures import delete_queues
 from pont_shared.wire import WireObserver
 
 pytestmark = pytest.mark.integration
 
 PROVIDER = "health:cv" + uuid.uuid4().hex[:6]
+CLINIC_DAY = "2027-03-02"
+AFTER_CLINICS = datetime(2027, 3, 3, tzinfo=UTC)  # every clinic these tests schedule is over
+ONE_MINUTE = timedelta(minutes=1)
 
 
 def _settings(service: str, database_url: str, broker_url: str) -> Settings:
@@ -50,12 +54,13 @@ def pont():
 
     with fresh_database("pont_bookings") as url:
         bookings_name, gateway_name = random_name("bookings"), random_name("gateway")
-        bookings = _start(BookingsService, _settings("bookings", url, AMQP_URI), bookings_name)
+        clock = MovableClock()
+        bookings = _start(BookingsService, _settings("bookings", url, AMQP_URI), bookings_name, {"PONT_CLOCK": clock})
         gateway = _start(GatewayService, _settings("gateway", "sqlite://", AMQP_URI), gateway_name,
                          {"PONT_BOOKINGS_SERVICE": bookings_name})
         engine = create_engine(url)
         try:
-            yield Pont(http_url(gateway), http_url(bookings), engine, gateway.config["PONT_SETTINGS"])
+            yield Pont(http_url(gateway), http_url(bookings), engine, gateway.config["PONT_SETTINGS"], clock)
         finally:
             engine.dispose()
             for container in (gateway, bookings):
@@ -69,6 +74,7 @@ class Pont:
     bookings: str
     db: object
     settings: Settings
+    clock: MovableClock
 
     def post(self, path, body=None, *, as_=None, client=None, data=None):
         headers = {**(as_ or nurse()), "Content-Type": "application/json"}
@@ -79,7 +85,7 @@ class Pont:
         return requests.get(self.gateway + path, headers=as_ or nurse(), timeout=30)
 
     def schedule(self, site, *, room="Medical room", start="09:00", end="10:00", slot_minutes=20, capacity=1,
-                 on="2027-03-02", as_=None):
+                 on=CLINIC_DAY, as_=None):
         return self.post("/api/v1/sessions", {
             "site": site, "room": room, "service": "school_nursing", "date": on, "start": start, "end": end,
             "slot_minutes": slot_minutes, "capacity_per_slot": capacity}, as_=as_)
@@ -89,6 +95,11 @@ class Pont:
         if referral_id:
             body["referral_id"] = referral_id
         return self.post("/api/v1/appointments", body, client=client, as_=as_)
+
+    def record(self, appointment_id, outcome, *, at=AFTER_CLINICS):
+        """`attended` or `was-not-brought`, told to the service at `at` (by default once the clinic is over)."""
+        with self.clock.at(at):
+            return self.post(f"/api/v1/appointments/{appointment_id}/{outcome}")
 
     def scalar(self, sql, **params):
         with self.db.connect() as conn:
@@ -212,9 +223,9 @@ class TestOutcomes:
         came = pont.book(slots[0]["id"], upn()).json()
         missed = pont.book(slots[1]["id"], upn()).json()
 
-        attended = pont.post(f"/api/v1/appointments/{came['id']}/attended")
-        not_brought = pont.post(f"/api/v1/appointments/{missed['id']}/was-not-brought")
-        twice = pont.post(f"/api/v1/appointments/{missed['id']}/attended")
+        attended = pont.record(came["id"], "attended")
+        not_brought = pont.record(missed["id"], "was-not-brought")
+        twice = pont.record(missed["id"], "attended")
 
         assert (attended.status_code, attended.json()["status"]) == (200, "attended")
         assert (not_brought.status_code, not_brought.json()["status"]) == (200, "was_not_brought")
@@ -222,6 +233,21 @@ class TestOutcomes:
         statuses = {row[0]: row[1] for row in pont.db.connect().execute(text(
             "SELECT id, status FROM appointments WHERE id IN (:a, :b)"), {"a": came["id"], "b": missed["id"]})}
         assert statuses == {came["id"]: "attended", missed["id"]: "was_not_brought"}
+
+    def test_an_outcome_before_the_appointment_starts_is_a_409_and_changes_nothing(self, pont):
+        slot = pont.schedule(school_site()).json()["slots"][1]
+        appointment = pont.book(slot["id"], upn()).json()
+        starts_at = datetime.fromisoformat(slot["start"])
+
+        early = [pont.record(appointment["id"], outcome, at=starts_at - ONE_MINUTE)
+                 for outcome in ("attended", "was-not-brought")]
+        on_time = pont.record(appointment["id"], "was-not-brought", at=starts_at)
+
+        assert [r.status_code for r in early] == [409, 409]
+        assert all(r.headers["Content-Type"].startswith("application/problem+json") for r in early)
+        assert "started" in early[1].json()["detail"]
+        assert (on_time.status_code, on_time.json()["status"]) == (200, "was_not_brought")
+
 
     def test_was_not_brought_reaches_the_broker_with_time_and_room_and_no_personal_data(self, pont):
         observer = WireObserver(pont.settings.amqp_uri, bindings=[(EVENTS_EXCHANGE, "pont.appointment.#")])
@@ -231,7 +257,7 @@ class TestOutcomes:
             appointment = pont.book(slot["id"], pupil).json()
             cancelled = pont.book(pont.schedule(site, room="Room 8").json()["slots"][2]["id"], upn()).json()
 
-            pont.post(f"/api/v1/appointments/{appointment['id']}/was-not-brought")
+            pont.record(appointment["id"], "was-not-brought")
             pont.post(f"/api/v1/appointments/{cancelled['id']}/cancel", {"reason": "SENSITIVE-REASON-TEXT"})
 
             observer.wait_for(lambda seen: {"pont.appointment.was_not_brought.v1", "pont.appointment.cancelled.v1"}
@@ -286,7 +312,7 @@ class TestBadInput:
         ({"unexpected": 1}, "unexpected"),
     ])
     def test_a_session_that_cannot_be_built_is_a_422_naming_the_field(self, pont, change, field):
-        body = {"site": school_site(), "room": "Medical room", "service": "school_nursing", "date": "2027-03-02",
+        body = {"site": school_site(), "room": "Medical room", "service": "school_nursing", "date": CLINIC_DAY,
                 "start": "09:00", "end": "10:00", "slot_minutes": 20, "capacity_per_slot": 1, **change}
 
         response = pont.post("/api/v1/sessions", body)
@@ -324,7 +350,7 @@ class TestMetrics:
         site, pupil = school_site(), upn()
         slot = pont.schedule(site, capacity=2).json()["slots"][0]
         appointment = pont.book(slot["id"], pupil).json()
-        pont.post(f"/api/v1/appointments/{appointment['id']}/was-not-brought")
+        pont.record(appointment["id"], "was-not-brought")
 
         exposition = requests.get(pont.bookings + "/metrics", timeout=10).text
 
@@ -361,7 +387,7 @@ class TestSchoolLink:
         pupil = upn()
         slot = pont.schedule(site, room="Medical room").json()["slots"][1]
         appointment = pont.book(slot["id"], pupil).json()
-        pont.post(f"/api/v1/appointments/{appointment['id']}/was-not-brought")
+        pont.record(appointment["id"], "was-not-brought")
         dsl = {"sub": "dsl1", "org": site, "roles": ["dsl"]}
 
         with ServiceRpcProxy(link_name, {"AMQP_URI": pont.settings.amqp_uri}) as link:

@@ -26,10 +26,10 @@ from consent.service import ConsentService
 from gateway.rpc import agency_link_name
 from gateway.service import GatewayService
 from pont_shared.config import Settings
-from pont_shared.envelope import EVENTS_EXCHANGE, utcnow
+from pont_shared.envelope import EVENTS_EXCHANGE
 from pont_shared.events import ReferralOverdue
 from pont_shared.identity import child_ref, make_upn
-from pont_shared.testing import bearer, fresh_database, http_url, random_name, wait_until
+from pont_shared.testing import MovableClock, bearer, fresh_database, http_url, random_name, wait_until
 from pont_shared.testing.fixtures import delete_queues
 from pont_shared.wire import WireObserver
 from referrals.service import ReferralsService
@@ -41,16 +41,6 @@ SCHOOL = f"school:r{RUN}"
 OTHER_SCHOOL = f"school:o{RUN}"
 HEALTH = f"health:h{RUN}"
 SOCIAL = f"social_care:s{RUN}"
-
-
-class MovableClock:
-    """The referrals service's clock: the real time plus an offset a test moves forward."""
-
-    def __init__(self):
-        self.offset = timedelta(0)
-
-    def __call__(self):
-        return utcnow() + self.offset
 
 
 class Pont:

@@ -11,7 +11,7 @@ import hashlib
 import random
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 import requests
@@ -26,7 +26,7 @@ from gateway.service import GatewayService
 from pont_shared.config import Settings, safe_name
 from pont_shared.envelope import EVENTS_EXCHANGE
 from pont_shared.identity import child_ref, make_upn
-from pont_shared.testing import AMQP_URI, bearer, fresh_database, http_url, wait_until
+from pont_shared.testing import AMQP_URI, MovableClock, bearer, fresh_database, http_url, wait_until
 from pont_shared.testing.fixtures import delete_queues
 from pont_shared.wire import WireObserver
 from referrals.service import ReferralsService
@@ -38,16 +38,6 @@ pytestmark = pytest.mark.integration
 COHORT = 60
 CONSENTED_FULLY = 40          # pupils 0..39 consent to every category but family_context
 CP_PUPIL = 5                  # the pupil whose child-protection section moves DSL to DSL
-
-
-class MovableClock:
-    """The transitions service's clock: real time plus an offset the test moves."""
-
-    def __init__(self):
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
 
 
 def _school() -> str:

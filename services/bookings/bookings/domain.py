@@ -5,7 +5,9 @@ school site; the session is cut into slots of equal length, each with a capacity
 appointments, more for group drop-ins). The rules — a room never holds two overlapping
 sessions, a slot never goes over capacity, a child is never in two overlapping
 appointments — are checked here and again by the database, so they hold under
-concurrent requests too.
+concurrent requests too. Whether a child attended or was not brought is recorded only once
+the appointment has started. Sessions and bookings in the past are allowed: a provider may
+record a drop-in after it was held.
 """
 from __future__ import annotations
 
@@ -57,6 +59,10 @@ class UnknownAppointment(BookingError):
 
 class NotBooked(BookingError):
     """The appointment has already been cancelled or recorded."""
+
+
+class NotStarted(BookingError):
+    """Whether a child came cannot be known before the appointment starts."""
 
 
 def new_id() -> str:
@@ -188,11 +194,18 @@ class Appointment:
         self._leave_booked("cancelled")
         slot.release()
 
-    def mark_attended(self) -> None:
-        self._leave_booked("attended")
+    def mark_attended(self, now: datetime) -> None:
+        self._record_outcome("attended", now)
 
-    def mark_was_not_brought(self) -> None:
-        self._leave_booked("was_not_brought")
+    def mark_was_not_brought(self, now: datetime) -> None:
+        """A safeguarding signal for the host school's DSL, so never ahead of the appointment."""
+        self._record_outcome("was_not_brought", now)
+
+    def _record_outcome(self, status: str, now: datetime) -> None:
+        if self.status == ACTIVE and now < self.starts_at:
+            raise NotStarted(f"the appointment starts at {self.starts_at.isoformat()}; "
+                             "whether the child came is recorded once it has started")
+        self._leave_booked(status)
 
     def _leave_booked(self, status: str) -> None:
         if self.status != ACTIVE:

@@ -140,8 +140,9 @@ def _record(uow: UnitOfWork, by: Actor, appointment_id: str, transition, event_t
         repo = BookingsRepository(uow.session)
         appointment = repo.get_appointment(appointment_id, lock=True)
         session = _own_session(repo, appointment, by, appointment_id)
-        transition(appointment)
-        repo.save_appointment(appointment, now=clock())
+        now = clock()
+        transition(appointment, now)
+        repo.save_appointment(appointment, now=now)
         uow.emit(_appointment_event(event_type, appointment, session), subject=appointment.child_ref)
         uow.commit()
     return {**appointment_view(appointment), "site": session.site}

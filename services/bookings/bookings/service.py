@@ -32,7 +32,7 @@ EXPECTED = (Conflict, Invalid, NotFound)
 # one domain error → one error the gateway maps to a status
 _ERRORS = [
     ((domain.UnknownSlot, domain.UnknownSession, domain.UnknownAppointment), NotFound),
-    ((domain.RoomTaken, domain.SlotFull, domain.ChildBusy, domain.NotBooked), Conflict),
+    ((domain.RoomTaken, domain.SlotFull, domain.ChildBusy, domain.NotBooked, domain.NotStarted), Conflict),
 ]
 
 

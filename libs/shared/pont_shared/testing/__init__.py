@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -27,6 +28,25 @@ def wait_until(probe: Callable[[], T], timeout: float = 5.0, interval: float = 0
         if time.monotonic() > deadline:
             raise TimeoutError(message or f"condition not met within {timeout}s (last: {value!r})")
         time.sleep(interval)
+
+
+class MovableClock:
+    """A service's clock under test (`PONT_CLOCK`): real time plus an offset the test moves, instead of waiting."""
+
+    def __init__(self):
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    @contextmanager
+    def at(self, moment: datetime):
+        """Read `moment` (then on from it) inside the block; real time again afterwards."""
+        self.offset = moment - datetime.now(UTC)
+        try:
+            yield self
+        finally:
+            self.offset = timedelta()
 
 
 def random_name(prefix: str) -> str:

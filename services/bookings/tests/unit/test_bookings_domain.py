@@ -1,5 +1,5 @@
 """The booking rules in plain Python: no broker, no database."""
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -9,12 +9,14 @@ from bookings.domain import (
     ChildBusy,
     InvalidRequest,
     NotBooked,
+    NotStarted,
     RoomTaken,
     Session,
     SlotFull,
 )
 
 LONDON = ZoneInfo("Europe/London")
+AFTER_CLINIC = datetime(2026, 12, 1, 12, tzinfo=LONDON)
 
 
 def schedule(room="Medical room", start=time(9), end=time(10), slot_minutes=20, capacity=1, on=date(2026, 12, 1)):
@@ -101,9 +103,20 @@ class TestRecordOutcome:
         slots = schedule(capacity=1).slots
         came, missed = Appointment.book(slots[0], "c_a", []), Appointment.book(slots[1], "c_b", [])
 
-        came.mark_attended()
-        missed.mark_was_not_brought()
+        came.mark_attended(AFTER_CLINIC)
+        missed.mark_was_not_brought(AFTER_CLINIC)
 
         assert (came.status, missed.status) == ("attended", "was_not_brought")
         with pytest.raises(NotBooked):
             missed.cancel(slots[1])
+
+    def test_an_outcome_cannot_be_recorded_before_the_appointment_starts(self):
+        slot = schedule(capacity=1).slots[1]
+        appointment = Appointment.book(slot, "c_a", [])
+
+        for record in (appointment.mark_attended, appointment.mark_was_not_brought):
+            with pytest.raises(NotStarted):
+                record(slot.starts_at - timedelta(minutes=1))
+        appointment.mark_was_not_brought(slot.starts_at)
+
+        assert appointment.status == "was_not_brought"
