@@ -4,28 +4,17 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Literal
 
-from nameko.extensions import DependencyProvider
-from nameko.rpc import ReplyListener, ServiceProxy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pont_shared.auth import ORG_PATTERN
 from pont_shared.dependencies import ChildRefs
 
 from ..api import api, caller_dict
+from ..rpc import ServiceRpc
 from ..schemas import Child
 
 PROVIDER_ROLES = ("school_nurse", "health_practitioner", "social_worker", "youth_worker")
 SERVICES = Literal["school_nursing", "camhs", "social_care", "youth_work", "education_welfare", "families_first"]
-
-
-class BookingsRpc(DependencyProvider):
-    """RPC to the bookings service; config key PONT_BOOKINGS_SERVICE names another instance (tests)."""
-
-    reply_listener = ReplyListener()
-
-    def get_dependency(self, worker_ctx):
-        target = self.container.config.get("PONT_BOOKINGS_SERVICE", "bookings")
-        return ServiceProxy(worker_ctx, target, self.reply_listener)
 
 
 class SessionIn(BaseModel):
@@ -81,7 +70,7 @@ APPOINTMENT_EXAMPLE = {"slot_id": "5b0c3f7e-0c39-4d2e-9a7e-2f4f0c1b2a11",
 class BookingRoutes:
     """Sessions and appointments of co-located services on a school site."""
 
-    bookings_rpc = BookingsRpc()
+    bookings_rpc = ServiceRpc("bookings", name_key="PONT_BOOKINGS_SERVICE")
     booking_child_refs = ChildRefs()
 
     @api("POST", "/api/v1/sessions", roles=PROVIDER_ROLES, body=SessionIn, status=201, idempotent=True,

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from nameko.rpc import RpcProxy
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pont_shared.errors import Forbidden, Invalid
 from pont_shared.events import Category
 
 from ..api import api, caller_dict
-from ..rpc import AgencyLinks
+from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child, OrgId, Text
 
 RAISER_ROLES = ("school_staff", "dsl")
@@ -67,7 +66,7 @@ EXAMPLE_REFERRAL = {
 class ReferralRoutes:
     """Mixed into GatewayService: referrals go to the referrals service, decisions to the recipient's agency_link."""
 
-    referrals_rpc = RpcProxy("referrals")
+    referrals_rpc = ServiceRpc("referrals")
     referral_agencies = AgencyLinks()
 
     @api("POST", "/api/v1/referrals", roles=RAISER_ROLES, body=NewReferral, status=201, idempotent=True,

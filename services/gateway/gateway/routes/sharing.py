@@ -4,12 +4,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from nameko.rpc import RpcProxy
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pont_shared.events import Basis, Category, Purpose
 
 from ..api import api, caller_dict
+from ..rpc import ServiceRpc
 from ..schemas import Child, Name, OrgId, Text
 
 CONSENT_ROLES = ("school_staff", "dsl", "school_nurse")
@@ -61,7 +61,7 @@ class SharingQuestion(_Body):
 class SharingRoutes:
     """Mixed into GatewayService: each route hands a validated request to the consent service."""
 
-    consent_rpc = RpcProxy("consent")
+    consent_rpc = ServiceRpc("consent")
 
     @api("POST", "/api/v1/agreements", roles=("admin",), body=NewAgreement, status=201,
          summary="Record an information-sharing agreement between organisations",

@@ -5,14 +5,13 @@ import hashlib
 from datetime import date
 from typing import Literal
 
-from nameko.rpc import RpcProxy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from werkzeug.wrappers import Response
 
 from pont_shared.errors import Forbidden
 
 from ..api import api, caller_dict
-from ..rpc import AgencyLinks
+from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child, org_id
 
 SENDERS = ("transition_lead",)
@@ -153,7 +152,7 @@ def _school_only(caller) -> None:
 class TransitionRoutes:
     """Routes of API.md's "Transitions" table."""
 
-    transitions = RpcProxy("transitions")
+    transitions = ServiceRpc("transitions")
     transition_agencies = AgencyLinks()
 
     @api("POST", "/api/v1/transitions", roles=SENDERS, body=NewTransitions, status=201, idempotent=True,

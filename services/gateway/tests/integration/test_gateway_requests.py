@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 
 import pytest
 import requests
@@ -148,3 +149,36 @@ def test_logs_of_a_flow_carrying_a_childs_name_upn_and_birth_date_contain_none_o
     assert "probe.received" in text  # the flow was logged...
     for value in ("Megan", "Pritchard", CHILD["upn"], CHILD["date_of_birth"]):
         assert value not in text  # ...without the child
+
+
+class TestAStoppedService:
+    """A stopped service whose durable `rpc-<name>` queue is still bound: nothing will answer."""
+
+    @pytest.fixture
+    def silent_bookings(self, broker_url, service_name):
+        from kombu import Connection, Exchange, Queue
+
+        target = f"{service_name}_bookings"
+        queue = Queue(f"rpc-{target}", Exchange("nameko-rpc", type="topic", durable=True),
+                      routing_key=f"{target}.*", durable=True)
+        with Connection(broker_url) as conn:
+            queue(conn.default_channel).declare()
+            yield target
+            queue(conn.default_channel).delete()
+
+    def test_a_request_gets_a_504_problem_at_the_deadline_and_the_gateway_stays_free(
+            self, start_service, make_settings, service_name, silent_bookings):
+        container = start_service(ProbeGateway, make_settings("gateway", "sqlite://"), name=service_name,
+                                  extra_config={"PONT_BOOKINGS_SERVICE": silent_bookings,
+                                                "PONT_GATEWAY_RPC_TIMEOUT_SECONDS": 1, "max_workers": 2})
+        nurse = bearer("n1", "health:cardiff-vale", ["school_nurse"])
+        url = f"{http_url(container)}/api/v1/sessions/00000000-0000-0000-0000-000000000000"
+
+        started = time.monotonic()
+        answers = [requests.get(url, headers=nurse, timeout=10) for _ in range(3)]  # more than max_workers
+        took = time.monotonic() - started
+
+        for answer in answers:
+            assert_problem(answer, 504)
+        assert took < 3 * 1 + 3  # each request waited for its deadline, not for ever
+        assert_problem(post(http_url(container), {"child": CHILD, "count": 0}), 409)  # workers were freed
