@@ -181,8 +181,8 @@ def _ask_again(uow: UnitOfWork, referral_id: str, *, consent: ConsentPort, clock
                 return None
             repo.save(referral)
             uow.commit()
-    except Exception:  # the referral is held and committed; a covering consent.granted still releases it
-        log.warning("referral.ask_again_failed", referral_id=referral_id, exc_info=True)
+    except Exception as exc:  # the referral is held and committed; a covering consent.granted still releases it
+        log.warning("referral.ask_again_failed", referral_id=referral_id, error=type(exc).__name__)
         return None
     return summary(referral)
 
