@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 AWAITING_CONSENT = "awaiting_consent"
 SENT = "sent"
@@ -16,6 +17,8 @@ OPEN_STATUSES = (AWAITING_CONSENT, SENT, ACCEPTED)
 
 SERVICES = ("school_nursing", "camhs", "social_care", "youth_work", "education_welfare", "families_first")
 URGENCIES = ("routine", "urgent", "safeguarding")
+
+SCHOOL_ZONE = ZoneInfo("Europe/London")
 
 # working (school) days the recipient has to acknowledge a referral, by urgency
 RESPONSE_WORKING_DAYS = {"safeguarding": 1, "urgent": 2, "routine": 10}
@@ -38,14 +41,18 @@ class ReferralRuleBroken(Exception):
 
 
 def add_working_days(start: datetime, days: int, holidays: frozenset[date] = frozenset()) -> datetime:
-    """`start` moved on by `days` school days (Monday to Friday, not a holiday), same time of day."""
-    moved = start
+    """`start` moved on by `days` school days (Monday to Friday, not a holiday), same time of day.
+
+    Days are counted in Wales (Europe/London), whatever zone `start` is in, and the result is
+    returned in `start`'s zone: 23:30 UTC on a summer Sunday is already Monday at school.
+    """
+    moved = start.astimezone(SCHOOL_ZONE)
     remaining = days
     while remaining > 0:
         moved += timedelta(days=1)
         if moved.weekday() < 5 and moved.date() not in holidays:
             remaining -= 1
-    return moved
+    return moved.astimezone(start.tzinfo)
 
 
 def response_deadline(sent_at: datetime, urgency: str, holidays: frozenset[date] = frozenset()) -> datetime:

@@ -39,6 +39,13 @@ class TestDeadlines:
     def test_routine_is_ten_school_days(self):
         assert response_deadline(MONDAY, "routine").date() == date(2026, 12, 7)
 
+    def test_days_are_counted_in_wales_not_in_utc(self):
+        late_friday_utc = datetime(2026, 6, 5, 23, 30, tzinfo=UTC)  # 00:30 on Saturday 6 June in Cardiff
+
+        deadline = response_deadline(late_friday_utc, "safeguarding")
+
+        assert deadline == datetime(2026, 6, 7, 23, 30, tzinfo=UTC)  # 00:30 on Monday, the next school day
+
     def test_holidays_are_not_school_days(self):
         assert add_working_days(MONDAY, 1, frozenset({date(2026, 11, 24)})).date() == date(2026, 11, 25)
 
