@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 PROVIDER = "health:cv" + uuid.uuid4().hex[:6]
 CLINIC_DAY = "2027-03-02"
+BEFORE_CLINICS = datetime(2027, 3, 1, 12, tzinfo=UTC)  # the service's time: every clinic is still to come
 AFTER_CLINICS = datetime(2027, 3, 3, tzinfo=UTC)  # every clinic these tests schedule is over
 ONE_MINUTE = timedelta(minutes=1)
 
@@ -54,7 +55,7 @@ def pont():
 
     with fresh_database("pont_bookings") as url:
         bookings_name, gateway_name = random_name("bookings"), random_name("gateway")
-        clock = MovableClock()
+        clock = MovableClock(start=BEFORE_CLINICS)
         bookings = _start(BookingsService, _settings("bookings", url, AMQP_URI), bookings_name, {"PONT_CLOCK": clock})
         gateway = _start(GatewayService, _settings("gateway", "sqlite://", AMQP_URI), gateway_name,
                          {"PONT_BOOKINGS_SERVICE": bookings_name})

@@ -33,20 +33,21 @@ def wait_until(probe: Callable[[], T], timeout: float = 5.0, interval: float = 0
 class MovableClock:
     """A service's clock under test (`PONT_CLOCK`): real time plus an offset the test moves, instead of waiting."""
 
-    def __init__(self):
-        self.offset = timedelta()
+    def __init__(self, start: datetime | None = None):
+        """Real time, or time running on from `start`."""
+        self.offset = timedelta() if start is None else start - datetime.now(UTC)
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.offset
 
     @contextmanager
     def at(self, moment: datetime):
-        """Read `moment` (then on from it) inside the block; real time again afterwards."""
-        self.offset = moment - datetime.now(UTC)
+        """Read `moment` (then on from it) inside the block; the time as before afterwards."""
+        saved, self.offset = self.offset, moment - datetime.now(UTC)
         try:
             yield self
         finally:
-            self.offset = timedelta()
+            self.offset = saved
 
 
 def random_name(prefix: str) -> str:
