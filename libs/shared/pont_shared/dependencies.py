@@ -102,6 +102,20 @@ class Clock(DependencyProvider):
         return self.now
 
 
+class Setting(DependencyProvider):
+    """One value of the `Settings` read at start-up, e.g. `Setting("school_holidays")`."""
+
+    def __init__(self, name: str, **kwargs):
+        super().__init__(**kwargs)
+        self.name = name
+
+    def setup(self):
+        self.value = getattr(self.container.config["PONT_SETTINGS"], self.name)
+
+    def get_dependency(self, worker_ctx):
+        return self.value
+
+
 class ChildRefs(DependencyProvider):
     """`self.child_ref(upn)`: the platform pseudonym of a pupil, keyed with the configured secret."""
 

@@ -176,8 +176,7 @@ def _ask_again(uow: UnitOfWork, referral_id: str, *, consent: ConsentPort, clock
             referral = repo.get(referral_id, for_update=True)
             if referral is None or referral.status != domain.AWAITING_CONSENT:
                 return None
-            caller = {"sub": referral.raised_by, "org": referral.from_org, "roles": referral.raised_by_roles}
-            if not _share_or_hold(uow, referral, consent, caller, clock(), holidays):
+            if not _share_or_hold(uow, referral, consent, _raiser(referral), clock(), holidays):
                 return None
             repo.save(referral)
             uow.commit()
@@ -192,6 +191,11 @@ def _refuse_duplicate(repo: ReferralRepository, org: str, ref: str, service: str
     if existing is not None:
         raise Conflict("this child already has an open referral to this service",
                        {"existing": link(existing.id), "existing_id": existing.id})
+
+
+def _raiser(referral: Referral) -> dict:
+    """The staff member who raised the referral, as the caller of a later consent question."""
+    return {"sub": referral.raised_by, "org": referral.from_org, "roles": referral.raised_by_roles}
 
 
 def _share_request(referral: Referral, caller: dict) -> dict:
@@ -299,9 +303,7 @@ def on_consent_granted(uow: UnitOfWork, event: ConsentGranted, *, consent: Conse
             repo = ReferralRepository(uow.session)
             for to_org in event.recipients:
                 for referral in repo.held_for(event.child_ref, to_org):
-                    caller = {"sub": referral.raised_by, "org": referral.from_org,
-                              "roles": referral.raised_by_roles}
-                    if _share_or_hold(uow, referral, consent, caller, clock(), holidays):
+                    if _share_or_hold(uow, referral, consent, _raiser(referral), clock(), holidays):
                         repo.save(referral)
                         released += 1
         uow.commit()

@@ -6,14 +6,13 @@ from pathlib import Path
 from nameko.rpc import RpcProxy, rpc
 
 from pont_shared.consumer import handles
-from pont_shared.dependencies import Clock, UnitOfWorkProvider, every
+from pont_shared.dependencies import Clock, Setting, UnitOfWorkProvider, every
 from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.events import AgencyDecided, ConsentGranted
 from pont_shared.migrations import migrator
 from pont_shared.ops import OpsEndpoints
 
 from . import handlers
-from .dependencies import ChildRefSecret, SchoolHolidays
 from .orm import metadata, tables
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,8 +26,8 @@ class ReferralsService(OpsEndpoints):
     uow = UnitOfWorkProvider(metadata, tables, prepare=migrator(MIGRATIONS))
     consent = RpcProxy("consent")
     clock = Clock()
-    child_ref_secret = ChildRefSecret()
-    holidays = SchoolHolidays()
+    child_ref_secret = Setting("child_ref_secret")
+    holidays = Setting("school_holidays")
 
     @rpc(expected_exceptions=EXPECTED)
     def raise_referral(self, request: dict) -> dict:
