@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -31,14 +32,32 @@ SECRET = "stack-test-secret-" + uuid.uuid4().hex
 AGENCIES = ["school:6612001", "health:cardiff-vale"]
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports, below the kernel's ephemeral range.
+
+    A port picked by binding to 0 is ephemeral: between closing it and the service listening
+    on it, one of the many outgoing connections starting up may take it. The agency links also
+    take consecutive ports (base, base+1, ...), which binding to 0 does not check.
+    """
+    for base in random.sample(range(20000, 30000, count), 200):
+        try:
+            free_ports_at(base, count)
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def free_ports_at(base: int, count: int) -> None:
+    sockets = []
+    try:
+        for port in range(base, base + count):
+            sock = socket.socket()
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", port))
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +67,8 @@ def stack():
         broker = stack_.enter_context(own_vhost("pont_stack"))
         env = {**os.environ, "AMQP_URI": broker, "PONT_JWT_SECRET": SECRET, "PONT_AGENCIES": ",".join(AGENCIES),
                "PONT_RUN_DIR": stack_.enter_context(tempfile.TemporaryDirectory()), "PONT_LOG_LEVEL": "WARNING"}
-        ports = free_ports(len(services) + 1)
-        named_ports = dict(zip(sorted(services), ports, strict=False))
+        base = free_port_run(len(services) + len(AGENCIES) + 1)  # services, agency links, Prometheus
+        named_ports = {name: base + index for index, name in enumerate(sorted(services))}
         for name in services:
             if name == "agency_link":
                 for org in AGENCIES:
@@ -59,7 +78,7 @@ def stack():
             env[f"PONT_{name.upper()}_PORT"] = str(named_ports[name])
             if name != "gateway":
                 env[f"PONT_{name.upper()}_DATABASE_URL"] = stack_.enter_context(fresh_database(f"pont_stack_{name}"))
-        agency_base = free_ports(1)[0] if "agency_link" in services else 0
+        agency_base = base + len(services)
         env["PONT_AGENCY_LINK_BASE_PORT"] = str(agency_base)
         started = subprocess.run([sys.executable, "-m", "pont_shared.stack", "start"], env=env, cwd=ROOT,
                                  capture_output=True, text=True, timeout=180)
@@ -68,7 +87,8 @@ def stack():
             targets = {name: port for name, port in named_ports.items() if name != "agency_link"}
             for index, org in enumerate(AGENCIES):
                 targets[f"agency_link_{safe_name(org)}"] = agency_base + index
-            yield {"gateway": f"http://127.0.0.1:{named_ports['gateway']}", "targets": targets, "env": env}
+            yield {"gateway": f"http://127.0.0.1:{named_ports['gateway']}", "targets": targets, "env": env,
+                   "prometheus_port": agency_base + len(AGENCIES)}
         finally:
             subprocess.run([sys.executable, "-m", "pont_shared.stack", "stop"], env=env, cwd=ROOT, timeout=60)
 
@@ -77,7 +97,7 @@ def stack():
 def prometheus(stack):
     binary = shutil.which("prometheus")
     assert binary, "prometheus is installed by infra/check.sh (Debian package prometheus)"
-    port = free_ports(1)[0]
+    port = stack["prometheus_port"]
     with tempfile.TemporaryDirectory() as work:
         scrape = "\n".join(
             f"      - targets: ['127.0.0.1:{target_port}']\n        labels: {{service: '{name}'}}"

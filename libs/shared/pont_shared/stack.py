@@ -78,7 +78,9 @@ def start() -> int:
             if ready(port):
                 del waiting[name]
             elif not _alive(int((RUN_DIR / f"{name}.pid").read_text())):
-                print(f"{name} exited; see {RUN_DIR / (name + '.log')}", file=sys.stderr)
+                log_path = RUN_DIR / f"{name}.log"
+                tail = log_path.read_text(errors="replace").splitlines()[-15:]
+                print(f"{name} exited; see {log_path}, which ends:", *tail, sep="\n  ", file=sys.stderr)
                 stop()
                 return 1
         time.sleep(0.2)
