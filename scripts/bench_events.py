@@ -6,6 +6,8 @@ transaction, ack after commit) on its own PostgreSQL database.
 Plain: nameko `EventDispatcher` (publishes outside any transaction) → `@event_handler`
 writing the same effect row (no inbox, acks even on failure).
 Both measured from the first commit/dispatch to the last effect row, on this machine.
+As deployed, each consumer is a service process of its own (`pont_shared.runner`), and the
+producing side — with its relay, or its dispatcher — runs in this process.
 """
 from __future__ import annotations
 
@@ -14,10 +16,15 @@ import eventlet
 eventlet.monkey_patch()  # noqa: E402
 
 import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import ClassVar  # noqa: E402
 
+from kombu import Connection  # noqa: E402
 from nameko.containers import ServiceContainer  # noqa: E402
 from nameko.events import EventDispatcher, event_handler  # noqa: E402
 from nameko.rpc import rpc  # noqa: E402
@@ -25,14 +32,14 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
-from pont_shared.config import Settings  # noqa: E402
+from pont_shared.config import safe_name  # noqa: E402
 from pont_shared.consumer import handles  # noqa: E402
 from pont_shared.db import define_messaging_tables, make_engine  # noqa: E402
 from pont_shared.dependencies import UnitOfWorkProvider  # noqa: E402
 from pont_shared.envelope import Payload  # noqa: E402
 from pont_shared.outbox import OutboxRelay  # noqa: E402
 from pont_shared.testing import fresh_database, random_name, wait_until  # noqa: E402
-from pont_shared.testing.fixtures import delete_queues  # noqa: E402
+from pont_shared.topology import dead_letter_queue_name  # noqa: E402
 from pont_shared.uow import UnitOfWork  # noqa: E402
 
 N_RELIABLE = int(os.environ.get("BENCH_EVENTS", "20000"))
@@ -75,17 +82,17 @@ class PlainProducer:
             self.dispatch("ticked", {"n": n})
 
 
-def plain_consumer(session_factory):
-    class PlainConsumer:
-        name = "bench_plain_consumer"
+class PlainConsumer:
+    name = "bench_plain_consumer"
+    sessions = None  # set on first use, from PONT_BENCH_PLAIN_DATABASE_URL
 
-        @event_handler("bench_plain_producer", "ticked")
-        def on_tick(self, payload):
-            with session_factory() as session:
-                session.execute(insert(effects).values(event_id="plain", n=payload["n"]))
-                session.commit()
-
-    return PlainConsumer
+    @event_handler("bench_plain_producer", "ticked")
+    def on_tick(self, payload):
+        if PlainConsumer.sessions is None:
+            PlainConsumer.sessions = sessionmaker(make_engine(os.environ["PONT_BENCH_PLAIN_DATABASE_URL"]))
+        with PlainConsumer.sessions() as session:
+            session.execute(insert(effects).values(event_id="plain", n=payload["n"]))
+            session.commit()
 
 
 def count(engine) -> int:
@@ -93,43 +100,63 @@ def count(engine) -> int:
         return db.execute(select(func.count()).select_from(effects)).scalar()
 
 
-def settings_for(service: str, url: str) -> Settings:
-    base = Settings.from_env(service, {"AMQP_URI": AMQP_URI, "PONT_LOG_LEVEL": "WARNING"}, http_port=0)
-    import dataclasses
+@contextmanager
+def service_process(spec: str, name: str, queue: str, database_url: str, max_workers: int):
+    """Run a consumer as its own service process, as deployed; yield once its queue is consumed."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "AMQP_URI": AMQP_URI,
+           "PONT_LOG_LEVEL": "WARNING", "PONT_MAX_WORKERS": str(max_workers),
+           f"PONT_{safe_name(name).upper()}_DATABASE_URL": database_url,
+           "PONT_BENCH_PLAIN_DATABASE_URL": database_url}
+    process = subprocess.Popen([sys.executable, "-m", "pont_shared.runner", spec, "--name", name, "--port", "0"],
+                               env=env)
+    try:
+        wait_until(lambda: process.poll() is not None or consumers(queue) > 0, timeout=60, interval=0.05)
+        if process.poll() is not None:
+            raise RuntimeError(f"{spec} exited with {process.returncode} while starting")
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        with Connection(AMQP_URI) as conn:
+            for doomed in (queue, dead_letter_queue_name(name)):
+                conn.default_channel.queue_delete(doomed)
 
-    return dataclasses.replace(base, database_url=url, max_workers=2 * BATCH)  # prefetch = max_workers
+
+def consumers(queue: str) -> int:
+    with Connection(AMQP_URI) as conn:
+        try:
+            return conn.default_channel.queue_declare(queue, passive=True).consumer_count
+        except conn.channel_errors:
+            return 0
 
 
 def bench_reliable() -> tuple[float, float]:
     with fresh_database("bench_producer") as producer_url, fresh_database("bench_consumer") as consumer_url:
         name = random_name("bench_reliable")
-        consumer_cls = type("ReliableConsumer", (ReliableConsumer,), {"name": name})
-        config = {**settings_for(name, consumer_url).nameko_config(), "WEB_SERVER_ADDRESS": "127.0.0.1:0"}
-        container = ServiceContainer(consumer_cls, config)
-        container.start()
         producer_engine = make_engine(producer_url)
         metadata.create_all(producer_engine)
         consumer_engine = make_engine(consumer_url)
         relay = OutboxRelay(producer_engine, tables.outbox, AMQP_URI, "bench_producer", batch_size=1000)
-        relay_thread = eventlet.spawn(relay.run)
         sessions = sessionmaker(producer_engine)
-        try:
-            started = time.perf_counter()
-            for batch_start in range(0, N_RELIABLE, 100):
-                with UnitOfWork(sessions, tables, source="/pont/bench", on_commit=relay.wake) as uow:
-                    for n in range(batch_start, min(batch_start + 100, N_RELIABLE)):
-                        uow.emit(BenchTick(n=n))
-                    uow.commit()
-            committed = time.perf_counter() - started
-            wait_until(lambda: count(consumer_engine) >= N_RELIABLE, timeout=600, interval=0.05)
-            elapsed = time.perf_counter() - started
-        finally:
-            relay.stop()
-            relay_thread.wait()
-            container.stop()
-            delete_queues(container)
-            producer_engine.dispose()
-            consumer_engine.dispose()
+        # prefetch = max_workers = 3 batches: a batch finishing before the one ahead of it waits for
+        # it within the ack window (half the prefetch), and both are settled by one multiple ack
+        with service_process("bench_events:ReliableConsumer", name, f"{name}.on_ticks", consumer_url, 3 * BATCH):
+            relay_thread = eventlet.spawn(relay.run)
+            try:
+                started = time.perf_counter()
+                for batch_start in range(0, N_RELIABLE, 100):
+                    with UnitOfWork(sessions, tables, source="/pont/bench", on_commit=relay.wake) as uow:
+                        for n in range(batch_start, min(batch_start + 100, N_RELIABLE)):
+                            uow.emit(BenchTick(n=n))
+                        uow.commit()
+                committed = time.perf_counter() - started
+                wait_until(lambda: count(consumer_engine) >= N_RELIABLE, timeout=600, interval=0.05)
+                elapsed = time.perf_counter() - started
+            finally:
+                relay.stop()
+                relay_thread.wait()
+                producer_engine.dispose()
+                consumer_engine.dispose()
         return N_RELIABLE / elapsed, N_RELIABLE / committed
 
 
@@ -138,20 +165,19 @@ def bench_plain() -> float:
         engine = make_engine(url)
         metadata.create_all(engine)
         config = {"AMQP_URI": AMQP_URI, "max_workers": 40, "WEB_SERVER_ADDRESS": "127.0.0.1:0"}
-        consumer = ServiceContainer(plain_consumer(sessionmaker(engine)), config)
-        producer = ServiceContainer(PlainProducer, config)
-        consumer.start()
-        producer.start()
-        try:
-            started = time.perf_counter()
-            with ClusterRpcProxy(config, timeout=600) as cluster:
-                cluster.bench_plain_producer.fire(N_PLAIN)
-            wait_until(lambda: count(engine) >= N_PLAIN, timeout=600, interval=0.05)
-            elapsed = time.perf_counter() - started
-        finally:
-            producer.stop()
-            consumer.stop()
-            engine.dispose()
+        queue = "evt-bench_plain_producer-ticked--bench_plain_consumer.on_tick"
+        with service_process("bench_events:PlainConsumer", PlainConsumer.name, queue, url, 40):
+            producer = ServiceContainer(PlainProducer, config)
+            producer.start()
+            try:
+                started = time.perf_counter()
+                with ClusterRpcProxy(config, timeout=600) as cluster:
+                    cluster.bench_plain_producer.fire(N_PLAIN)
+                wait_until(lambda: count(engine) >= N_PLAIN, timeout=600, interval=0.05)
+                elapsed = time.perf_counter() - started
+            finally:
+                producer.stop()
+                engine.dispose()
         return N_PLAIN / elapsed
 
 

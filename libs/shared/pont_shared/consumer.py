@@ -9,23 +9,66 @@ at any point leaves the message on the broker.
 """
 from __future__ import annotations
 
-import json
 import traceback
 from datetime import UTC, datetime
 from functools import partial
 
+import amqp
 import eventlet
 import structlog
 from kombu import Connection
 from nameko.amqp.publish import Publisher
-from nameko.messaging import Consumer
+from nameko.messaging import Consumer, QueueConsumer
 from pydantic import ValidationError
 
 from . import metrics, topology
+from .acks import AckWindow
 from .envelope import Envelope, Payload
 from .uow import AlreadyProcessed
 
 log = structlog.get_logger(__name__)
+
+
+class EventQueueConsumer(QueueConsumer):
+    """nameko's queue consumer, for the `@handles` entrypoints only, on a connection of
+    their own. It hands each entrypoint the raw message (the envelope is parsed once, by
+    the entrypoint) and acknowledges with as few frames as is safe (`AckWindow`)."""
+
+    def __init__(self):
+        super().__init__()
+        self._channel = None
+        self._window: AckWindow | None = None
+
+    def get_consumers(self, consumer_cls, channel):
+        """kombu's callback after every (re)connection: deliveries start again on `channel`."""
+        self._channel = channel
+        self._window = AckWindow(waiting_limit=self.prefetch_count // 2)
+        for provider in self._providers:
+            consumer = consumer_cls(queues=[provider.queue], on_message=partial(self._deliver, provider))
+            consumer.qos(prefetch_count=self.prefetch_count)
+            self._consumers[provider] = consumer
+        return self._consumers.values()
+
+    def _deliver(self, provider, message) -> None:
+        self._window.delivered(message.delivery_tag)
+        provider.handle_message(message.body, message)
+
+    def ack_message(self, message):
+        self.ack_messages([message])
+
+    def ack_messages(self, messages) -> None:
+        """Acknowledge handled messages; they all came on one channel."""
+        channel = messages[0].channel
+        if channel is not self._channel or not channel.connection:
+            return  # delivered on a connection since lost: the broker has already taken it back
+        for tag, multiple in self._window.finished(message.delivery_tag for message in messages):
+            try:
+                channel.basic_ack(tag, multiple=multiple)
+            except (amqp.exceptions.ConnectionError, OSError):
+                return  # the connection closed under us: the broker takes the messages back
+
+    def requeue_message(self, message):
+        raise NotImplementedError("@handles retries through its delay queues, it never requeues")
 
 
 class EventConsumer(Consumer):
@@ -37,6 +80,8 @@ class EventConsumer(Consumer):
     ones not yet handled. If the batch fails, each event is retried on its own, so one bad
     event cannot hold up or take down the others.
     """
+
+    queue_consumer = EventQueueConsumer()
 
     def __init__(self, event: type[Payload], *, routing_key: str | None = None,
                  batch_size: int = 1, linger: float = 0.01, **kwargs):
@@ -64,10 +109,10 @@ class EventConsumer(Consumer):
             topology.declare_retry_topology(conn.default_channel, self.service, self.delays)
         super().setup()
 
-    def handle_message(self, body, message):
+    def handle_message(self, body: bytes, message):
         try:
-            envelope = Envelope.model_validate(json.loads(body) if isinstance(body, (str, bytes)) else body)
-        except (ValidationError, ValueError) as exc:
+            envelope = Envelope.model_validate_json(body)
+        except ValidationError as exc:
             # malformed: no retry will mend it
             self._dead_letter(message, attempt=0, error=f"malformed envelope: {type(exc).__name__}")
             return
@@ -100,8 +145,7 @@ class EventConsumer(Consumer):
 
     def _handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
         if exc_info is None:
-            for _envelope, message in batch:
-                self.queue_consumer.ack_message(message)
+            self.queue_consumer.ack_messages([message for _envelope, message in batch])
             metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "handled").inc(len(batch))
             return result, exc_info
         log.warning("event.batch_failed", queue=self.queue_name, size=len(batch), error_type=exc_info[0].__name__)

@@ -104,9 +104,12 @@ class UnitOfWork:
     def fresh(self, envelopes: list[Envelope]) -> list[Envelope]:
         """For a batch consumer: the events not handled before; they are recorded on commit."""
         inbox = self.tables.inbox
+        # every column of the inbox's key, so the lookup stays an index probe however large it grows
         done = set(self.session.execute(
             select(inbox.c.source, inbox.c.event_id).where(
-                inbox.c.consumer == self._consumer, inbox.c.event_id.in_([e.id for e in envelopes]))
+                inbox.c.consumer == self._consumer,
+                inbox.c.source.in_({e.source for e in envelopes}),
+                inbox.c.event_id.in_([e.id for e in envelopes]))
         ).all())
         fresh, seen = [], set()
         for envelope in envelopes:

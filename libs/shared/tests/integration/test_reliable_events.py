@@ -227,6 +227,25 @@ class TestIdempotentConsumer:
         assert sorted(n for _id, n in rows) == list(range(2000))
 
 
+class TestAcknowledgements:
+    def test_a_slow_handler_does_not_hold_up_the_events_behind_it(
+        self, start_service, make_settings, postgres_url, service_name, producer
+    ):
+        # prefetch 4: events finished behind the slow one are acked together only while few wait
+        start_service(PingConsumer, make_settings(service_name, postgres_url, max_workers=4), name=service_name)
+        engine = make_engine(postgres_url)
+        slow, fast = run_id(), run_id()
+
+        producer.emit(Ping(run=slow, n=-60))  # six seconds of work
+        producer.emit(*(Ping(run=fast, n=i) for i in range(40)))
+
+        wait_until(lambda: len(effect_rows(engine, fast)) == 40, timeout=5,
+                   message="the events behind a slow one waited for it")
+        assert effect_rows(engine, slow) == []  # still being handled
+        wait_until(lambda: effect_rows(engine, slow), timeout=15)
+        engine.dispose()
+
+
 class TestRetryThenDeadLetter:
     def test_a_failing_handler_is_retried_with_growing_delay_then_dead_lettered_and_replayed_once(
         self, consumer, producer, broker_url
