@@ -64,7 +64,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     patch_psycopg_for_eventlet()
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # values_plus_batch: an UPDATE of many rows goes in pages of statements, not one round trip each
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         executemany_mode="values_plus_batch")
 
 
 def patch_psycopg_for_eventlet() -> None:
