@@ -1,9 +1,10 @@
 """Bench: prepare, send and acknowledge a national Year 6 cohort (~36,000 pupils in Wales).
 
 The headline run is the whole platform path for the cohort: the real transitions service
-(a nameko container in this process) and the REAL consent service (its own process, as
-docker-compose runs it; see BENCH_CONSENT_IN_PROCESS), each on its own fresh
-PostgreSQL database, over the real broker. Every sharing decision is made by consent's
+and the REAL consent service, each its own process as docker-compose runs them
+(`pont_shared.runner`), each on its own fresh PostgreSQL database, over the real broker;
+this process drives them as the gateway would, and runs referrals (asked for each cohort's
+open agency involvement). Every sharing decision is made by consent's
 rules and every disclosure is appended to its hash-chained ledger (`share_many`, chunks of
 500, under the ledger lock); the chain is verified with `pont-verify-ledger` at the end.
 
@@ -19,9 +20,7 @@ consent (`BenchConsent`: fixed in-memory answers, no ledger) to isolate what tra
 itself costs. Its figures are NOT the platform's and are labelled so.
 
 Environment: BENCH_PUPILS (36000), BENCH_PER_PRIMARY (30), BENCH_SECONDARIES (200),
-BENCH_CONCURRENCY (4), BENCH_STANDIN_PUPILS (0), BENCH_CONSENT_IN_PROCESS (unset: consent runs as
-its own process through `pont_shared.runner`, as deployed; 1: a container in this process, sharing
-its one interpreter lock with transitions).
+BENCH_CONCURRENCY (4), BENCH_STANDIN_PUPILS (0).
 """
 from __future__ import annotations
 
@@ -37,6 +36,7 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter  # noqa: E402
 from datetime import UTC, date, datetime, timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from nameko.containers import ServiceContainer  # noqa: E402
 from nameko.exceptions import UnknownService  # noqa: E402
@@ -57,8 +57,14 @@ PUPILS = int(os.environ.get("BENCH_PUPILS", "36000"))
 PER_PRIMARY = int(os.environ.get("BENCH_PER_PRIMARY", "30"))
 SECONDARIES = int(os.environ.get("BENCH_SECONDARIES", "200"))
 STANDIN_PUPILS = int(os.environ.get("BENCH_STANDIN_PUPILS", "0"))
-CONSENT_IN_PROCESS = os.environ.get("BENCH_CONSENT_IN_PROCESS", "") == "1"
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
+
+
+class BenchTransitions(TransitionsService):
+    """The transitions service, asking this run's consent and referrals services."""
+
+    consent = RpcProxy(os.environ.get("BENCH_CONSENT_SERVICE", "consent"))
+    referrals = RpcProxy(os.environ.get("BENCH_REFERRALS_SERVICE", "referrals"))
 
 
 class BenchConsent:
@@ -236,58 +242,61 @@ def real_consent_run(run: str) -> None:
     from consent.service import ConsentService
     from referrals.service import ReferralsService
 
-    containers, process = [], None
+    containers, processes = [], []
     try:
         with fresh_database("pont_bench_tr") as url, fresh_database("pont_bench_consent") as consent_url, \
                 fresh_database("pont_bench_referrals") as referrals_url:
             consent_name, transitions_name = f"bench_consent_{run}", f"bench_transitions_{run}"
-            referrals_name = f"bench_referrals_{run}"  # asked for each cohort's open agency involvement
+            referrals_name = f"bench_referrals_{run}"
             containers.append(start(ReferralsService, referrals_name, settings("referrals", referrals_url),
                                     consent=RpcProxy(consent_name)))
-            consent_settings = settings("consent", consent_url)
-            if CONSENT_IN_PROCESS:
-                containers.append(start(ConsentService, consent_name, consent_settings))
-            else:
-                process = start_process("consent.service:ConsentService", consent_name, consent_url)
-            containers.append(start(TransitionsService, transitions_name, settings("transitions", url),
-                                    consent=RpcProxy(consent_name), referrals=RpcProxy(referrals_name)))
+            processes.append((start_process("consent.service:ConsentService", consent_name, consent_url,
+                                            probe=("decide_many", [])), ConsentService, consent_name))
+            processes.append((start_process("bench_transitions:BenchTransitions", transitions_name, url,
+                                            probe=("inbox", {"sub": "bench", "org": "school:0000000",
+                                                             "roles": ["transition_lead"]}),
+                                            BENCH_CONSENT_SERVICE=consent_name,
+                                            BENCH_REFERRALS_SERVICE=referrals_name),
+                              TransitionsService, transitions_name))
             engine, consent_engine = make_engine(url), make_engine(consent_url)
             work = list(cohorts(PUPILS, str(700 + int(run, 16) % 200)))
             started = time.perf_counter()
-            seed_consent(consent_name, consent_engine, consent_settings.child_ref_secret, work)
+            seed_consent(consent_name, consent_engine, settings("consent", consent_url).child_ref_secret, work)
             print(f"set-up (not timed in the figures): {len(work)} agreements, consents for {PUPILS} pupils "
                   f"in {time.perf_counter() - started:.1f} s")
-            where = "in this process" if CONSENT_IN_PROCESS else "its own process, as deployed"
-            measure(f"REAL consent service ({where}; share_many, rules + hash-chained ledger on PostgreSQL)",
+            measure("REAL consent service (transitions and consent each their own process, as deployed; "
+                    "share_many, rules + hash-chained ledger on PostgreSQL)",
                     work, transitions_name, [("transitions", engine, tables.outbox),
                                              ("consent", consent_engine, consent_tables.outbox)])
             verify_ledger(consent_url)
             engine.dispose()
             consent_engine.dispose()
-            if process is not None:
-                stop_process(process, ConsentService, consent_name)
-                process = None
+            while processes:
+                stop_process(*processes.pop())
     finally:
-        if process is not None:
+        for process, _cls, _name in processes:
             process.kill()
         for container in reversed(containers):
             container.stop()
             delete_queues(container)
 
 
-def start_process(spec: str, name: str, database_url: str) -> subprocess.Popen:
-    """Run a service as its own process (`pont_shared.runner`, as docker-compose does); wait until it answers."""
+def start_process(spec: str, name: str, database_url: str, *, probe: tuple[str, object], **env) -> subprocess.Popen:
+    """Run a service as its own process (`pont_shared.runner`, as docker-compose does); wait until
+    its RPC `probe` (method, argument) answers with an empty list."""
     env = {**os.environ, "AMQP_URI": AMQP_URI, "PONT_LOG_LEVEL": "WARNING", "PONT_OUTBOX_POLL_SECONDS": "0.2",
-           f"PONT_{safe_name(name).upper()}_DATABASE_URL": database_url}
+           "PYTHONPATH": str(Path(__file__).parent), f"PONT_{safe_name(name).upper()}_DATABASE_URL": database_url,
+           **env}
     process = subprocess.Popen([sys.executable, "-m", "pont_shared.runner", spec, "--name", name, "--port", "0"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    method_name, argument = probe
 
     def answers() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"{spec} exited with {process.returncode}")
         try:
             with ClusterRpcProxy({"AMQP_URI": AMQP_URI}, timeout=5) as cluster:
-                return getattr(cluster, name).decide_many([]) == []
+                return getattr(getattr(cluster, name), method_name)(argument) == []
         except UnknownService:
             return False
 
