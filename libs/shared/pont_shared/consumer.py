@@ -16,6 +16,7 @@ from functools import partial
 import amqp
 import eventlet
 import structlog
+from eventlet.semaphore import Semaphore
 from kombu import Connection
 from nameko.amqp.publish import Publisher
 from nameko.messaging import Consumer, QueueConsumer
@@ -38,6 +39,9 @@ class EventQueueConsumer(QueueConsumer):
         super().__init__()
         self._channel = None
         self._window: AckWindow | None = None
+        # frames leave in the order the window decided them: a multiple ack overtaking a single
+        # one it covers would make the broker refuse the single one and close the channel
+        self._acking = Semaphore()
 
     def get_consumers(self, consumer_cls, channel):
         """kombu's callback after every (re)connection: deliveries start again on `channel`."""
@@ -59,13 +63,14 @@ class EventQueueConsumer(QueueConsumer):
     def ack_messages(self, messages) -> None:
         """Acknowledge handled messages; they all came on one channel."""
         channel = messages[0].channel
-        if channel is not self._channel or not channel.connection:
-            return  # delivered on a connection since lost: the broker has already taken it back
-        for tag, multiple in self._window.finished(message.delivery_tag for message in messages):
-            try:
-                channel.basic_ack(tag, multiple=multiple)
-            except (amqp.exceptions.ConnectionError, OSError):
-                return  # the connection closed under us: the broker takes the messages back
+        with self._acking:
+            if channel is not self._channel or not channel.connection:
+                return  # delivered on a connection since lost: the broker has already taken it back
+            for tag, multiple in self._window.finished(message.delivery_tag for message in messages):
+                try:
+                    channel.basic_ack(tag, multiple=multiple)
+                except (amqp.exceptions.ConnectionError, OSError):
+                    return  # the connection closed under us: the broker takes the messages back
 
     def requeue_message(self, message):
         raise NotImplementedError("@handles retries through its delay queues, it never requeues")
