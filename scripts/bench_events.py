@@ -16,8 +16,6 @@ import eventlet
 eventlet.monkey_patch()  # noqa: E402
 
 import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -32,13 +30,12 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
-from pont_shared.config import safe_name  # noqa: E402
 from pont_shared.consumer import handles  # noqa: E402
 from pont_shared.db import define_messaging_tables, make_engine  # noqa: E402
 from pont_shared.dependencies import UnitOfWorkProvider  # noqa: E402
 from pont_shared.envelope import Payload  # noqa: E402
 from pont_shared.outbox import OutboxRelay  # noqa: E402
-from pont_shared.testing import fresh_database, random_name, wait_until  # noqa: E402
+from pont_shared.testing import fresh_database, random_name, service_process, wait_until  # noqa: E402
 from pont_shared.topology import dead_letter_queue_name  # noqa: E402
 from pont_shared.uow import UnitOfWork  # noqa: E402
 
@@ -101,22 +98,14 @@ def count(engine) -> int:
 
 
 @contextmanager
-def service_process(spec: str, name: str, queue: str, database_url: str, max_workers: int):
-    """Run a consumer as its own service process, as deployed; yield once its queue is consumed."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "AMQP_URI": AMQP_URI,
-           "PONT_LOG_LEVEL": "WARNING", "PONT_MAX_WORKERS": str(max_workers),
-           f"PONT_{safe_name(name).upper()}_DATABASE_URL": database_url,
-           "PONT_BENCH_PLAIN_DATABASE_URL": database_url}
-    process = subprocess.Popen([sys.executable, "-m", "pont_shared.runner", spec, "--name", name, "--port", "0"],
-                               env=env)
+def consumer_process(spec: str, name: str, queue: str, database_url: str, max_workers: int):
+    """The consumer as its own service process; its queue deleted afterwards."""
     try:
-        wait_until(lambda: process.poll() is not None or consumers(queue) > 0, timeout=60, interval=0.05)
-        if process.poll() is not None:
-            raise RuntimeError(f"{spec} exited with {process.returncode} while starting")
-        yield
+        with service_process(spec, name, database_url, ready=lambda: consumers(queue) > 0,
+                             PYTHONPATH=str(Path(__file__).parent), PONT_MAX_WORKERS=str(max_workers),
+                             PONT_BENCH_PLAIN_DATABASE_URL=database_url):
+            yield
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
         with Connection(AMQP_URI) as conn:
             for doomed in (queue, dead_letter_queue_name(name)):
                 conn.default_channel.queue_delete(doomed)
@@ -140,7 +129,7 @@ def bench_reliable() -> tuple[float, float]:
         sessions = sessionmaker(producer_engine)
         # prefetch = max_workers = 3 batches: a batch finishing before the one ahead of it waits for
         # it within the ack window (half the prefetch), and both are settled by one multiple ack
-        with service_process("bench_events:ReliableConsumer", name, f"{name}.on_ticks", consumer_url, 3 * BATCH):
+        with consumer_process("bench_events:ReliableConsumer", name, f"{name}.on_ticks", consumer_url, 3 * BATCH):
             relay_thread = eventlet.spawn(relay.run)
             try:
                 started = time.perf_counter()
@@ -166,7 +155,7 @@ def bench_plain() -> float:
         metadata.create_all(engine)
         config = {"AMQP_URI": AMQP_URI, "max_workers": 40, "WEB_SERVER_ADDRESS": "127.0.0.1:0"}
         queue = "evt-bench_plain_producer-ticked--bench_plain_consumer.on_tick"
-        with service_process("bench_events:PlainConsumer", PlainConsumer.name, queue, url, 40):
+        with consumer_process("bench_events:PlainConsumer", PlainConsumer.name, queue, url, 40):
             producer = ServiceContainer(PlainProducer, config)
             producer.start()
             try:

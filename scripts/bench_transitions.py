@@ -30,11 +30,10 @@ eventlet.monkey_patch()  # noqa: E402
 
 import dataclasses  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter  # noqa: E402
+from contextlib import ExitStack, contextmanager  # noqa: E402
 from datetime import UTC, date, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -44,11 +43,11 @@ from nameko.rpc import RpcProxy, rpc  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from pont_shared.config import Settings, safe_name  # noqa: E402
+from pont_shared.config import Settings  # noqa: E402
 from pont_shared.db import make_engine  # noqa: E402
 from pont_shared.identity import child_ref, make_upn  # noqa: E402
 from pont_shared.logs import configure_logging  # noqa: E402
-from pont_shared.testing import AMQP_URI, fresh_database, wait_until  # noqa: E402
+from pont_shared.testing import AMQP_URI, fresh_database, service_process  # noqa: E402
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 from transitions.orm import tables  # noqa: E402
 from transitions.service import TransitionsService  # noqa: E402
@@ -242,22 +241,20 @@ def real_consent_run(run: str) -> None:
     from consent.service import ConsentService
     from referrals.service import ReferralsService
 
-    containers, processes = [], []
+    containers = []
     try:
         with fresh_database("pont_bench_tr") as url, fresh_database("pont_bench_consent") as consent_url, \
-                fresh_database("pont_bench_referrals") as referrals_url:
+                fresh_database("pont_bench_referrals") as referrals_url, ExitStack() as processes:
             consent_name, transitions_name = f"bench_consent_{run}", f"bench_transitions_{run}"
             referrals_name = f"bench_referrals_{run}"
             containers.append(start(ReferralsService, referrals_name, settings("referrals", referrals_url),
                                     consent=RpcProxy(consent_name)))
-            processes.append((start_process("consent.service:ConsentService", consent_name, consent_url,
-                                            probe=("decide_many", [])), ConsentService, consent_name))
-            processes.append((start_process("bench_transitions:BenchTransitions", transitions_name, url,
-                                            probe=("inbox", {"sub": "bench", "org": "school:0000000",
-                                                             "roles": ["transition_lead"]}),
-                                            BENCH_CONSENT_SERVICE=consent_name,
-                                            BENCH_REFERRALS_SERVICE=referrals_name),
-                              TransitionsService, transitions_name))
+            processes.enter_context(own_process("consent.service:ConsentService", ConsentService, consent_name,
+                                                consent_url, probe=("decide_many", [])))
+            processes.enter_context(own_process(
+                "bench_transitions:BenchTransitions", TransitionsService, transitions_name, url,
+                probe=("inbox", {"sub": "bench", "org": "school:0000000", "roles": ["transition_lead"]}),
+                BENCH_CONSENT_SERVICE=consent_name, BENCH_REFERRALS_SERVICE=referrals_name))
             engine, consent_engine = make_engine(url), make_engine(consent_url)
             work = list(cohorts(PUPILS, str(700 + int(run, 16) % 200)))
             started = time.perf_counter()
@@ -271,43 +268,31 @@ def real_consent_run(run: str) -> None:
             verify_ledger(consent_url)
             engine.dispose()
             consent_engine.dispose()
-            while processes:
-                stop_process(*processes.pop())
     finally:
-        for process, _cls, _name in processes:
-            process.kill()
         for container in reversed(containers):
             container.stop()
             delete_queues(container)
 
 
-def start_process(spec: str, name: str, database_url: str, *, probe: tuple[str, object], **env) -> subprocess.Popen:
-    """Run a service as its own process (`pont_shared.runner`, as docker-compose does); wait until
-    its RPC `probe` (method, argument) answers with an empty list."""
-    env = {**os.environ, "AMQP_URI": AMQP_URI, "PONT_LOG_LEVEL": "WARNING", "PONT_OUTBOX_POLL_SECONDS": "0.2",
-           "PYTHONPATH": str(Path(__file__).parent), f"PONT_{safe_name(name).upper()}_DATABASE_URL": database_url,
-           **env}
-    process = subprocess.Popen([sys.executable, "-m", "pont_shared.runner", spec, "--name", name, "--port", "0"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+@contextmanager
+def own_process(spec: str, cls, name: str, database_url: str, *, probe: tuple[str, object], **env: str):
+    """A service as its own process, ready once its RPC `probe` (method, argument) answers [];
+    its queues deleted afterwards."""
     method_name, argument = probe
 
     def answers() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"{spec} exited with {process.returncode}")
         try:
             with ClusterRpcProxy({"AMQP_URI": AMQP_URI}, timeout=5) as cluster:
                 return getattr(getattr(cluster, name), method_name)(argument) == []
         except UnknownService:
             return False
 
-    wait_until(answers, timeout=60, interval=0.2, message=f"{spec} did not start")
-    return process
-
-
-def stop_process(process: subprocess.Popen, cls, name: str) -> None:
-    process.terminate()                                   # the runner stops gracefully on SIGTERM
-    process.wait(timeout=60)
-    delete_queues(ServiceContainer(type(cls.__name__, (cls,), {"name": name}), {"AMQP_URI": AMQP_URI}))
+    try:
+        with service_process(spec, name, database_url, ready=answers, PONT_OUTBOX_POLL_SECONDS="0.2",
+                             PYTHONPATH=str(Path(__file__).parent), **env):
+            yield
+    finally:
+        delete_queues(ServiceContainer(type(cls.__name__, (cls,), {"name": name}), {"AMQP_URI": AMQP_URI}))
 
 
 def seed_consent(consent_name: str, consent_engine, secret: str, work) -> None:

@@ -64,8 +64,8 @@ class EventQueueConsumer(QueueConsumer):
         """Acknowledge handled messages; they all came on one channel."""
         channel = messages[0].channel
         with self._acking:
-            if channel is not self._channel or not channel.connection:
-                return  # delivered on a connection since lost: the broker has already taken it back
+            if not self._current(channel):
+                return
             for tag, multiple in self._window.finished(message.delivery_tag for message in messages):
                 try:
                     channel.basic_ack(tag, multiple=multiple)
@@ -73,7 +73,18 @@ class EventQueueConsumer(QueueConsumer):
                     return  # the connection closed under us: the broker takes the messages back
 
     def requeue_message(self, message):
-        raise NotImplementedError("@handles retries through its delay queues, it never requeues")
+        with self._acking:
+            if not self._current(message.channel):
+                return
+            self._window.requeued(message.delivery_tag)
+            try:
+                message.requeue()
+            except (amqp.exceptions.ConnectionError, OSError):
+                return
+
+    def _current(self, channel) -> bool:
+        """False for a delivery on a connection since lost: the broker has already taken it back."""
+        return channel is self._channel and bool(channel.connection)
 
 
 class EventConsumer(Consumer):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +30,31 @@ def wait_until(probe: Callable[[], T], timeout: float = 5.0, interval: float = 0
         if time.monotonic() > deadline:
             raise TimeoutError(message or f"condition not met within {timeout}s (last: {value!r})")
         time.sleep(interval)
+
+
+@contextmanager
+def service_process(spec: str, name: str, database_url: str, *, ready: Callable[[], bool], **env: str):
+    """Run a service as its own process, as deployed (`pont_shared.runner MODULE:CLASS`), on its
+    own database; yield the process once `ready()` holds; stop it gracefully (SIGTERM) after."""
+    from ..config import safe_name
+
+    environment = {**os.environ, "AMQP_URI": AMQP_URI, "PONT_LOG_LEVEL": "WARNING",
+                   f"PONT_{safe_name(name).upper()}_DATABASE_URL": database_url, **env}
+    process = subprocess.Popen([sys.executable, "-m", "pont_shared.runner", spec, "--name", name, "--port", "0"],
+                               env=environment, stdout=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: process.poll() is not None or ready(), timeout=60, interval=0.1,
+                   message=f"{spec} did not become ready")
+        if process.poll() is not None:
+            raise RuntimeError(f"{spec} exited with {process.returncode} while starting")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class MovableClock:

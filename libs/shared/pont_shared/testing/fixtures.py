@@ -69,9 +69,9 @@ def start_service():
 
 
 def delete_queues(container) -> None:
-    """Remove a test service's durable queues so later runs' events don't pile up in them."""
+    """Remove a test service's durable queues (events, dead letters, RPC) so later runs' messages don't pile up."""
     names = [ep.queue_name for ep in container.entrypoints if isinstance(ep, EventConsumer)]
-    names.append(dead_letter_queue_name(container.service_name))
+    names += [dead_letter_queue_name(container.service_name), f"rpc-{container.service_name}"]
     with Connection(container.config["AMQP_URI"]) as conn:
         channel = conn.default_channel
         for name in names:

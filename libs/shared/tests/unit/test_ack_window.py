@@ -52,6 +52,13 @@ def test_a_run_ending_in_deliveries_acked_alone_names_the_last_one_the_broker_ho
     assert len(window) == 0
 
 
+def test_a_requeued_delivery_is_never_acknowledged_and_does_not_hold_up_the_rest():
+    window = window_with(range(1, 4))
+    window.requeued(1)
+    assert window.finished([2, 3]) == [(3, True)]  # 1 is no longer the broker's to settle by ack
+    assert len(window) == 0
+
+
 def test_every_delivery_is_acked_once_and_only_after_it_finished():
     import random
 
