@@ -16,7 +16,6 @@ from datetime import date, timedelta
 import pytest
 import requests
 from nameko.containers import ServiceContainer
-from nameko.rpc import RpcProxy
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import create_engine, text
 
@@ -26,6 +25,7 @@ from gateway.service import GatewayService
 from pont_shared.config import Settings, safe_name
 from pont_shared.envelope import EVENTS_EXCHANGE
 from pont_shared.identity import child_ref, make_upn
+from pont_shared.rpc import RpcProxy
 from pont_shared.testing import AMQP_URI, MovableClock, bearer, fresh_database, http_url, wait_until
 from pont_shared.testing.fixtures import delete_queues
 from pont_shared.wire import WireObserver

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from struct import pack
 
 import amqp
 import structlog
@@ -71,6 +72,40 @@ def connect_amqp(uri: str, *, heartbeat: int = 30, **options) -> amqp.Connection
 def declare_exchanges(channel) -> None:
     channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True, auto_delete=False)
     channel.exchange_declare(DISCLOSURES_EXCHANGE, "direct", durable=True, auto_delete=False)
+
+
+_FRAME_END = b"\xce"
+# basic properties present: content_type, content_encoding, delivery_mode, message_id, type
+_PROPERTY_FLAGS = 1 << 15 | 1 << 14 | 1 << 12 | 1 << 7 | 1 << 5
+
+
+def _shortstr(value: str) -> bytes:
+    data = value.encode("utf-8")
+    if len(data) > 255:
+        raise ValueError(f"an AMQP short string is at most 255 bytes: {value[:40]}…")
+    return bytes((len(data),)) + data
+
+
+def publish_frames(channel_id: int, frame_max: int, *, exchange: str, routing_key: str, mandatory: bool,
+                   message_id: str, event_type: str, body: bytes) -> bytes:
+    """The frames of one persistent JSON `basic.publish` (AMQP 0-9-1): method, header, body.
+
+    Byte for byte what py-amqp writes for `amqp.Message(body, content_type="application/json",
+    delivery_mode=2, message_id=..., type=...)` (a unit test holds it to that), built in one
+    step. py-amqp's general path (argument and property serialisers, and a non-blocking read
+    of the socket before every publish) was a fifth of a busy relay's time.
+    """
+    method = (pack(">HHH", 60, 40, 0) + _shortstr(exchange) + _shortstr(routing_key)
+              + (b"\x01" if mandatory else b"\x00"))
+    header = (pack(">HHQH", 60, 0, len(body), _PROPERTY_FLAGS) + _shortstr("application/json")
+              + _shortstr("utf-8") + b"\x02" + _shortstr(message_id) + _shortstr(event_type))
+    parts = [pack(">BHI", 1, channel_id, len(method)), method, _FRAME_END,
+             pack(">BHI", 2, channel_id, len(header)), header, _FRAME_END]
+    chunk = frame_max - 8
+    for start in range(0, len(body), chunk):
+        piece = body[start:start + chunk]
+        parts += [pack(">BHI", 3, channel_id, len(piece)), piece, _FRAME_END]
+    return b"".join(parts)
 
 
 class CorkedWrites:
@@ -224,19 +259,16 @@ class OutboxRelay:
         channel = self._ensure_channel()
         self._nacked.clear()
         self._returned = set()
+        channel_id, frame_max = channel.channel_id, self._conn.frame_max
         with self._writes.corked():
             for row in rows:
-                message = amqp.Message(
-                    row.body,
-                    content_type="application/json",
-                    delivery_mode=2,
-                    message_id=row.event_id,
-                    type=row.event_type,
-                )
-                channel.basic_publish(message, exchange=row.exchange, routing_key=row.routing_key,
-                                      mandatory=row.exchange == DISCLOSURES_EXCHANGE)
+                self._writes.write(publish_frames(
+                    channel_id, frame_max, exchange=row.exchange, routing_key=row.routing_key,
+                    mandatory=row.exchange == DISCLOSURES_EXCHANGE, message_id=row.event_id,
+                    event_type=row.event_type, body=row.body.encode("utf-8")))
                 self._unconfirmed.add(self._next_tag)
                 self._next_tag += 1
+        self._conn.bytes_sent += len(rows)  # py-amqp's count of frames written, for its heartbeats
         deadline = time.monotonic() + self.confirm_timeout
         while self._unconfirmed:
             remaining = deadline - time.monotonic()

@@ -4,7 +4,8 @@ nameko 2.14 waits for an RPC reply for ever. A service that is stopped while its
 `rpc-<service>` queue remains (or one that hangs) would hold the HTTP request and a gateway
 worker until the client gave up. Here every call raises `RpcTimeout` (504 problem details)
 after `PONT_GATEWAY_RPC_TIMEOUT_SECONDS` (default 30). The request stays queued: a service
-that comes back still carries it out, so clients retry with their `Idempotency-Key`.
+that comes back still carries it out, so clients retry with their `Idempotency-Key`. Requests
+are transient (`pont_shared.rpc`): a broker restart drops them.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import MethodProxy, ReplyListener, ServiceProxy
 
 from pont_shared.config import safe_name
+from pont_shared.rpc import TRANSIENT
 
 TIMEOUT_KEY = "PONT_GATEWAY_RPC_TIMEOUT_SECONDS"
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -42,7 +44,7 @@ class _TimedServiceProxy(ServiceProxy):
 
     def __getattr__(self, name):
         return _TimedMethodProxy(self.worker_ctx, self.service_name, name, self.reply_listener,
-                                 timeout=self.timeout)
+                                 timeout=self.timeout, **TRANSIENT)
 
 
 class _Rpc(DependencyProvider):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import rpc
 
 from pont_shared.consumer import handles
 from pont_shared.dependencies import Clock, Setting, UnitOfWorkProvider, every
@@ -11,6 +11,7 @@ from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.events import AgencyDecided, ConsentGranted
 from pont_shared.migrations import migrator
 from pont_shared.ops import OpsEndpoints
+from pont_shared.rpc import RpcProxy
 
 from . import handlers
 from .orm import metadata, tables

@@ -84,17 +84,20 @@ _UPDATABLE = ("status", "included", "withheld", "disclosure_ids", "sent_at", "du
               "acknowledged_at", "acknowledged_by", "overdue_at")
 
 
-def _save(uow, records: list[Transition]) -> None:
-    """Bulk update of the mutable columns (one executemany)."""
+def _save(uow, records: list[Transition], columns: tuple[str, ...] = _UPDATABLE) -> None:
+    """Update `columns` (those the command changed) of `records`: one statement when every
+    record changed alike (an acknowledgement, an overdue sweep), else one executemany."""
     if not records:
         return
+    changes = [{name: _row(record)[name] for name in columns} for record in records]
+    if all(change == changes[0] for change in changes):
+        uow.session.connection().execute(
+            update(transitions).where(transitions.c.id.in_([r.id for r in records])).values(changes[0]))
+        return
     statement = update(transitions).where(transitions.c.id == bindparam("_id")).values(
-        {name: bindparam(name) for name in _UPDATABLE})
-    rows = []
-    for record in records:
-        row = _row(record)
-        rows.append({"_id": record.id, **{name: row[name] for name in _UPDATABLE}})
-    uow.session.connection().execute(statement, rows)
+        {name: bindparam(name) for name in columns})
+    uow.session.connection().execute(
+        statement, [{"_id": record.id, **change} for record, change in zip(records, changes, strict=True)])
 
 
 def _event(payload_cls, t: Transition):
@@ -300,7 +303,7 @@ def acknowledge(uow, transition_ids: list[str], caller: dict, now: datetime) -> 
                 uow.emit(_event(TransitionAcknowledged, acknowledged), subject=acknowledged.child_ref)
                 changed.append(acknowledged)
             found[transition_id] = acknowledged
-        _save(uow, changed)
+        _save(uow, changed, ("status", "acknowledged_at", "acknowledged_by"))
         uow.commit()
     _count(changed, domain.ACKNOWLEDGED)
     for record in changed:
@@ -321,7 +324,7 @@ def mark_overdue(uow, now: datetime, limit: int = 1000) -> int:
                 late = record.go_overdue(now)
                 uow.emit(_event(TransitionOverdue, late), subject=late.child_ref)
                 overdue.append(late)
-        _save(uow, overdue)
+        _save(uow, overdue, ("status", "overdue_at"))
         uow.commit()
     metrics.TRANSITIONS.labels(domain.OVERDUE).inc(len(overdue))
     metrics.OVERDUE.inc(len(overdue))
