@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.schema import Table
 
 from . import metrics
+from .db import insert_rows
 from .envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
 
 log = structlog.get_logger(__name__)
@@ -49,8 +50,7 @@ def write_outbox(conn: Connection, outbox: Table, items: Iterable[tuple[Envelope
         }
         for envelope, exchange, routing_key in items
     ]
-    if rows:
-        conn.execute(outbox.insert(), rows)
+    insert_rows(conn, outbox, rows)
 
 
 def connect_amqp(uri: str, *, heartbeat: int = 30, **options) -> amqp.Connection:

@@ -24,7 +24,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .db import MessagingTables
+from .db import MessagingTables, insert_rows
 from .envelope import Envelope, Payload
 from .errors import Conflict
 from .outbox import write_outbox
@@ -64,7 +64,7 @@ def record_processed(session: Session, tables: MessagingTables, key: InboxKey) -
 
 def record_many(session: Session, tables: MessagingTables, keys: list[InboxKey]) -> None:
     now = datetime.now(UTC)
-    session.execute(insert(tables.inbox), [
+    insert_rows(session.connection(), tables.inbox, [
         {"consumer": c, "source": s, "event_id": i, "event_type": t, "processed_at": now} for c, s, i, t in keys])
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy import insert, select, update
 
+from pont_shared.db import insert_rows
 from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.events import AgencyDecided, ConsentWithdrawn, DisclosureDelivered, _AppointmentEvent
 from pont_shared.identity import upn_problem
@@ -180,7 +181,7 @@ def import_transfer(uow: UnitOfWork, org: str, caller: dict, transfer: dict, *, 
                 "to_school": to_school, "content": content, "imported_at": now, "imported_by": caller["sub"]}
                for ref, content in rows.items() if ref not in held]
         if new:
-            uow.session.connection().execute(insert(imported_transfers), new)
+            insert_rows(uow.session.connection(), imported_transfers, new)
         uow.commit()
     return {"source_file": source_file, "imported": len(new), "already_held": len(held)}
 

@@ -8,6 +8,7 @@ from sqlalchemy import cast, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
+from pont_shared.db import insert_rows
 from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.events import ConsentExpired, ConsentGranted, ConsentWithdrawn, DisclosureRecorded
 from pont_shared.identity import child_ref as derive_child_ref
@@ -381,7 +382,7 @@ class _Chain:
 
     def write(self) -> None:
         if self._rows:
-            self._uow.session.execute(insert(ledger), self._rows)
+            insert_rows(self._uow.session.connection(), ledger, self._rows)
             self._rows = []
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
 
+from pont_shared.db import insert_rows
 from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.events import (
     DisclosureDelivered,
@@ -257,7 +258,7 @@ def prepare_cohort(uow, sharing, command: PrepareCohort, now: datetime, period: 
             uow.emit(_event(TransitionPrepared, record), subject=record.child_ref)
         if command.send:
             records = _send(uow, records, outcomes, now, period)
-        uow.session.connection().execute(insert(transitions), [_row(r) for r in records])
+        insert_rows(uow.session.connection(), transitions, [_row(r) for r in records])
         result = [_summary(r) for r in records]
         if idempotency is not None:
             uow.remember(scope, idempotency[0], idempotency[1], result)
