@@ -61,6 +61,7 @@ class Settings:
     retry_delays: tuple[float, ...]
     outbox_batch_size: int
     outbox_poll_seconds: float
+    outbox_linger_seconds: float
     max_workers: int
     log_level: str
     bind_host: str = "127.0.0.1"
@@ -85,6 +86,7 @@ class Settings:
             retry_delays=_float_list(env.get("PONT_RETRY_DELAYS", "0.5,1,2,4,8")),
             outbox_batch_size=int(env.get("PONT_OUTBOX_BATCH", "500")),
             outbox_poll_seconds=float(env.get("PONT_OUTBOX_POLL_SECONDS", "0.5")),
+            outbox_linger_seconds=float(env.get("PONT_OUTBOX_LINGER_SECONDS", "0.05")),
             max_workers=int(env.get("PONT_MAX_WORKERS", "20")),
             log_level=env.get("PONT_LOG_LEVEL", "INFO"),
             bind_host=env.get("PONT_BIND_HOST", "127.0.0.1"),

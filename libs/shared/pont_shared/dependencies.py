@@ -28,6 +28,7 @@ class OutboxRelayExtension(SharedExtension):
         self.relay = OutboxRelay(
             engine, tables.outbox, settings.amqp_uri, self.container.service_name,
             batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
+            linger_seconds=settings.outbox_linger_seconds,
         )
 
     def start(self):
@@ -41,8 +42,8 @@ class OutboxRelayExtension(SharedExtension):
         if self.relay is not None:
             self.relay.stop()
 
-    def wake(self) -> None:
-        self.relay.wake()
+    def wake(self, events: int) -> None:
+        self.relay.wake(events)
 
 
 class UnitOfWorkProvider(DependencyProvider):

@@ -163,14 +163,17 @@ class OutboxRelay:
     """Publishes a service's unsent outbox rows; framework-free, driven by `run`."""
 
     def __init__(self, engine: Engine, outbox: Table, amqp_uri: str, service: str, *,
-                 batch_size: int = 500, poll_seconds: float = 0.5, confirm_timeout: float = 10.0):
+                 batch_size: int = 500, poll_seconds: float = 0.5, linger_seconds: float = 0.05,
+                 confirm_timeout: float = 10.0):
         self.engine = engine
         self.outbox = outbox
         self.amqp_uri = amqp_uri
         self.service = service
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.linger_seconds = linger_seconds
         self.confirm_timeout = confirm_timeout
+        self._committed = 0
         self._conn: amqp.Connection | None = None
         self._channel = None
         self._next_tag = 1
@@ -184,8 +187,9 @@ class OutboxRelay:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Called after a commit that wrote outbox rows: publish now, don't wait to poll."""
+    def wake(self, events: int = 1) -> None:
+        """Called after a commit that wrote `events` outbox rows: publish soon, don't wait to poll."""
+        self._committed += events
         self._wakeup.set()
 
     def stop(self) -> None:
@@ -201,8 +205,7 @@ class OutboxRelay:
                 published = self.publish_pending()
                 backoff = 0.1
                 if published < self.batch_size:
-                    self._wakeup.wait(self.poll_seconds)
-                    self._wakeup.clear()
+                    self._wait_for_events()
                     if self._conn is not None:
                         self._conn.heartbeat_tick()
             except (PublishNotConfirmed, *BROKER_ERRORS) as exc:
@@ -216,6 +219,27 @@ class OutboxRelay:
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._disconnect()
+
+    def _wait_for_events(self) -> None:
+        """Until a commit wakes the relay (or the poll interval passes); then, for at most
+        `linger_seconds`, until commits have brought a whole batch.
+
+        A batch costs about as much to read, confirm and mark as a few hundred events do to
+        publish, so a relay that published each commit as it came spent most of its time on
+        batches of a few dozen (measured: 93 µs of relay CPU an event at 120 a batch, 62 at
+        500). Lingering makes a busy service's batches full, at the price of up to
+        `linger_seconds` more latency for an event of a quiet one.
+        """
+        self._wakeup.wait(self.poll_seconds)
+        self._wakeup.clear()
+        deadline = time.monotonic() + self.linger_seconds
+        while self._committed < self.batch_size and not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._wakeup.wait(remaining)
+            self._wakeup.clear()
+        self._committed = 0
 
     # -- one batch -----------------------------------------------------------------
 

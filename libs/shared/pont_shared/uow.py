@@ -73,7 +73,7 @@ class UnitOfWork:
 
     def __init__(self, session_factory: Callable[[], Session], tables: MessagingTables, *,
                  source: str, inbox_key: InboxKey | None = None, correlation_id: str | None = None,
-                 causation_id: str | None = None, on_commit: Callable[[], None] | None = None,
+                 causation_id: str | None = None, on_commit: Callable[[int], None] | None = None,
                  consumer: str | None = None):
         self._session_factory = session_factory
         self.tables = tables
@@ -142,10 +142,10 @@ class UnitOfWork:
             if self.inbox_key is not None and already_processed(self.session, self.tables, self.inbox_key):
                 raise AlreadyProcessed(self.inbox_key[2]) from exc
             raise
-        had_events = bool(self._pending)
+        events = len(self._pending)
         self._pending = []
-        if had_events and self._on_commit is not None:
-            self._on_commit()
+        if events and self._on_commit is not None:
+            self._on_commit(events)
 
     def replay(self, scope: str, key: str | None, request: dict):
         """The response first given for this Idempotency-Key, or None if the key is new.
