@@ -15,6 +15,9 @@ by consent's own rules (`Consent.record`) and bulk-inserted into consent's datab
 36,000 `record_consent` calls would only time the set-up. Each primary's transition lead
 then sends its cohort in one call (`send: true`); each secondary acknowledges in bulk.
 
+With the times it prints the CPU each process used while timed (read from /proc): on a
+2-core machine the run is bound by the CPU of all of them together, not by one of them.
+
 Optional, demoted: BENCH_STANDIN_PUPILS > 0 adds a run against an in-process stand-in for
 consent (`BenchConsent`: fixed in-memory answers, no ledger) to isolate what transitions
 itself costs. Its figures are NOT the platform's and are labelled so.
@@ -180,10 +183,50 @@ def measure(label: str, work, transitions_name: str, outboxes) -> None:
         delete_queue(queue)
 
 
+class CpuUse:
+    """CPU time used by the processes of the run, by role, read from /proc (Linux)."""
+
+    ROLES = (("postgres", "postgres"), ("rabbitmq", "beam.smp"), ("transitions", "bench_transitions_"),
+             ("consent", "bench_consent_"))
+
+    def __init__(self):
+        self.busy = self._machine_busy()
+        self.by_role = self._by_role()
+
+    @classmethod
+    def _by_role(cls) -> Counter:
+        used: Counter = Counter()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            role = "this process (driver, referrals)" if int(pid) == os.getpid() else next(
+                (name for name, mark in cls.ROLES if mark in command), None)
+            if role:
+                used[role] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return used
+
+    @staticmethod
+    def _machine_busy() -> float:
+        ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")   # all but idle and iowait
+
+    def report(self, seconds: float) -> str:
+        now = CpuUse()
+        used = now.by_role - self.by_role
+        cores = os.cpu_count() or 1
+        roles = ", ".join(f"{role} {used[role]:.1f}" for role, _ in used.most_common())
+        return (f"CPU while timed: {now.busy - self.busy:.1f} of {cores * seconds:.1f} core-seconds busy "
+                f"({cores} cores); by process: {roles}")
+
+
 def _measure(label, work, transitions_name, outboxes) -> None:
     with ClusterRpcProxy({"AMQP_URI": AMQP_URI}, timeout=600) as cluster:
         service = getattr(cluster, transitions_name)
 
+        cpu = CpuUse()
         started = time.perf_counter()
         replies = in_flight(service.prepare, [
             ({"to_school": secondary, "pupils": pupils, "send": True},
@@ -200,6 +243,7 @@ def _measure(label, work, transitions_name, outboxes) -> None:
             (ids[i:i + 2000], {"sub": f"lead-{secondary}", "org": secondary, "roles": ["transition_lead"]})
             for secondary, ids in by_secondary.items() for i in range(0, len(ids), 2000)])
         acknowledged = time.perf_counter() - started
+        cpu_used = cpu.report(prepared_sent + acknowledged)
     started = time.perf_counter()
     drained_at: dict[str, float] = {}
     unsent: dict[str, int] = {}
@@ -219,6 +263,7 @@ def _measure(label, work, transitions_name, outboxes) -> None:
     print(f"prepare+send  {prepared_sent:8.2f} s   ({count / prepared_sent:8.0f} pupils/s)")
     print(f"acknowledge   {acknowledged:8.2f} s   ({count / acknowledged:8.0f} pupils/s)")
     print(f"total         {prepared_sent + acknowledged:8.2f} s   (target for 36,000: <= 60 s)")
+    print(cpu_used)
     for name, _, _ in outboxes:
         if name in drained_at:
             print(f"outbox {name:12s} drained {drained_at[name]:7.2f} s after the last acknowledgement")
