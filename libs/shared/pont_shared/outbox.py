@@ -109,9 +109,10 @@ def publish_frames(channel_id: int, frame_max: int, *, exchange: str, routing_ke
 
 
 class CorkedWrites:
-    """Where py-amqp's frame writer writes: straight to the socket, or — inside `corked()` —
-    into a buffer sent in large writes, so a batch of publishes costs a few system calls
-    rather than one each. Given to `amqp.Connection(frame_writer=...)`."""
+    """Where the relay's frames go (its own publishes, and py-amqp's frame writer for the
+    rest): straight to the socket, or — inside `corked()` — into a buffer sent in large
+    writes, so a batch of publishes costs a few system calls rather than one each. Given to
+    `amqp.Connection(frame_writer=...)`."""
 
     flush_bytes = 256 * 1024
 
@@ -233,7 +234,7 @@ class OutboxRelay:
         self._wakeup.wait(self.poll_seconds)
         self._wakeup.clear()
         deadline = time.monotonic() + self.linger_seconds
-        while self._committed < self.batch_size and not self._stopping.is_set():
+        while 0 < self._committed < self.batch_size and not self._stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

@@ -90,7 +90,7 @@ def _save(uow, records: list[Transition], columns: tuple[str, ...] = _UPDATABLE)
     record changed alike (an acknowledgement, an overdue sweep), else one executemany."""
     if not records:
         return
-    changes = [{name: _row(record)[name] for name in columns} for record in records]
+    changes = [{name: row[name] for name in columns} for row in map(_row, records)]
     if all(change == changes[0] for change in changes):
         uow.session.connection().execute(
             update(transitions).where(transitions.c.id.in_([r.id for r in records])).values(changes[0]))

@@ -40,6 +40,11 @@ def test_commits_that_fill_the_batch_end_the_linger():
         filler.cancel()
 
 
+def test_a_poll_with_no_commit_does_not_linger():
+    r = OutboxRelay(None, None, "amqp://unused", "test", batch_size=100, poll_seconds=0.1, linger_seconds=5.0)
+    assert waited(r) < 2.0
+
+
 def test_stopping_ends_the_linger():
     r = relay(linger=5.0)
     r.wake(1)
