@@ -36,6 +36,7 @@ from pont_shared.dependencies import UnitOfWorkProvider  # noqa: E402
 from pont_shared.envelope import Payload  # noqa: E402
 from pont_shared.outbox import OutboxRelay  # noqa: E402
 from pont_shared.testing import fresh_database, random_name, service_process, wait_until  # noqa: E402
+from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 from pont_shared.topology import dead_letter_queue_name  # noqa: E402
 from pont_shared.uow import UnitOfWork  # noqa: E402
 
@@ -166,6 +167,7 @@ def bench_plain() -> float:
                 elapsed = time.perf_counter() - started
             finally:
                 producer.stop()
+                delete_queues(producer)   # its rpc queue, which nameko leaves behind
                 engine.dispose()
         return N_PLAIN / elapsed
 
