@@ -95,17 +95,26 @@ def on_consent_withdrawn(uow: UnitOfWork, event: ConsentWithdrawn, org: str, at:
     return restricted
 
 
+BOOKED = "booked"
+
+
 def on_appointment(uow: UnitOfWork, event: _AppointmentEvent, status: str, org: str, at: datetime) -> None:
-    """The host school learns when and where its pupil will be out of a lesson, never why."""
+    """The host school learns when and where its pupil will be out of a lesson, never why.
+
+    Each event type has its own queue, so a booking's later event (cancelled, was not
+    brought) can be handled before the booking itself. `booked` is the first state and the
+    others are final: a late `booked` changes nothing, whichever order they arrive in.
+    """
     with uow:
         if event.site == org:
             values = dict(child_ref=event.child_ref, room=event.room, provider_org=event.provider_org,
                           starts_at=event.starts_at, ends_at=event.ends_at, status=status)
-            found = uow.session.execute(select(appointments.c.appointment_id).where(
+            found = uow.session.execute(select(appointments.c.status).where(
                 appointments.c.appointment_id == event.appointment_id)).first()
             if found:
-                uow.session.execute(update(appointments).where(
-                    appointments.c.appointment_id == event.appointment_id).values(**values))
+                if found.status == BOOKED and status != BOOKED:
+                    uow.session.execute(update(appointments).where(
+                        appointments.c.appointment_id == event.appointment_id).values(**values))
             else:
                 uow.session.execute(insert(appointments).values(appointment_id=event.appointment_id, **values))
             if status == "was_not_brought":
