@@ -9,6 +9,7 @@ ACCEPTED = "accepted"
 DECLINED = "declined"
 CLOSED = "closed"
 ACKNOWLEDGED = "acknowledged"
+BOOKED = "booked"   # a pupil appointment's first state; cancelled and was_not_brought are final
 
 # decision -> the states it may follow
 _NEXT = {
@@ -105,4 +106,4 @@ class PupilAppointment:
     provider_org: str
     starts_at: datetime
     ends_at: datetime
-    status: str = "booked"
+    status: str = BOOKED

@@ -14,7 +14,7 @@ from pont_shared.events import AgencyDecided, ConsentWithdrawn, DisclosureDelive
 from pont_shared.identity import upn_problem
 from pont_shared.uow import UnitOfWork
 
-from .domain import CLOSE_CODES, DECLINE_CODES, AgencyCopy, DecisionRefused
+from .domain import BOOKED, CLOSE_CODES, DECLINE_CODES, AgencyCopy, DecisionRefused
 from .orm import appointments, dsl_reviews, imported_transfers
 from .repository import CopyRepository
 
@@ -93,9 +93,6 @@ def on_consent_withdrawn(uow: UnitOfWork, event: ConsentWithdrawn, org: str, at:
                     restricted += 1
         uow.commit()
     return restricted
-
-
-BOOKED = "booked"
 
 
 def on_appointment(uow: UnitOfWork, event: _AppointmentEvent, status: str, org: str, at: datetime) -> None:

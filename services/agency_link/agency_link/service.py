@@ -20,6 +20,7 @@ from pont_shared.ops import OpsEndpoints
 
 from . import handlers
 from .dependencies import OrgName
+from .domain import BOOKED
 from .orm import metadata, tables
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -60,7 +61,7 @@ class AgencyLinkService(OpsEndpoints):
 
     @handles(AppointmentBooked)
     def on_appointment_booked(self, event):
-        handlers.on_appointment(self.uow, event.payload(AppointmentBooked), "booked", self.org, self.clock())
+        handlers.on_appointment(self.uow, event.payload(AppointmentBooked), BOOKED, self.org, self.clock())
 
     @handles(AppointmentCancelled)
     def on_appointment_cancelled(self, event):

@@ -82,6 +82,23 @@ def random_name(prefix: str) -> str:
 
 
 @contextmanager
+def in_memory_units_of_work(metadata, tables, source: str):
+    """For handler unit tests: `new()` gives a `UnitOfWork` on one in-memory SQLite database."""
+    from sqlalchemy.orm import sessionmaker
+    from sqlalchemy.pool import StaticPool
+
+    from ..uow import UnitOfWork
+
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    metadata.create_all(engine)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    try:
+        yield lambda: UnitOfWork(factory, tables, source=source)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
 def fresh_database(prefix: str = "pont_test"):
     """A new, empty PostgreSQL database for one test module; dropped afterwards."""
     name = random_name(prefix)

@@ -4,14 +4,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import select
 
 from agency_link import handlers
 from agency_link.orm import appointments, dsl_reviews, metadata, tables
 from pont_shared.events import AppointmentBooked, AppointmentCancelled, AppointmentWasNotBrought
-from pont_shared.uow import UnitOfWork
+from pont_shared.testing import in_memory_units_of_work
 
 SCHOOL = "school:6612001"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -24,11 +22,8 @@ EVENTS = {"booked": AppointmentBooked(**DETAILS), "cancelled": AppointmentCancel
 
 @pytest.fixture
 def uow_factory():
-    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-    metadata.create_all(engine)
-    factory = sessionmaker(engine, expire_on_commit=False)
-    yield lambda: UnitOfWork(factory, tables, source="/pont/agency_link")
-    engine.dispose()
+    with in_memory_units_of_work(metadata, tables, "/pont/agency_link") as new:
+        yield new
 
 
 def handle(uow_factory, *statuses: str) -> str:

@@ -5,14 +5,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import select
 
 from pont_shared.errors import Conflict, Forbidden, Invalid
 from pont_shared.events import AgencyDecided, ConsentGranted
 from pont_shared.identity import make_upn
-from pont_shared.uow import UnitOfWork
+from pont_shared.testing import in_memory_units_of_work
 from referrals import handlers
 from referrals.orm import metadata, tables
 
@@ -58,11 +56,8 @@ class ConsentGoneAfterFirstQuestion(FakeConsent):
 
 @pytest.fixture
 def uow_factory():
-    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-    metadata.create_all(engine)
-    factory = sessionmaker(engine, expire_on_commit=False)
-    yield lambda: UnitOfWork(factory, tables, source="/pont/referrals")
-    engine.dispose()
+    with in_memory_units_of_work(metadata, tables, "/pont/referrals") as new:
+        yield new
 
 
 def events(uow_factory) -> list[dict]:
