@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nameko.rpc import rpc
-
 from pont_shared.consumer import handles
 from pont_shared.dependencies import ChildRefs, Clock, UnitOfWorkProvider
 from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -17,6 +15,7 @@ from pont_shared.events import (
 )
 from pont_shared.migrations import migrator
 from pont_shared.ops import OpsEndpoints
+from pont_shared.rpc import rpc
 
 from . import handlers
 from .dependencies import OrgName

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nameko.rpc import rpc
-
 from pont_shared.dependencies import Clock, UnitOfWorkProvider, every
 from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.migrations import migrator
 from pont_shared.ops import OpsEndpoints
+from pont_shared.rpc import rpc
 
 from . import handlers
 from .dependencies import PontSettings

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nameko.rpc import rpc
-
 from pont_shared.consumer import handles
 from pont_shared.dependencies import Clock, Setting, UnitOfWorkProvider, every
 from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.events import AgencyDecided, ConsentGranted
 from pont_shared.migrations import migrator
 from pont_shared.ops import OpsEndpoints
-from pont_shared.rpc import RpcProxy
+from pont_shared.rpc import RpcProxy, rpc
 
 from . import handlers
 from .orm import metadata, tables

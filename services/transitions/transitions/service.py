@@ -3,13 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nameko.rpc import rpc
-
 from pont_shared.dependencies import ChildRefs, Clock, UnitOfWorkProvider
 from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.migrations import migrator
 from pont_shared.ops import OpsEndpoints
-from pont_shared.rpc import RpcProxy
+from pont_shared.rpc import RpcProxy, rpc
 
 from . import ctf, handlers
 from .dependencies import Config, ConsentSharing, OpenInvolvement, configured_timer
