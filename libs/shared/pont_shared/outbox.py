@@ -9,7 +9,6 @@ once, and consumers de-duplicate (inbox).
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -359,7 +358,7 @@ class OutboxRelay:
             try:
                 with transport.having_timeout(remaining):
                     data = transport.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not data:
                 raise OSError("the broker closed the connection")
