@@ -42,7 +42,7 @@ from pathlib import Path  # noqa: E402
 
 from nameko.containers import ServiceContainer  # noqa: E402
 from nameko.exceptions import UnknownService  # noqa: E402
-from nameko.rpc import rpc  # noqa: E402
+from nameko.rpc import MethodProxy  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
@@ -50,7 +50,7 @@ from pont_shared.config import Settings  # noqa: E402
 from pont_shared.db import make_engine  # noqa: E402
 from pont_shared.identity import child_ref, make_upn  # noqa: E402
 from pont_shared.logs import configure_logging  # noqa: E402
-from pont_shared.rpc import RpcProxy  # noqa: E402
+from pont_shared.rpc import TRANSIENT, RpcProxy, rpc  # noqa: E402
 from pont_shared.testing import AMQP_URI, fresh_database, service_process  # noqa: E402
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 from transitions.orm import tables  # noqa: E402
@@ -150,6 +150,11 @@ def in_flight(method, arg_lists):
     return results
 
 
+def as_the_gateway_calls(service, method: str) -> MethodProxy:
+    """`service.method`, its requests sent transient as the gateway sends them (`pont_shared.rpc`)."""
+    return MethodProxy(service.worker_ctx, service.service_name, method, service.reply_listener, **TRANSIENT)
+
+
 def bind_receivers(secondaries) -> str:
     """Stand in for the secondaries' agency_link queues, so disclosures are routable (deleted after)."""
     import pika
@@ -228,7 +233,7 @@ def _measure(label, work, transitions_name, outboxes) -> None:
 
         cpu = CpuUse()
         started = time.perf_counter()
-        replies = in_flight(service.prepare, [
+        replies = in_flight(as_the_gateway_calls(service, "prepare"), [
             ({"to_school": secondary, "pupils": pupils, "send": True},
              {"sub": f"lead-{primary}", "org": primary, "roles": ["transition_lead"]})
             for primary, secondary, pupils in work])
@@ -239,7 +244,7 @@ def _measure(label, work, transitions_name, outboxes) -> None:
             by_secondary.setdefault(secondary, []).extend(r["id"] for r in records)
 
         started = time.perf_counter()
-        in_flight(service.acknowledge_many, [
+        in_flight(as_the_gateway_calls(service, "acknowledge_many"), [
             (ids[i:i + 2000], {"sub": f"lead-{secondary}", "org": secondary, "roles": ["transition_lead"]})
             for secondary, ids in by_secondary.items() for i in range(0, len(ids), 2000)])
         acknowledged = time.perf_counter() - started

@@ -9,6 +9,7 @@ once, and consumers de-duplicate (inbox).
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Iterable
@@ -95,17 +96,31 @@ def publish_frames(channel_id: int, frame_max: int, *, exchange: str, routing_ke
     step. py-amqp's general path (argument and property serialisers, and a non-blocking read
     of the socket before every publish) was a fifth of a busy relay's time.
     """
-    method = (pack(">HHH", 60, 40, 0) + _shortstr(exchange) + _shortstr(routing_key)
-              + (b"\x01" if mandatory else b"\x00"))
-    header = (pack(">HHQH", 60, 0, len(body), _PROPERTY_FLAGS) + _shortstr("application/json")
-              + _shortstr("utf-8") + b"\x02" + _shortstr(message_id) + _shortstr(event_type))
-    parts = [pack(">BHI", 1, channel_id, len(method)), method, _FRAME_END,
+    header = (pack(">HHQH", 60, 0, len(body), _PROPERTY_FLAGS) + _FIXED_PROPERTIES + _shortstr(message_id)
+              + _short_name(event_type))
+    parts = [_method_frame(channel_id, exchange, routing_key, mandatory),
              pack(">BHI", 2, channel_id, len(header)), header, _FRAME_END]
     chunk = frame_max - 8
     for start in range(0, len(body), chunk):
         piece = body[start:start + chunk]
         parts += [pack(">BHI", 3, channel_id, len(piece)), piece, _FRAME_END]
     return b"".join(parts)
+
+
+_FIXED_PROPERTIES = _shortstr("application/json") + _shortstr("utf-8") + b"\x02"  # type, encoding, persistent
+
+
+@functools.lru_cache(maxsize=1024)
+def _short_name(value: str) -> bytes:
+    """`_shortstr` of a name that recurs (an event type): made once."""
+    return _shortstr(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _method_frame(channel_id: int, exchange: str, routing_key: str, mandatory: bool) -> bytes:
+    method = (pack(">HHH", 60, 40, 0) + _shortstr(exchange) + _shortstr(routing_key)
+              + (b"\x01" if mandatory else b"\x00"))
+    return pack(">BHI", 1, channel_id, len(method)) + method + _FRAME_END
 
 
 _BASIC_ACK = pack(">HH", 60, 80)

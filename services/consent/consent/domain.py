@@ -326,14 +326,18 @@ class LedgerEntry:
         }
 
     def computed_hash(self) -> str:
-        body = json.dumps({"prev_hash": self.prev_hash, **self.content()}, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(body.encode()).hexdigest()
+        return _link_hash(self.prev_hash, self.content())
 
     def chained_after(self, previous: LedgerEntry | None) -> LedgerEntry:
         """This entry sealed onto the end of the chain."""
-        sealed = replace(self, seq=(previous.seq + 1) if previous else 1,
-                         prev_hash=previous.hash if previous else GENESIS_HASH)
-        return replace(sealed, hash=sealed.computed_hash())
+        seq = previous.seq + 1 if previous else 1
+        prev_hash = previous.hash if previous else GENESIS_HASH
+        return replace(self, seq=seq, prev_hash=prev_hash, hash=_link_hash(prev_hash, {**self.content(), "seq": seq}))
+
+
+def _link_hash(prev_hash: str, content: dict) -> str:
+    body = json.dumps({"prev_hash": prev_hash, **content}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def first_broken_link(entries) -> tuple[LedgerEntry, str] | None:

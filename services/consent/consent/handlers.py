@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 
 from sqlalchemy import cast, insert, or_, select, text, update
@@ -185,8 +186,7 @@ def decide_many(uow: UnitOfWork, requests: list[dict], now: datetime) -> list[di
     with uow:
         known = _Known.load(uow, commands)
         decisions = [_decide(known, data, now) for data in commands]
-    for decision in decisions:
-        _count(decision)
+    _count(decisions)
     return [decision.as_dict() for decision in decisions]
 
 
@@ -222,8 +222,7 @@ def share_many(uow: UnitOfWork, requests: list[dict], now: datetime) -> list[dic
             results.append(result)
         chain.write()
         uow.commit()
-    for decision in decisions:
-        _count(decision)
+    _count(decisions)
     return results
 
 
@@ -348,9 +347,11 @@ def _decide(known: _Known, data: SharingRequestIn, now: datetime) -> domain.Deci
                          known.consents_of(data.child_ref), now.date())
 
 
-def _count(decision: domain.Decision) -> None:
-    for d in decision.decisions:
-        metrics.SHARING_DECISIONS.labels("allowed" if d.allowed else "denied", d.basis or "none").inc()
+def _count(decisions: list[domain.Decision]) -> None:
+    counted = Counter(("allowed" if d.allowed else "denied", d.basis or "none")
+                      for decision in decisions for d in decision.decisions)
+    for (result, basis), count in counted.items():
+        metrics.SHARING_DECISIONS.labels(result, basis).inc(count)
 
 
 def _lock_ledger(uow: UnitOfWork) -> None:

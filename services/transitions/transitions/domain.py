@@ -105,8 +105,8 @@ class Transition:
              disclosure_ids: tuple[str, ...]) -> Transition:
         if self.status != PREPARED:
             raise WrongState(f"a {self.status} record cannot be sent again")
-        return replace(self.decided(outcome), status=SENT, sent_at=now, due_at=now + period,
-                       disclosure_ids=disclosure_ids)
+        return replace(self, included=outcome.included, withheld=outcome.withheld, status=SENT, sent_at=now,
+                       due_at=now + period, disclosure_ids=disclosure_ids)
 
     def acknowledge(self, now: datetime, by: str) -> Transition:
         if self.status == ACKNOWLEDGED:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -175,9 +176,8 @@ def _send(uow, records: list[Transition], outcomes, now: datetime, period: timed
 
 def _count(records: list[Transition], status: str) -> None:
     metrics.TRANSITIONS.labels(status).inc(len(records))
-    for record in records:
-        for withheld in record.withheld:
-            metrics.WITHHELD.labels(withheld.section).inc()
+    for section, count in Counter(w.section for record in records for w in record.withheld).items():
+        metrics.WITHHELD.labels(section).inc(count)
 
 
 def _check_sender(caller: dict) -> None:
@@ -252,12 +252,13 @@ def prepare_cohort(uow, sharing, command: PrepareCohort, now: datetime, period: 
                           to_school=command.to_school, prepared_by=caller["sub"], prepared_at=now,
                           sections=p.sections) for p in command.pupils]
     outcomes = _ask(sharing, records, caller, share=command.send)
-    records = [record.decided(outcome) for record, (outcome, _) in zip(records, outcomes, strict=True)]
     with uow:
         for record in records:
             uow.emit(_event(TransitionPrepared, record), subject=record.child_ref)
         if command.send:
             records = _send(uow, records, outcomes, now, period)
+        else:
+            records = [record.decided(outcome) for record, (outcome, _) in zip(records, outcomes, strict=True)]
         insert_rows(uow.session.connection(), transitions, [_row(r) for r in records])
         result = [_summary(r) for r in records]
         if idempotency is not None:
