@@ -51,6 +51,7 @@ from pont_shared.db import make_engine  # noqa: E402
 from pont_shared.identity import child_ref, make_upn  # noqa: E402
 from pont_shared.logs import configure_logging  # noqa: E402
 from pont_shared.rpc import TRANSIENT, RpcProxy, rpc  # noqa: E402
+from pont_shared.runner import settle_collector  # noqa: E402
 from pont_shared.testing import AMQP_URI, fresh_database, service_process  # noqa: E402
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 from transitions.orm import tables  # noqa: E402
@@ -312,6 +313,7 @@ def real_consent_run(run: str) -> None:
             seed_consent(consent_name, consent_engine, settings("consent", consent_url).child_ref_secret, work)
             print(f"set-up (not timed in the figures): {len(work)} agreements, consents for {PUPILS} pupils "
                   f"in {time.perf_counter() - started:.1f} s")
+            settle_collector()  # as the runner does in each deployed service (referrals runs in this process)
             measure("REAL consent service (transitions and consent each their own process, as deployed; "
                     "share_many, rules + hash-chained ledger on PostgreSQL)",
                     work, transitions_name, [("transitions", engine, tables.outbox),

@@ -147,7 +147,7 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         "outbox",
         metadata,
         Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_id", String(36), nullable=False),  # a UUID4; consumers de-duplicate on it
         Column("event_type", String(120), nullable=False),
         Column("exchange", String(120), nullable=False),
         Column("routing_key", String(200), nullable=False),

@@ -49,6 +49,31 @@ def run_env(metadata: MetaData) -> None:
         context.run_migrations()
 
 
+def drop_outbox_event_id_unique(op) -> None:
+    """Migration step shared by every service: the outbox's unique constraint on `event_id` goes.
+
+    Event ids are UUID4s made by `Envelope.wrap`, and consumers de-duplicate on (source, id)
+    in their inbox; the constraint guarded nothing, and cost an index entry on every insert
+    and on every mark-sent update (ADR 1). PostgreSQL named it `outbox_event_id_key`;
+    SQLite's is unnamed, so there the table is rebuilt without it.
+    """
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_constraint("outbox_event_id_key", "outbox", type_="unique")
+        return
+    with op.batch_alter_table("outbox", recreate="always",
+                              naming_convention={"uq": "uq_%(table_name)s_%(column_0_name)s"}) as batch:
+        batch.drop_constraint("uq_outbox_event_id", type_="unique")
+
+
+def restore_outbox_event_id_unique(op) -> None:
+    """The downgrade of `drop_outbox_event_id_unique`."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_unique_constraint("outbox_event_id_key", "outbox", ["event_id"])
+        return
+    with op.batch_alter_table("outbox", recreate="always") as batch:
+        batch.create_unique_constraint("uq_outbox_event_id", ["event_id"])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Autogenerate a migration revision for a service.")
     parser.add_argument("command", choices=["revision"])

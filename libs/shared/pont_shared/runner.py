@@ -11,6 +11,7 @@ import eventlet
 eventlet.monkey_patch()  # noqa: E402 - must precede every other import
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import importlib  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -31,6 +32,20 @@ def load_service(spec: str, name: str | None = None):
     if name and name != service_cls.name:
         service_cls = type(service_cls.__name__, (service_cls,), {"name": name})
     return service_cls
+
+
+def settle_collector() -> None:
+    """Once a service has started: keep Python's cyclic garbage collector out of its way.
+
+    What start-up built (modules, classes, the container) lives as long as the process, so it
+    is frozen out of every later full collection; and a young collection waits for 10,000
+    new container objects rather than 700, since one cohort's records and events are
+    thousands. Measured in `make bench-transitions`: with the defaults the collector took
+    4.1 s of the transitions process's 41.9 s of CPU (36,000 pupils); frozen, 2.1 s of 41.4;
+    at 12,000 pupils, frozen 0.75 s of 14.6, frozen and at 10,000 0.33 s of 14.2.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     runner.start()
+    settle_collector()
     log.info("service.started", service=service_cls.name, port=settings.http_port)
     signum = stopping.wait()
     log.info("service.stopping", signal=signum)

@@ -1,0 +1,25 @@
+"""outbox event_id not unique
+
+Revision ID: 1f2d08a4bb19
+Revises: 23bb9f83e40f
+Create Date: 2026-11-23 19:00:00
+
+"""
+from collections.abc import Sequence
+
+from alembic import op
+
+from pont_shared.migrations import drop_outbox_event_id_unique, restore_outbox_event_id_unique
+
+revision: str = "1f2d08a4bb19"
+down_revision: str | Sequence[str] | None = "23bb9f83e40f"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    drop_outbox_event_id_unique(op)
+
+
+def downgrade() -> None:
+    restore_outbox_event_id_unique(op)
