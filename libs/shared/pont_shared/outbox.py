@@ -9,12 +9,10 @@ once, and consumers de-duplicate (inbox).
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from struct import pack, unpack_from
 
 import amqp
 import structlog
@@ -28,6 +26,7 @@ from sqlalchemy.sql.schema import Table
 from . import metrics
 from .db import insert_rows
 from .envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
+from .frames import basic_ack, publish_frames, split_frames
 
 log = structlog.get_logger(__name__)
 
@@ -73,85 +72,6 @@ def connect_amqp(uri: str, *, heartbeat: int = 30, **options) -> amqp.Connection
 def declare_exchanges(channel) -> None:
     channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True, auto_delete=False)
     channel.exchange_declare(DISCLOSURES_EXCHANGE, "direct", durable=True, auto_delete=False)
-
-
-_FRAME_END = b"\xce"
-# basic properties present: content_type, content_encoding, delivery_mode, message_id, type
-_PROPERTY_FLAGS = 1 << 15 | 1 << 14 | 1 << 12 | 1 << 7 | 1 << 5
-
-
-def _shortstr(value: str) -> bytes:
-    data = value.encode("utf-8")
-    if len(data) > 255:
-        raise ValueError(f"an AMQP short string is at most 255 bytes: {value[:40]}…")
-    return bytes((len(data),)) + data
-
-
-def publish_frames(channel_id: int, frame_max: int, *, exchange: str, routing_key: str, mandatory: bool,
-                   message_id: str, event_type: str, body: bytes) -> bytes:
-    """The frames of one persistent JSON `basic.publish` (AMQP 0-9-1): method, header, body.
-
-    Byte for byte what py-amqp writes for `amqp.Message(body, content_type="application/json",
-    delivery_mode=2, message_id=..., type=...)` (a unit test holds it to that), built in one
-    step. py-amqp's general path (argument and property serialisers, and a non-blocking read
-    of the socket before every publish) was a fifth of a busy relay's time.
-    """
-    header = (pack(">HHQH", 60, 0, len(body), _PROPERTY_FLAGS) + _FIXED_PROPERTIES + _shortstr(message_id)
-              + _short_name(event_type))
-    parts = [_method_frame(channel_id, exchange, routing_key, mandatory),
-             pack(">BHI", 2, channel_id, len(header)), header, _FRAME_END]
-    chunk = frame_max - 8
-    for start in range(0, len(body), chunk):
-        piece = body[start:start + chunk]
-        parts += [pack(">BHI", 3, channel_id, len(piece)), piece, _FRAME_END]
-    return b"".join(parts)
-
-
-_FIXED_PROPERTIES = _shortstr("application/json") + _shortstr("utf-8") + b"\x02"  # type, encoding, persistent
-
-
-@functools.lru_cache(maxsize=1024)
-def _short_name(value: str) -> bytes:
-    """`_shortstr` of a name that recurs (an event type): made once."""
-    return _shortstr(value)
-
-
-@functools.lru_cache(maxsize=1024)
-def _method_frame(channel_id: int, exchange: str, routing_key: str, mandatory: bool) -> bytes:
-    method = (pack(">HHH", 60, 40, 0) + _shortstr(exchange) + _shortstr(routing_key)
-              + (b"\x01" if mandatory else b"\x00"))
-    return pack(">BHI", 1, channel_id, len(method)) + method + _FRAME_END
-
-
-_BASIC_ACK = pack(">HH", 60, 80)
-
-
-def split_frames(data: bytes) -> tuple[list[tuple[int, int, bytes]], bytes]:
-    """The complete AMQP frames at the start of `data` as (type, channel, payload), and the rest.
-
-    Raises `amqp.exceptions.UnexpectedFrame` where a frame does not end as one must, as
-    py-amqp's own reader does.
-    """
-    frames, offset = [], 0
-    while len(data) - offset >= 8:
-        frame_type, channel, size = unpack_from(">BHI", data, offset)
-        end = offset + 7 + size
-        if len(data) <= end:
-            break
-        if data[end] != 0xCE:
-            raise amqp.exceptions.UnexpectedFrame(f"Received frame_end {data[end]:#04x} while expecting 0xce")
-        frames.append((frame_type, channel, data[offset + 7:end]))
-        offset = end + 1
-    return frames, data[offset:]
-
-
-def basic_ack(frame: tuple[int, int, bytes]) -> tuple[int, bool] | None:
-    """(delivery tag, multiple) if `frame` is a `basic.ack`, else None."""
-    frame_type, _, payload = frame
-    if frame_type != 1 or payload[:4] != _BASIC_ACK:
-        return None
-    tag, bits = unpack_from(">QB", payload, 4)
-    return tag, bool(bits & 1)
 
 
 class CorkedWrites:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from datetime import UTC, datetime
 
@@ -11,7 +12,7 @@ from nameko.containers import ServiceContainer
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from pont_shared.rpc import rpc
+from pont_shared.rpc import _REPLIES, rpc
 from pont_shared.testing import wait_until
 from pont_shared.testing.fixtures import delete_queues
 
@@ -78,3 +79,25 @@ def test_the_reply_is_sent_transient(answers, broker_url):
 def _got(channel, queue):
     method, properties, body = channel.basic_get(queue, auto_ack=True)
     return (method, properties, body) if method else None
+
+
+def test_a_reply_after_the_broker_closed_the_reply_connection_still_arrives(answers, broker_url):
+    with ClusterRpcProxy({"AMQP_URI": broker_url}, timeout=10) as cluster:
+        service = getattr(cluster, answers)
+        assert service.echo(1)["value"] == 1
+        close_at_the_broker(_REPLIES._open[broker_url][0])
+        assert service.echo(2)["value"] == 2  # written again on a new connection, not lost
+        assert service.echo(3)["value"] == 3
+
+
+def close_at_the_broker(connection) -> None:
+    port = connection.sock.getsockname()[1]
+    listing = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "peer_port", "--no-table-headers"],
+                             check=True, capture_output=True, text=True, timeout=60).stdout
+    [pid] = [line.split()[0] for line in listing.splitlines() if line.split()[1:] == [str(port)]]
+    subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "pont test: forced close"], check=True,
+                   capture_output=True, timeout=60)
+    wait_until(lambda: str(port) not in subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "peer_port", "--no-table-headers"],
+        capture_output=True, text=True, timeout=60).stdout.split(), timeout=30, interval=0.2,
+        message="the broker did not close the connection")

@@ -10,7 +10,7 @@ from amqp.method_framing import frame_writer
 from amqp.serialization import dumps
 from amqp.transport import TCPTransport
 
-from pont_shared.outbox import basic_ack, split_frames
+from pont_shared.frames import basic_ack, split_frames
 
 
 def written(*methods) -> bytes:
