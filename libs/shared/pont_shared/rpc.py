@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 
 import amqp
 import kombu.serialization
 import nameko.rpc
+from eventlet.semaphore import Semaphore
 from nameko.constants import AMQP_URI_CONFIG_KEY, NON_PERSISTENT
 from nameko.exceptions import UnserializableValueError, serialize
 
@@ -85,7 +85,7 @@ class _ReplyConnections:
     """
 
     def __init__(self):
-        self._lock = threading.Lock()
+        self._lock = Semaphore()  # green: a worker waiting for it yields to the one writing
         self._open: dict[str, tuple[amqp.Connection, int]] = {}
 
     def send(self, uri: str, **reply) -> None:
