@@ -23,7 +23,8 @@ consent (`BenchConsent`: fixed in-memory answers, no ledger) to isolate what tra
 itself costs. Its figures are NOT the platform's and are labelled so.
 
 Environment: BENCH_PUPILS (36000), BENCH_PER_PRIMARY (30), BENCH_SECONDARIES (200),
-BENCH_CONCURRENCY (4), BENCH_STANDIN_PUPILS (0).
+BENCH_CONCURRENCY (4: callers at once, as gateway workers, each starting its next call as soon
+as its last is answered), BENCH_STANDIN_PUPILS (0).
 """
 from __future__ import annotations
 
@@ -140,15 +141,29 @@ def cohorts(total: int, run: str):
         yield primary, secondary, pupils
 
 
-def in_flight(method, arg_lists):
-    """Call an RPC method for each argument list, CONCURRENCY calls in flight; results in order."""
-    results, pending = [], []
-    for args in arg_lists:
-        pending.append(method.call_async(*args))
-        if len(pending) >= CONCURRENCY:
-            results.append(pending.pop(0).result())
-    results.extend(reply.result() for reply in pending)
-    return results
+@contextmanager
+def callers(service_name: str):
+    """CONCURRENCY callers of `service_name`, as the gateway's workers would be: `call_all(method,
+    arg_lists)` gives every caller its next call as soon as its last is answered; results in order."""
+    with ExitStack() as proxies:
+        services = [getattr(proxies.enter_context(ClusterRpcProxy({"AMQP_URI": AMQP_URI}, timeout=600)),
+                            service_name) for _ in range(CONCURRENCY)]
+
+        def call_all(method: str, arg_lists) -> list:
+            arg_lists = list(arg_lists)
+            results: list = [None] * len(arg_lists)
+            todo = iter(enumerate(arg_lists))   # shared: each caller takes the next one when free
+
+            def work(service) -> None:
+                call = as_the_gateway_calls(service, method)
+                for index, args in todo:
+                    results[index] = call(*args)
+
+            for caller in [eventlet.spawn(work, service) for service in services]:
+                caller.wait()
+            return results
+
+        yield call_all
 
 
 def as_the_gateway_calls(service, method: str) -> MethodProxy:
@@ -229,12 +244,10 @@ class CpuUse:
 
 
 def _measure(label, work, transitions_name, outboxes) -> None:
-    with ClusterRpcProxy({"AMQP_URI": AMQP_URI}, timeout=600) as cluster:
-        service = getattr(cluster, transitions_name)
-
+    with callers(transitions_name) as call_all:
         cpu = CpuUse()
         started = time.perf_counter()
-        replies = in_flight(as_the_gateway_calls(service, "prepare"), [
+        replies = call_all("prepare", [
             ({"to_school": secondary, "pupils": pupils, "send": True},
              {"sub": f"lead-{primary}", "org": primary, "roles": ["transition_lead"]})
             for primary, secondary, pupils in work])
@@ -245,7 +258,7 @@ def _measure(label, work, transitions_name, outboxes) -> None:
             by_secondary.setdefault(secondary, []).extend(r["id"] for r in records)
 
         started = time.perf_counter()
-        in_flight(as_the_gateway_calls(service, "acknowledge_many"), [
+        call_all("acknowledge_many", [
             (ids[i:i + 2000], {"sub": f"lead-{secondary}", "org": secondary, "roles": ["transition_lead"]})
             for secondary, ids in by_secondary.items() for i in range(0, len(ids), 2000)])
         acknowledged = time.perf_counter() - started
@@ -355,8 +368,8 @@ def seed_consent(consent_name: str, consent_engine, secret: str, work) -> None:
 
     admin = {"sub": "admin", "org": "local_authority:bench", "roles": ["admin"]}
     today = date.today()
-    with ClusterRpcProxy({"AMQP_URI": AMQP_URI}, timeout=600) as cluster:
-        in_flight(getattr(cluster, consent_name).create_agreement, [
+    with callers(consent_name) as call_all:
+        call_all("create_agreement", [
             ({"parties": [primary, secondary], "purposes": ["transition"],
               "categories": ["education", "attendance", "aln", "health_wellbeing"],
               "valid_from": str(today - timedelta(days=1)), "valid_to": str(today + timedelta(days=365))}, admin)
