@@ -120,9 +120,13 @@ def drop_broker_connections_of_this_process() -> int:
     Simulates a network failure for the code under test without touching other
     processes' connections (other test runs may share the broker).
     """
+    return close_broker_connections(_local_ports_to(5672))
+
+
+def close_broker_connections(local_ports: set[int]) -> int:
+    """Force-close, at the broker, the AMQP connections from these local ports; how many."""
     import subprocess
 
-    local_ports = _local_ports_to(5672)
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "peer_port", "--no-table-headers"],
         check=True, capture_output=True, text=True, timeout=60,

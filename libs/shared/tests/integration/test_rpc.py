@@ -13,7 +13,7 @@ from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from pont_shared.rpc import _REPLIES, rpc
-from pont_shared.testing import wait_until
+from pont_shared.testing import close_broker_connections, wait_until
 from pont_shared.testing.fixtures import delete_queues
 
 pytestmark = pytest.mark.integration
@@ -92,11 +92,7 @@ def test_a_reply_after_the_broker_closed_the_reply_connection_still_arrives(answ
 
 def close_at_the_broker(connection) -> None:
     port = connection.sock.getsockname()[1]
-    listing = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "peer_port", "--no-table-headers"],
-                             check=True, capture_output=True, text=True, timeout=60).stdout
-    [pid] = [line.split()[0] for line in listing.splitlines() if line.split()[1:] == [str(port)]]
-    subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "pont test: forced close"], check=True,
-                   capture_output=True, timeout=60)
+    assert close_broker_connections({port}) == 1
     wait_until(lambda: str(port) not in subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "peer_port", "--no-table-headers"],
         capture_output=True, text=True, timeout=60).stdout.split(), timeout=30, interval=0.2,
