@@ -62,6 +62,13 @@ class AgencyCopy:
     def rests_on(self, consent_id: str) -> bool:
         return consent_id in self.basis_refs()
 
+    def honour_withdrawal(self, consent_id: str, action: str, at: datetime) -> bool:
+        """Restrict (or erase) this copy if it rests on the withdrawn consent; whether it did."""
+        if not self.rests_on(consent_id):
+            return False
+        self.restrict(at, action)
+        return True
+
     def restrict(self, at: datetime, action: str) -> None:
         """Consent was withdrawn: the details are no longer served (erase: no longer held); the fact stays."""
         self.restricted_at = self.restricted_at or at

@@ -34,10 +34,14 @@ def store_disclosure(uow: UnitOfWork, event: DisclosureDelivered, org: str, at: 
     with uow:
         repo = CopyRepository(uow.session)
         if event.to_org == org and not repo.exists(event.disclosure_id):
-            repo.add(AgencyCopy(
+            copy = AgencyCopy(
                 disclosure_id=event.disclosure_id, subject_kind=event.subject_kind, subject_id=event.subject_id,
                 child_ref=event.child_ref, from_org=event.from_org, purpose=event.purpose.value,
-                basis=event.basis.value, basis_ref=event.basis_ref, content=dict(event.content), received_at=at))
+                basis=event.basis.value, basis_ref=event.basis_ref, content=dict(event.content), received_at=at)
+            # the withdrawal may have been handled first: it comes from consent, the copy from another service
+            for consent_id, action in repo.withdrawals_of(event.child_ref).items():
+                copy.honour_withdrawal(consent_id, action, at)
+            repo.add(copy)
         elif event.to_org != org:
             log.warning("agency_link.misaddressed_disclosure", disclosure_id=event.disclosure_id)
         uow.commit()
@@ -81,14 +85,15 @@ def decide(uow: UnitOfWork, org: str, caller: dict, *, subject_id: str, decision
 
 
 def on_consent_withdrawn(uow: UnitOfWork, event: ConsentWithdrawn, org: str, at: datetime) -> int:
-    """Restrict (or erase) every copy disclosed to this agency under the withdrawn consent."""
+    """Restrict (or erase) every copy disclosed to this agency under the withdrawn consent, and
+    remember the withdrawal for copies under it that arrive later."""
     restricted = 0
     with uow:
         if org in event.recipients:
             repo = CopyRepository(uow.session)
+            repo.record_withdrawal(event.consent_id, event.child_ref, event.action, at)
             for copy in repo.of_child(event.child_ref):
-                if copy.rests_on(event.consent_id):
-                    copy.restrict(at, event.action)
+                if copy.honour_withdrawal(event.consent_id, event.action, at):
                     repo.save(copy)
                     restricted += 1
         uow.commit()

@@ -54,6 +54,16 @@ dsl_reviews = Table(
     Column("status", String(20), nullable=False),
 )
 
+# consents withdrawn that named this agency: a copy that rests on one is restricted on arrival too,
+# since a disclosure can be handled after the withdrawal (they come from different services' outboxes)
+withdrawn_consents = Table(
+    "withdrawn_consents", metadata,
+    Column("consent_id", String(120), primary_key=True),
+    Column("child_ref", String(64), nullable=False, index=True),
+    Column("action", String(20), nullable=False),
+    Column("withdrawn_at", UtcDateTime(), nullable=False),
+)
+
 # Common Transfer Files a school imported into its own store: per pupil, only what the file carried
 imported_transfers = Table(
     "imported_transfers", metadata,

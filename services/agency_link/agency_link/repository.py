@@ -1,11 +1,13 @@
-"""Loads and saves the agency's copies in its own database."""
+"""Loads and saves the agency's copies, and the withdrawals they must honour, in its own database."""
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from .domain import AgencyCopy
-from .orm import disclosures
+from .orm import disclosures, withdrawn_consents
 
 _FIELDS = ("disclosure_id", "subject_kind", "subject_id", "child_ref", "from_org", "purpose", "basis", "basis_ref",
            "content", "received_at", "status", "restricted_at", "restriction", "decided_by", "decided_at",
@@ -48,3 +50,20 @@ class CopyRepository:
         values = {n: getattr(copy, n) for n in _FIELDS if n != "disclosure_id"}
         self.session.execute(
             update(disclosures).where(disclosures.c.disclosure_id == copy.disclosure_id).values(**values))
+
+    def withdrawals_of(self, child_ref: str) -> dict[str, str]:
+        """{consent_id: action} of the child's consents withdrawn that named this agency."""
+        rows = self.session.execute(select(withdrawn_consents.c.consent_id, withdrawn_consents.c.action).where(
+            withdrawn_consents.c.child_ref == child_ref)).all()
+        return {row.consent_id: row.action for row in rows}
+
+    def record_withdrawal(self, consent_id: str, child_ref: str, action: str, at: datetime) -> None:
+        """Once per consent; an erase outranks an earlier restrict."""
+        found = self.session.execute(select(withdrawn_consents.c.action).where(
+            withdrawn_consents.c.consent_id == consent_id).with_for_update()).first()
+        if found is None:
+            self.session.execute(insert(withdrawn_consents).values(
+                consent_id=consent_id, child_ref=child_ref, action=action, withdrawn_at=at))
+        elif action == "erase" and found.action != "erase":
+            self.session.execute(update(withdrawn_consents).where(
+                withdrawn_consents.c.consent_id == consent_id).values(action="erase"))

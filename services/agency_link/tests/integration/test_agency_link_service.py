@@ -6,14 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, select
 from sqlalchemy.orm import sessionmaker
 
+from agency_link.orm import withdrawn_consents
 from agency_link.service import AgencyLinkService
 from pont_shared.config import safe_name
 from pont_shared.db import define_messaging_tables, make_engine
 from pont_shared.errors import Forbidden, Invalid, NotFound
-from pont_shared.events import AppointmentBooked, AppointmentWasNotBrought, DisclosureDelivered
+from pont_shared.events import AppointmentBooked, AppointmentWasNotBrought, ConsentWithdrawn, DisclosureDelivered
 from pont_shared.identity import make_upn
 from pont_shared.outbox import OutboxRelay
 from pont_shared.testing import fresh_database, wait_until
@@ -48,7 +49,7 @@ def link(start_service, make_settings, postgres_url, broker_url):
     with fresh_database("pont_probe") as url:
         publisher = Publisher(url, broker_url)
         with ClusterRpcProxy({"AMQP_URI": broker_url}) as cluster:
-            yield school, getattr(cluster, name), publisher
+            yield school, getattr(cluster, name), publisher, postgres_url
         publisher.engine.dispose()
 
 
@@ -60,7 +61,7 @@ def appointment(event_cls, school: str, site: str | None = None):
 
 class TestHostSchool:
     def test_learns_time_and_room_of_its_pupils_appointments_and_a_was_not_brought_reaches_the_dsl(self, link):
-        school, rpc, publisher = link
+        school, rpc, publisher, _ = link
         dsl = {"sub": "dsl1", "org": school, "roles": ["dsl"]}
         booked = appointment(AppointmentBooked, school)
         elsewhere = appointment(AppointmentBooked, school, site="school:elsewhere")
@@ -80,7 +81,7 @@ class TestHostSchool:
 
 class TestDisclosures:
     def test_only_its_own_disclosures_arrive_and_another_org_sees_nothing(self, link):
-        school, rpc, publisher = link
+        school, rpc, publisher, _ = link
         mine = DisclosureDelivered(disclosure_id=str(uuid.uuid4()), child_ref="c_1", to_org=school,
                                    from_org="school:x", purpose="referral", subject_kind="referral",
                                    subject_id=str(uuid.uuid4()), basis="consent", basis_ref="k1",
@@ -96,6 +97,32 @@ class TestDisclosures:
             rpc.inbox("referral", {"sub": "x", "org": "school:someone-else", "roles": ["school_staff"]})
 
 
+class TestWithdrawalHandledBeforeTheDisclosure:
+    def test_the_copy_arrives_restricted(self, link):
+        school, rpc, publisher, link_db = link
+        child, consent_id = f"c_{uuid.uuid4().hex}", str(uuid.uuid4())
+        engine = make_engine(link_db)
+        publisher.emit(ConsentWithdrawn(consent_id=consent_id, child_ref=child, recipients=[school]))
+        try:
+            def withdrawal_handled() -> bool:
+                with engine.connect() as db:
+                    return db.execute(select(withdrawn_consents.c.consent_id).where(
+                        withdrawn_consents.c.consent_id == consent_id)).first() is not None
+
+            wait_until(withdrawal_handled, timeout=10)
+        finally:
+            engine.dispose()
+
+        publisher.emit(DisclosureDelivered(
+            disclosure_id=str(uuid.uuid4()), child_ref=child, to_org=school, from_org="school:x", purpose="referral",
+            subject_kind="referral", subject_id=str(uuid.uuid4()), basis="consent", basis_ref=consent_id,
+            content={"categories": {"contact": {"given_name": "Ffion"}}}))
+
+        staff = {"sub": "t1", "org": school, "roles": ["school_staff"]}
+        [item] = wait_until(lambda: rpc.inbox("referral", staff), timeout=10)
+        assert item["restricted"] and item["content"] is None
+
+
 def transfer(school: str, upns: list[str], source_file: str | None = None) -> dict:
     return {"source_file": source_file or f"sha256:{uuid.uuid4().hex}", "from_school": "school:6610001",
             "to_school": school,
@@ -108,7 +135,7 @@ def transfer(school: str, upns: list[str], source_file: str | None = None) -> di
 
 class TestImportedTransfers:
     def test_a_file_imports_once_per_pupil_and_holds_only_the_ctf_sections(self, link):
-        school, rpc, _ = link
+        school, rpc, _, _ = link
         lead = {"sub": "t1", "org": school, "roles": ["transition_lead"]}
         upns = [make_upn(n, prefix="702") for n in range(1, 4)]
         first_file = transfer(school, upns + upns[:1])          # one pupil listed twice
@@ -125,7 +152,7 @@ class TestImportedTransfers:
         assert all(set(i["sections"]) == {"identifiers", "attendance"} for i in held)
 
     def test_who_may_import(self, link):
-        school, rpc, _ = link
+        school, rpc, _, _ = link
         upns = [make_upn(9, prefix="703")]
         with pytest.raises(Forbidden):
             rpc.import_transfer(transfer(school, upns), {"sub": "s", "org": school, "roles": ["school_staff"]})
@@ -135,7 +162,7 @@ class TestImportedTransfers:
             rpc.imported_transfers({"sub": "x", "org": "school:else", "roles": ["dsl"]})
 
     def test_a_file_for_another_school_or_with_a_bad_upn_is_invalid_and_stores_nothing(self, link):
-        school, rpc, _ = link
+        school, rpc, _, _ = link
         lead = {"sub": "t1", "org": school, "roles": ["transition_lead"]}
         before = len(rpc.imported_transfers(lead))
 
