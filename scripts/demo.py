@@ -137,19 +137,55 @@ def clinic() -> None:
 
 
 def transition() -> None:
-    step("The primary's transition lead hands a class over to the secondary school")
-    pupils = [{"child": child(int(uuid.uuid4().int % 10**8), f"Year6-{i}", "Demo", "2015-02-02"),
-               "sections": {"attendance": {"year": 2025, "sessions_possible": 380, "sessions_authorised": 12,
-                                              "sessions_unauthorised": 2}}} for i in range(5)]
+    step("The primary's transition lead hands a class of 28 over to the secondary school")
+    pupils = []
+    for i in range(28):
+        sections = {"attendance": {"year": 2025, "sessions_possible": 380, "sessions_authorised": i % 9,
+                                   "sessions_unauthorised": i % 3},
+                    "aln": {"decision_outcome": "has_aln" if i % 6 == 0 else "no_aln", "areas_of_need": []},
+                    "wellbeing": {"notes": "Settles best with a named adult at the start of the day."}}
+        if i == 7:
+            sections["child_protection"] = {"status": "open", "summary": "child protection plan"}
+        pupils.append({"child": child(int(uuid.uuid4().int % 10**8), f"Year6-{i}", "Demo", "2015-02-02"),
+                       "sections": sections})
+    for i, pupil in enumerate(pupils[:25]):       # three families have not (yet) consented
+        call("POST", "/api/v1/consents", STAFF, {
+            "child": pupil["child"], "given_by": {"name": "Parent", "relationship": "parent"},
+            "recipients": [SECONDARY], "purposes": ["transition"], "evidence": "written",
+            "categories": ["education", "attendance", "aln"] + (["health_wellbeing"] if i % 2 else [])},
+            expect=(201,))
+    print("  consent recorded for 25 of the 28 pupils (wellbeing notes for half of them)")
     created = call("POST", "/api/v1/transitions", LEAD, {"to_school": SECONDARY, "pupils": pupils, "send": True},
                    expect=(201,))
-    print(f"  {len(created['ids'])} records prepared and sent")
-    wait_for(lambda: len(call("GET", "/api/v1/transitions/inbox", RECEIVING)) >= len(created["ids"]),
-             "transition delivery")
-    print("  they are in the secondary school's inbox")
+    withheld = [w["section"] for r in created["records"] for w in r["withheld"]]
+    print(f"  {len(created['ids'])} records prepared and sent; sections withheld for want of a basis: "
+          + ", ".join(f"{section} ×{withheld.count(section)}" for section in dict.fromkeys(withheld)))
+    mine = set(created["ids"])
+    inbox = wait_for(lambda: (items := [i for i in call("GET", "/api/v1/transitions/inbox", RECEIVING)
+                                        if i["id"] in mine]) and len(items) == len(mine) and items,
+                     "transition delivery")
+    [protected] = [i for i in inbox if "child_protection" in i["sections"]]
+    bases = {e["basis"] for e in call("GET", f"/api/v1/children/{protected['child_ref']}/disclosures", ADMIN)
+             if "safeguarding" in e["categories"]}
+    lead_only = token("demo-receiving-lead", SECONDARY, "transition_lead")
+    [as_lead] = [i for i in call("GET", "/api/v1/transitions/inbox", lead_only) if i["id"] == protected["id"]]
+    print(f"  all {len(inbox)} are in the secondary school's inbox; one pupil's child-protection file is served to "
+          f"its DSL (to its transition lead: {[r['section'] for r in as_lead.get('restricted', [])]} restricted), "
+          f"recorded in the ledger on the basis {', '.join(sorted(bases))}")
     for record_id in created["ids"]:
         call("POST", f"/api/v1/transitions/{record_id}/acknowledge", RECEIVING)
     print("  all acknowledged")
+    response = requests.get(f"{BASE}/api/v1/transitions/ctf", params={"from_school": PRIMARY, "to_school": SECONDARY},
+                            headers=LEAD, timeout=15)
+    if response.status_code != 200:
+        print(f"  ✗ cohort CTF → {response.status_code} {response.text}", file=sys.stderr)
+        sys.exit(1)
+    name = response.headers["Content-Disposition"].split("filename=")[1].strip('"')
+    print(f"  Common Transfer File {name}: {response.headers['Pont-CTF-Pupils']} pupils; "
+          f"{response.headers['Pont-CTF-Omitted']} records left out (their identifiers were not shared)")
+    imported = call("POST", "/api/v1/transitions/ctf-import", RECEIVING, {"xml": response.text})
+    print(f"  the secondary imports it into its own store: {imported['imported']} new, "
+          f"{imported['already_held']} already held")
 
 
 def main() -> int:

@@ -276,6 +276,36 @@ class TestCtf:
                 assert "aln" not in got                 # withheld, so never in the CTF
         assert "wellbeing note" not in response.text
 
+    def test_a_cohort_file_leaves_out_pupils_whose_identifiers_were_withheld_and_counts_them(self, stack):
+        primary = _school()
+        shared, unshared = pupil(200), pupil(201)
+        with rpc(stack, stack["names"]["consent"]) as consent:
+            consent.create_agreement({
+                "parties": [primary, stack["secondary"]], "purposes": ["transition"],
+                "categories": ["education", "attendance"], "valid_from": str(date.today() - timedelta(days=1)),
+                "valid_to": str(date.today() + timedelta(days=400))},
+                {"sub": "admin1", "org": "local_authority:cardiff", "roles": ["admin"]})
+            consent.record_consent({
+                "child": {"upn": shared["child"]["upn"]}, "given_by": {"name": "Parent", "relationship": "parent"},
+                "recipients": [stack["secondary"]], "purposes": ["transition"], "evidence": "written",
+                "categories": ["education", "attendance"]}, {"sub": "s", "org": primary, "roles": ["school_staff"]})
+        lead = headers(primary, "transition_lead")
+        created = requests.post(f"{stack['base']}/api/v1/transitions",
+                                json={"to_school": stack["secondary"], "pupils": [shared, unshared], "send": True},
+                                headers=lead, timeout=30).json()
+        unshared_id = created["ids"][1]
+
+        cohort_file = requests.get(f"{stack['base']}/api/v1/transitions/ctf",
+                                   params={"from_school": primary, "to_school": stack["secondary"]}, headers=lead,
+                                   timeout=30)
+        one = requests.get(f"{stack['base']}/api/v1/transitions/{unshared_id}/ctf", headers=lead, timeout=30)
+
+        assert cohort_file.status_code == 200, cohort_file.text
+        assert (cohort_file.headers["Pont-CTF-Pupils"], cohort_file.headers["Pont-CTF-Omitted"]) == ("1", "1")
+        assert shared["child"]["upn"] in cohort_file.text and unshared["child"]["upn"] not in cohort_file.text
+        ctf.validate(cohort_file.content)
+        assert one.status_code == 409
+
     def test_a_broken_ctf_is_a_422_naming_the_field(self, stack):
         response = requests.post(f"{stack['base']}/api/v1/transitions/ctf-import", json={"xml": "<CTfile/>"},
                                  headers=headers(stack["secondary"], "transition_lead"), timeout=30)

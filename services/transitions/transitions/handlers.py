@@ -379,7 +379,11 @@ def get(uow, transition_id: str, caller: dict) -> dict:
 
 def ctf_export(uow, caller: dict, now: datetime, *, transition_ids: list[str] | None = None,
                from_school: str | None = None, to_school: str | None = None) -> dict:
-    """A CTF of the given records, or of a school pair's cohort: {file_name, xml, pupils}."""
+    """A CTF of the given records, or of a school pair's cohort: {file_name, xml, pupils, omitted}.
+
+    A CTF cannot carry a pupil without identifiers: one such record is a conflict, and a
+    cohort file leaves out the records whose identifiers were withheld, and counts them.
+    """
     with uow:
         if transition_ids is not None:
             found = _load(uow, transition_ids)
@@ -397,17 +401,18 @@ def ctf_export(uow, caller: dict, now: datetime, *, transition_ids: list[str] | 
             raise Invalid("a CTF goes from one school to one school", [{"field": "ids", "message": "mixed schools"}])
         [(source, destination)] = pairs
         pupils = [ctf.ctf_sections(r.included_content(for_dsl=False)) for r in records]
-        if any("identifiers" not in p for p in pupils):
+        carried = [p for p in pupils if "identifiers" in p]
+        if not carried or (transition_ids is not None and len(carried) < len(pupils)):
             raise Conflict("a pupil's identifiers were withheld, so no CTF can be made for that record")
         try:
             domain.ctf_file_name(source, destination, 0)
         except ValueError as exc:
             raise Conflict(f"no CTF: {exc}") from exc
         sequence = _next_sequence(uow, source, destination)
-        document = ctf.export(source, destination, pupils, now)
+        document = ctf.export(source, destination, carried, now)
         uow.commit()
     return {"file_name": domain.ctf_file_name(source, destination, sequence),
-            "xml": document.decode("utf-8"), "pupils": len(pupils)}
+            "xml": document.decode("utf-8"), "pupils": len(carried), "omitted": len(pupils) - len(carried)}
 
 
 def _next_sequence(uow, source: str, destination: str) -> int:

@@ -140,8 +140,11 @@ EXAMPLE = {
 
 
 def _ctf_response(result: dict) -> Response:
+    """The file, and how many records it could not carry (their identifiers were withheld)."""
     return Response(result["xml"], status=200, content_type="application/xml",
-                    headers={"Content-Disposition": f'attachment; filename="{result["file_name"]}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{result["file_name"]}"',
+                             "Pont-CTF-Pupils": str(result["pupils"]),
+                             "Pont-CTF-Omitted": str(result["omitted"])})
 
 
 def _school_only(caller) -> None:
@@ -183,7 +186,8 @@ class TransitionRoutes:
         return _ctf_response(self.transitions.ctf(id, caller_dict(caller)))
 
     @api("GET", "/api/v1/transitions/ctf", roles=SCHOOLS, query=CohortCtf, content_type="application/xml",
-         summary="A cohort (every record between two schools) as one Common Transfer File")
+         summary="A cohort (every record between two schools) as one Common Transfer File; records whose "
+                 "identifiers were withheld are left out, counted in the Pont-CTF-Omitted header")
     def cohort_ctf(self, caller, body, query):
         return _ctf_response(self.transitions.cohort_ctf(query.from_school, query.to_school, caller_dict(caller)))
 
