@@ -3,7 +3,8 @@
 Starts every service as its own process (PostgreSQL databases, free ports, our own JWT
 secret and agency list, all through the environment as `make start` honours it), points
 a real Prometheus at their `/metrics`, runs flows through the public API, and asks
-Prometheus' HTTP API whether every target is up and the flows' counters moved.
+Prometheus' HTTP API whether every target is up and the flows' counters moved; then
+`make demo`'s script walks every flow against the same stack.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from pont_shared.testing import bearer, fresh_database, own_vhost, wait_until
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "stack-test-secret-" + uuid.uuid4().hex
-AGENCIES = ["school:6612001", "health:cardiff-vale"]
+AGENCIES = ["school:6612001", "school:6614002", "health:cardiff-vale"]   # the demo's organisations
 
 
 def free_port_run(count: int) -> int:
@@ -171,3 +172,11 @@ def test_no_metric_label_carries_a_childs_identifier_or_name(stack, prometheus):
     assert not [pair for pair in labels if pair[0] in {"child_ref", "upn", "name", "given_name", "family_name"}]
     assert not [pair for pair in labels if pair[1].startswith("c_") or "Ffion" in pair[1] or "Evans" in pair[1]]
     assert not [pair for pair in labels if make_upn(99123) in pair[1]]
+
+
+def test_the_demo_walks_every_flow_through_the_public_api(stack):
+    demo = subprocess.run([sys.executable, "scripts/demo.py"], env=stack["env"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180)
+
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "28 records prepared and sent" in demo.stdout and "Demo complete." in demo.stdout
