@@ -1,8 +1,8 @@
 """The AMQP 0-9-1 frames Pont writes and reads itself, where py-amqp's general path cost too much.
 
-Writing: a `basic.publish` as its three kinds of frame (method, content header, body), built
-in one step. Byte for byte what py-amqp writes for the same message (unit tests hold both
-kinds to that). py-amqp's general path (argument and property serialisers, and a
+Writing: the outbox relay's `basic.publish` as its three kinds of frame (method, content
+header, body), built in one step. Byte for byte what py-amqp writes for the same message
+(a unit test holds it to that). py-amqp's general path (argument and property serialisers, and a
 non-blocking read of the socket before every publish) was a fifth of a busy relay's time.
 
 Reading: whole frames split off a buffer, and `basic.ack` recognised, so that the outbox relay
@@ -18,10 +18,9 @@ import amqp
 FRAME_END = b"\xce"
 # basic properties, by their flag bits
 _CONTENT_TYPE, _CONTENT_ENCODING, _DELIVERY_MODE = 1 << 15, 1 << 14, 1 << 12
-_CORRELATION_ID, _MESSAGE_ID, _TYPE = 1 << 10, 1 << 7, 1 << 5
+_MESSAGE_ID, _TYPE = 1 << 7, 1 << 5
 _EVENT_PROPERTIES = _CONTENT_TYPE | _CONTENT_ENCODING | _DELIVERY_MODE | _MESSAGE_ID | _TYPE
-_REPLY_PROPERTIES = _CONTENT_TYPE | _CONTENT_ENCODING | _DELIVERY_MODE | _CORRELATION_ID
-PERSISTENT, TRANSIENT = 2, 1
+PERSISTENT = 2
 
 
 def shortstr(value: str) -> bytes:
@@ -63,16 +62,6 @@ def publish_frames(channel_id: int, frame_max: int, *, exchange: str, routing_ke
                   + shortstr(message_id) + _short_name(event_type))
     return _publish(channel_id, frame_max, _method_frame(channel_id, exchange, routing_key, mandatory),
                     _EVENT_PROPERTIES, properties, body)
-
-
-def reply_frames(channel_id: int, frame_max: int, *, exchange: str, routing_key: str, correlation_id: str,
-                 content_type: str, content_encoding: str, body: bytes) -> bytes:
-    """An RPC reply: transient, as py-amqp writes `amqp.Message(body, content_type=...,
-    content_encoding=..., delivery_mode=1, correlation_id=...)`."""
-    properties = (_short_name(content_type) + _short_name(content_encoding) + bytes((TRANSIENT,))
-                  + shortstr(correlation_id))
-    return _publish(channel_id, frame_max, _method_frame(channel_id, exchange, routing_key, False),
-                    _REPLY_PROPERTIES, properties, body)
 
 
 _BASIC_ACK = pack(">HH", 60, 80)

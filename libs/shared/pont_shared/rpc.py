@@ -11,7 +11,7 @@ published, consumed and acked): 633 µs of broker CPU persistent, 310 µs transi
 The `rpc` entrypoint also answers with one serialisation (nameko's responder encodes every
 reply twice: once to check that it can), without a publisher confirm (a reply the broker
 loses is one the caller times out on, whether or not the service waited for a confirm
-first), and on a connection of its own, written to directly (`_ReplyConnections`).
+first), on a channel of the process's own (`_ReplyConnections`).
 Every RPC entrypoint of a service must be this one or nameko's, not both: they share the
 service's `rpc-<service>` consumer either way.
 """
@@ -27,7 +27,6 @@ from eventlet.semaphore import Semaphore
 from nameko.constants import AMQP_URI_CONFIG_KEY, NON_PERSISTENT
 from nameko.exceptions import UnserializableValueError, serialize
 
-from .frames import reply_frames
 from .outbox import BROKER_ERRORS, connect_amqp
 
 TRANSIENT = {"delivery_mode": NON_PERSISTENT}
@@ -74,52 +73,37 @@ def reply(config: dict, message, result, exc_info):
 
 
 class _ReplyConnections:
-    """The process's own AMQP connection (one per broker URI) for RPC replies.
+    """The process's own AMQP channel (one per broker URI) for RPC replies, used under a lock.
 
-    A reply is one write of hand-built frames (`frames.reply_frames`), under a lock. Through
-    kombu (a connection object, a producer from the pool, its retry wrapper, py-amqp's
-    serialisers) a reply cost more of the service's CPU than a simple RPC's work did. The
-    connection only writes and has no heartbeats, so the broker says nothing on it unless it
-    is closing it: each reply first checks that nothing has been said, and one that finds the
-    connection gone (a broker restart) is written again on a new one.
+    Through kombu (a connection object, a producer from the pool, its retry wrapper) a reply
+    cost more of the service's CPU than a simple RPC's work did. py-amqp reads what the broker
+    has said before each publish, so a reply that finds the connection closed (a broker
+    restart, a forced close) raises, and is written again on a new connection.
     """
 
     def __init__(self):
         self._lock = Semaphore()  # green: a worker waiting for it yields to the one writing
-        self._open: dict[str, tuple[amqp.Connection, int]] = {}
+        self._open: dict[str, amqp.Channel] = {}
 
-    def send(self, uri: str, **reply) -> None:
+    def send(self, uri: str, *, exchange: str, routing_key: str, body: bytes, **properties) -> None:
+        message = amqp.Message(body, delivery_mode=NON_PERSISTENT, **properties)
         with self._lock:
             try:
-                self._write(uri, reply)
+                self._channel(uri).basic_publish(message, exchange=exchange, routing_key=routing_key)
             except BROKER_ERRORS:
                 self._drop(uri)
-                self._write(uri, reply)
+                self._channel(uri).basic_publish(message, exchange=exchange, routing_key=routing_key)
 
-    def _write(self, uri: str, reply: dict) -> None:
+    def _channel(self, uri: str) -> amqp.Channel:
         if uri not in self._open:
-            conn = connect_amqp(uri, heartbeat=0)
-            self._open[uri] = (conn, conn.channel().channel_id)
-        conn, channel_id = self._open[uri]
-        _check_unspoken(conn)
-        conn.transport.write(reply_frames(channel_id, conn.frame_max, **reply))
+            self._open[uri] = connect_amqp(uri, heartbeat=0).channel()
+        return self._open[uri]
 
     def _drop(self, uri: str) -> None:
-        conn, _ = self._open.pop(uri, (None, None))
-        if conn is not None:
+        channel = self._open.pop(uri, None)
+        if channel is not None:
             with contextlib.suppress(Exception):  # a dead socket has nothing left to close
-                conn.collect()
-
-
-def _check_unspoken(conn: amqp.Connection) -> None:
-    """Raise `OSError` if the broker has closed the connection or said anything on it."""
-    transport = conn.transport
-    try:
-        with transport.having_timeout(0):
-            data = transport.sock.recv(4096)
-    except (TimeoutError, BlockingIOError):
-        return
-    raise OSError("the broker closed the reply connection" if not data else "the broker spoke on the reply connection")
+                channel.connection.collect()
 
 
 _REPLIES = _ReplyConnections()

@@ -9,7 +9,7 @@ from amqp import spec
 from amqp.method_framing import frame_writer
 from amqp.serialization import dumps
 
-from pont_shared.frames import publish_frames, reply_frames
+from pont_shared.frames import publish_frames
 
 
 def py_amqp_frames(channel_id: int, frame_max: int, *, exchange: str, routing_key: str, mandatory: bool,
@@ -44,28 +44,3 @@ def test_a_name_longer_than_a_short_string_is_refused():
     with pytest.raises(ValueError, match="255 bytes"):
         publish_frames(1, 131072, exchange="pont.events", routing_key="x" * 256, mandatory=False,
                        message_id="m", event_type="t", body=b"{}")
-
-
-def py_amqp_reply_frames(channel_id: int, frame_max: int, *, exchange: str, routing_key: str, correlation_id: str,
-                         content_type: str, content_encoding: str, body: bytes) -> bytes:
-    written = bytearray()
-    connection = types.SimpleNamespace(frame_max=frame_max, bytes_sent=0)
-    write = frame_writer(connection, types.SimpleNamespace(write=lambda data: written.extend(data)))
-    message = amqp.Message(body, content_type=content_type, content_encoding=content_encoding, delivery_mode=1,
-                           correlation_id=correlation_id)
-    write(1, channel_id, spec.Basic.Publish, dumps("Bssbb", (0, exchange, routing_key, False, False)), message)
-    return bytes(written)
-
-
-@pytest.mark.parametrize(("body", "frame_max"), [
-    (b'{"result": {"id": "1"}, "error": null}', 131072),
-    ('{"result": "Ysgol Gymraeg — ŵ ŷ", "error": null}'.encode(), 131072),
-    (b"", 131072),
-    (b'{"result": "' + b"z" * 300_000 + b'", "error": null}', 131072),
-    (b'{"result": "' + b"q" * 5_000 + b'", "error": null}', 4096),
-])
-def test_reply_frames_match_py_amqp(body, frame_max):
-    fields = dict(exchange="nameko-rpc", routing_key="rpc.reply-standalone_rpc_proxy-5b2c",
-                  correlation_id="0f8e4a36-8d0c-4c67-b1a4-5f0c6e2b9d11", content_type="application/json",
-                  content_encoding="utf-8")
-    assert reply_frames(1, frame_max, body=body, **fields) == py_amqp_reply_frames(1, frame_max, body=body, **fields)
