@@ -31,9 +31,13 @@ def _own(caller: dict, org: str) -> None:
 
 def store_disclosure(uow: UnitOfWork, event: DisclosureDelivered, org: str, at: datetime) -> None:
     """Keep the agency's copy: exactly what was delivered, nothing more."""
+    if event.to_org != org:
+        log.warning("agency_link.misaddressed_disclosure", disclosure_id=event.disclosure_id)
+        return
     with uow:
         repo = CopyRepository(uow.session)
-        if event.to_org == org and not repo.exists(event.disclosure_id):
+        repo.lock_child(event.child_ref)
+        if not repo.exists(event.disclosure_id):
             copy = AgencyCopy(
                 disclosure_id=event.disclosure_id, subject_kind=event.subject_kind, subject_id=event.subject_id,
                 child_ref=event.child_ref, from_org=event.from_org, purpose=event.purpose.value,
@@ -42,8 +46,6 @@ def store_disclosure(uow: UnitOfWork, event: DisclosureDelivered, org: str, at: 
             for consent_id, action in repo.withdrawals_of(event.child_ref).items():
                 copy.honour_withdrawal(consent_id, action, at)
             repo.add(copy)
-        elif event.to_org != org:
-            log.warning("agency_link.misaddressed_disclosure", disclosure_id=event.disclosure_id)
         uow.commit()
 
 
@@ -91,6 +93,7 @@ def on_consent_withdrawn(uow: UnitOfWork, event: ConsentWithdrawn, org: str, at:
     with uow:
         if org in event.recipients:
             repo = CopyRepository(uow.session)
+            repo.lock_child(event.child_ref)
             repo.record_withdrawal(event.consent_id, event.child_ref, event.action, at)
             for copy in repo.of_child(event.child_ref):
                 if copy.honour_withdrawal(event.consent_id, event.action, at):

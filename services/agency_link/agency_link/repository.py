@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from .domain import AgencyCopy
@@ -50,6 +50,12 @@ class CopyRepository:
         values = {n: getattr(copy, n) for n in _FIELDS if n != "disclosure_id"}
         self.session.execute(
             update(disclosures).where(disclosures.c.disclosure_id == copy.disclosure_id).values(**values))
+
+    def lock_child(self, child_ref: str) -> None:
+        """Until commit, one transaction at a time changes this child's copies or withdrawals: a
+        disclosure and a withdrawal handled at once would otherwise each miss the other's row."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:ref))"), {"ref": child_ref})
 
     def withdrawals_of(self, child_ref: str) -> dict[str, str]:
         """{consent_id: action} of the child's consents withdrawn that named this agency."""
