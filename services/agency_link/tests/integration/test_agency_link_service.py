@@ -49,7 +49,7 @@ def link(start_service, make_settings, postgres_url, broker_url):
     with fresh_database("pont_probe") as url:
         publisher = Publisher(url, broker_url)
         with ClusterRpcProxy({"AMQP_URI": broker_url}) as cluster:
-            yield school, getattr(cluster, name), publisher, postgres_url
+            yield school, getattr(cluster, name), publisher
         publisher.engine.dispose()
 
 
@@ -61,7 +61,7 @@ def appointment(event_cls, school: str, site: str | None = None):
 
 class TestHostSchool:
     def test_learns_time_and_room_of_its_pupils_appointments_and_a_was_not_brought_reaches_the_dsl(self, link):
-        school, rpc, publisher, _ = link
+        school, rpc, publisher = link
         dsl = {"sub": "dsl1", "org": school, "roles": ["dsl"]}
         booked = appointment(AppointmentBooked, school)
         elsewhere = appointment(AppointmentBooked, school, site="school:elsewhere")
@@ -81,7 +81,7 @@ class TestHostSchool:
 
 class TestDisclosures:
     def test_only_its_own_disclosures_arrive_and_another_org_sees_nothing(self, link):
-        school, rpc, publisher, _ = link
+        school, rpc, publisher = link
         mine = DisclosureDelivered(disclosure_id=str(uuid.uuid4()), child_ref="c_1", to_org=school,
                                    from_org="school:x", purpose="referral", subject_kind="referral",
                                    subject_id=str(uuid.uuid4()), basis="consent", basis_ref="k1",
@@ -98,10 +98,10 @@ class TestDisclosures:
 
 
 class TestWithdrawalHandledBeforeTheDisclosure:
-    def test_the_copy_arrives_restricted(self, link):
-        school, rpc, publisher, link_db = link
+    def test_the_copy_arrives_restricted(self, link, postgres_url):
+        school, rpc, publisher = link                    # postgres_url: the link's own database
         child, consent_id = f"c_{uuid.uuid4().hex}", str(uuid.uuid4())
-        engine = make_engine(link_db)
+        engine = make_engine(postgres_url)
         publisher.emit(ConsentWithdrawn(consent_id=consent_id, child_ref=child, recipients=[school]))
         try:
             def withdrawal_handled() -> bool:
@@ -135,7 +135,7 @@ def transfer(school: str, upns: list[str], source_file: str | None = None) -> di
 
 class TestImportedTransfers:
     def test_a_file_imports_once_per_pupil_and_holds_only_the_ctf_sections(self, link):
-        school, rpc, _, _ = link
+        school, rpc, _ = link
         lead = {"sub": "t1", "org": school, "roles": ["transition_lead"]}
         upns = [make_upn(n, prefix="702") for n in range(1, 4)]
         first_file = transfer(school, upns + upns[:1])          # one pupil listed twice
@@ -152,7 +152,7 @@ class TestImportedTransfers:
         assert all(set(i["sections"]) == {"identifiers", "attendance"} for i in held)
 
     def test_who_may_import(self, link):
-        school, rpc, _, _ = link
+        school, rpc, _ = link
         upns = [make_upn(9, prefix="703")]
         with pytest.raises(Forbidden):
             rpc.import_transfer(transfer(school, upns), {"sub": "s", "org": school, "roles": ["school_staff"]})
@@ -162,7 +162,7 @@ class TestImportedTransfers:
             rpc.imported_transfers({"sub": "x", "org": "school:else", "roles": ["dsl"]})
 
     def test_a_file_for_another_school_or_with_a_bad_upn_is_invalid_and_stores_nothing(self, link):
-        school, rpc, _, _ = link
+        school, rpc, _ = link
         lead = {"sub": "t1", "org": school, "roles": ["transition_lead"]}
         before = len(rpc.imported_transfers(lead))
 

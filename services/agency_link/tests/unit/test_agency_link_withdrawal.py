@@ -8,6 +8,7 @@ import pytest
 
 from agency_link import handlers
 from agency_link.orm import metadata, tables
+from agency_link.repository import CopyRepository
 from pont_shared.events import ConsentWithdrawn, DisclosureDelivered
 from pont_shared.testing import in_memory_units_of_work
 
@@ -56,14 +57,14 @@ class TestWithdrawalBeforeTheDisclosureArrives:
         handle(uow_factory, withdrawn(action="erase"), delivered())
 
         with uow_factory() as uow:
-            [copy] = handlers.CopyRepository(uow.session).of_child(CHILD)
+            [copy] = CopyRepository(uow.session).of_child(CHILD)
         assert copy.content is None and copy.restriction == "erase"
 
     def test_an_erase_after_a_restrict_of_the_same_consent_erases_later_copies(self, uow_factory):
         handle(uow_factory, withdrawn(action="restrict"), withdrawn(action="erase"), delivered())
 
         with uow_factory() as uow:
-            [copy] = handlers.CopyRepository(uow.session).of_child(CHILD)
+            [copy] = CopyRepository(uow.session).of_child(CHILD)
         assert copy.restriction == "erase" and copy.content is None
 
     def test_a_copy_under_another_consent_is_served(self, uow_factory):
