@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,40 +23,12 @@ import requests
 
 from pont_shared.config import safe_name
 from pont_shared.identity import make_upn
-from pont_shared.testing import bearer, fresh_database, own_vhost, wait_until
+from pont_shared.testing import bearer, free_port_run, fresh_database, own_vhost, wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "stack-test-secret-" + uuid.uuid4().hex
 AGENCIES = ["school:6612001", "school:6614002", "health:cardiff-vale"]   # the demo's organisations
-
-
-def free_port_run(count: int) -> int:
-    """The first of `count` consecutive free ports, below the kernel's ephemeral range.
-
-    A port picked by binding to 0 is ephemeral: between closing it and the service listening
-    on it, one of the many outgoing connections starting up may take it. The agency links also
-    take consecutive ports (base, base+1, ...), which binding to 0 does not check.
-    """
-    for base in random.sample(range(20000, 30000, count), 200):
-        try:
-            free_ports_at(base, count)
-            return base
-        except OSError:
-            continue
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
-def free_ports_at(base: int, count: int) -> None:
-    sockets = []
-    try:
-        for port in range(base, base + count):
-            sock = socket.socket()
-            sockets.append(sock)
-            sock.bind(("127.0.0.1", port))
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,22 @@ committed) or the event was a duplicate; a failure is re-published to a delay qu
 its attempt count, and after the last attempt to the service's dead-letter queue with the
 error. The original is acknowledged only after that re-publish is confirmed, so a crash
 at any point leaves the message on the broker.
+
+Losing the database or the broker is not the handler's failure: such an error (`transient`)
+sends the message round a delay queue with its attempt count unchanged, waiting longer each
+time, for as long as the outage lasts; only the handler's own failures spend the budget.
+If even that re-publish fails (the broker is gone), the message is left unacknowledged and
+the broker delivers it again once the consumer has reconnected.
 """
 from __future__ import annotations
 
-import traceback
 from datetime import UTC, datetime
 from functools import partial
 
 import amqp
 import eventlet
+import kombu.exceptions
+import sqlalchemy.exc
 import structlog
 from eventlet.semaphore import Semaphore
 from kombu import Connection
@@ -25,9 +32,19 @@ from pydantic import ValidationError
 from . import metrics, topology
 from .acks import AckWindow
 from .envelope import Envelope, Payload
+from .logs import describe
 from .uow import AlreadyProcessed
 
 log = structlog.get_logger(__name__)
+
+BROKER_ERRORS = (OSError, amqp.exceptions.ConnectionError, kombu.exceptions.OperationalError)
+_TRANSIENT = (*BROKER_ERRORS, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+              sqlalchemy.exc.DisconnectionError, sqlalchemy.exc.TimeoutError)
+
+
+def transient(exc: BaseException) -> bool:
+    """An error of the database or the broker being unreachable or busy, not of the handler."""
+    return isinstance(exc, _TRANSIENT)
 
 
 class EventQueueConsumer(QueueConsumer):
@@ -164,7 +181,7 @@ class EventConsumer(Consumer):
             self.queue_consumer.ack_messages([message for _envelope, message in batch])
             metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "handled").inc(len(batch))
             return result, exc_info
-        log.warning("event.batch_failed", queue=self.queue_name, size=len(batch), error_type=exc_info[0].__name__)
+        log.warning("event.batch_failed", queue=self.queue_name, size=len(batch), error=describe(exc_info[1]))
         for envelope, message in batch:  # isolate the culprit: each event on its own
             self._spawn_one(envelope, message)
         return result, None
@@ -182,37 +199,50 @@ class EventConsumer(Consumer):
         return result, exc_info
 
     def _retry_or_dead_letter(self, message, exc_info) -> None:
-        attempt = int((message.headers or {}).get(topology.HEADER_ATTEMPT, 0))
-        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
-        if attempt < len(self.delays):
+        headers = message.headers or {}
+        attempt = int(headers.get(topology.HEADER_ATTEMPT, 0))
+        error = describe(exc_info[1])
+        if transient(exc_info[1]):
+            outages = int(headers.get(topology.HEADER_OUTAGES, 0))
+            delay = self.delays[min(outages, len(self.delays) - 1)] if self.delays else 1.0
+            self._republish(message, topology.delay_exchange(delay), self.queue_name,
+                            {topology.HEADER_ATTEMPT: attempt, topology.HEADER_OUTAGES: outages + 1})
+            metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "postponed").inc()
+            log.warning("event.postponed", queue=self.queue_name, delay_s=delay, error=error)
+        elif attempt < len(self.delays):
             delay = self.delays[attempt]
-            self.publisher.publish(
-                message.body, exchange=topology.delay_exchange(delay), routing_key=self.queue_name,
-                headers={topology.HEADER_ATTEMPT: attempt + 1}, content_type=message.content_type,
-                serializer=None,
-            )
+            self._republish(message, topology.delay_exchange(delay), self.queue_name,
+                            {topology.HEADER_ATTEMPT: attempt + 1})
             metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "retried").inc()
             log.warning("event.retry_scheduled", queue=self.queue_name, attempt=attempt + 1,
-                        delay_s=delay, error_type=exc_info[0].__name__)
-            self.queue_consumer.ack_message(message)
+                        delay_s=delay, error=error)
         else:
             self._dead_letter(message, attempt=attempt, error=error)
 
     def _dead_letter(self, message, *, attempt: int, error: str) -> None:
-        self.publisher.publish(
-            message.body, exchange=topology.dead_exchange, routing_key=self.service,
-            headers={
-                topology.HEADER_QUEUE: self.queue_name,
-                topology.HEADER_ERROR: error[:2000],
-                topology.HEADER_ATTEMPT: attempt,
-                topology.HEADER_FAILED_AT: datetime.now(UTC).isoformat(),
-            },
-            content_type=message.content_type or "application/json", serializer=None,
-        )
-        metrics.DEAD_LETTERS.labels(self.service, self.queue_name).inc()
-        metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "dead_lettered").inc()
-        log.error("event.dead_lettered", queue=self.queue_name, attempts=attempt)
+        headers = {
+            topology.HEADER_QUEUE: self.queue_name,
+            topology.HEADER_ERROR: error[:2000],
+            topology.HEADER_ATTEMPT: attempt,
+            topology.HEADER_FAILED_AT: datetime.now(UTC).isoformat(),
+        }
+        if self._republish(message, topology.dead_exchange, self.service, headers):
+            metrics.DEAD_LETTERS.labels(self.service, self.queue_name).inc()
+            metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "dead_lettered").inc()
+            log.error("event.dead_lettered", queue=self.queue_name, attempts=attempt, error=error)
+
+    def _republish(self, message, exchange, routing_key: str, headers: dict) -> bool:
+        """Publish (confirmed) a copy of `message`, then acknowledge the original. If the broker
+        cannot take the copy, give the original back to it instead: nothing is lost either way."""
+        try:
+            self.publisher.publish(message.body, exchange=exchange, routing_key=routing_key, headers=headers,
+                                   content_type=message.content_type or "application/json", serializer=None)
+        except BROKER_ERRORS as exc:
+            log.warning("event.republish_failed", queue=self.queue_name, error=describe(exc))
+            self.queue_consumer.requeue_message(message)
+            return False
         self.queue_consumer.ack_message(message)
+        return True
 
 
 handles = EventConsumer.decorator

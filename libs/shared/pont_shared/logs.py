@@ -4,13 +4,24 @@
 kombu): keys that name personal data lose their values, and strings are scrubbed of
 anything shaped like a UPN, an NHS number or a date of birth. Free text about a child is
 only ever under a personal key, so it is dropped with the key.
+
+An exception is logged as its traceback (files, lines, functions: no values) and, for
+each exception in its chain, its type and a *safe message* (`describe`): the text of
+errors that come from infrastructure ("database is locked", "Connection refused",
+"CONNECTION_FORCED"), the fields and error types of a validation error without the
+values it quotes, and nothing of any other message, which may quote a child's data.
 """
 from __future__ import annotations
 
 import logging
 import re
 import sys
+import traceback
 
+import amqp.exceptions
+import kombu.exceptions
+import pydantic
+import sqlalchemy.exc
 import structlog
 
 REDACTED = "[redacted]"
@@ -51,16 +62,50 @@ def redact(_logger, _method, event_dict: dict) -> dict:
             for key, value in event_dict.items()}
 
 
-def _exception_line(line: str) -> str:
-    """`SomeError: message` → `SomeError: [redacted]`: a message may quote a child's data."""
-    if line and not line[0].isspace() and ": " in line and not line.startswith("Traceback"):
-        return line.split(": ", 1)[0] + ": " + REDACTED
-    return line
+_CONNECTION_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                      sqlalchemy.exc.DisconnectionError)
 
 
-def _scrub_exception(_logger, _method, event_dict: dict) -> dict:
-    if isinstance(event_dict.get("exception"), str):
-        event_dict["exception"] = "\n".join(_exception_line(line) for line in event_dict["exception"].splitlines())
+def safe_message(exc: BaseException) -> str:
+    """What an operator may read of `exc` without reading a child's data (see the module doc)."""
+    if isinstance(exc, _CONNECTION_ERRORS) and getattr(exc, "orig", None) is not None:
+        return scrub(str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__)
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and getattr(exc, "orig", None) is not None:
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        return type(exc.orig).__name__ + (f" (constraint {constraint})" if constraint else "")
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # the pool's: all connections in use
+        return "no database connection free in time"
+    if isinstance(exc, (OSError, amqp.exceptions.AMQPError, kombu.exceptions.OperationalError, TimeoutError)):
+        return scrub(str(exc)) or type(exc).__name__
+    if isinstance(exc, pydantic.ValidationError):
+        return "; ".join(f"{'.'.join(map(str, error['loc'])) or '(root)'}: {error['type']}"
+                         for error in exc.errors(include_url=False, include_input=False))
+    return REDACTED
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: safe message`, for a log line or a dead letter's header."""
+    return f"{type(exc).__name__}: {safe_message(exc)}"
+
+
+def _format_exception(_logger, _method, event_dict: dict) -> dict:
+    """structlog processor: `exc_info` → `exception`, the traceback with only safe messages."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if not exc_info or exc_info[1] is None:
+        return event_dict
+    chain, exc = [], exc_info[1]
+    while exc is not None and len(chain) < 10:
+        chain.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    parts = []
+    for exc in reversed(chain):
+        parts += ["Traceback (most recent call last):\n", *traceback.format_tb(exc.__traceback__),
+                  describe(exc) + "\n", "\nwhich caused:\n"]
+    event_dict["exception"] = "".join(parts[:-1]).rstrip()
     return event_dict
 
 
@@ -93,9 +138,8 @@ def configure_logging(service: str, level: str = "INFO", stream=None) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             lambda _l, _m, ed: {**ed, "service": ed.get("service", service)},
-            structlog.processors.format_exc_info,
+            _format_exception,
             redact,
-            _scrub_exception,
             structlog.processors.JSONRenderer(),
         ],
     )

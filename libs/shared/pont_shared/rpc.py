@@ -18,25 +18,96 @@ service's `rpc-<service>` consumer either way.
 from __future__ import annotations
 
 import contextlib
+import socket
 import sys
+import time
 
 import amqp
+import eventlet
 import kombu.serialization
 import nameko.rpc
+import structlog
 from eventlet.semaphore import Semaphore
 from nameko.constants import AMQP_URI_CONFIG_KEY, NON_PERSISTENT
-from nameko.exceptions import UnserializableValueError, serialize
+from nameko.exceptions import RpcTimeout, UnserializableValueError, serialize
+from nameko.extensions import DependencyProvider
+from nameko.rpc import ReplyListener
 
+from .logs import describe
 from .outbox import BROKER_ERRORS, connect_amqp
 
+log = structlog.get_logger(__name__)
+HEARTBEAT_SECONDS = 30
+RPC_TIMEOUT_KEY = "PONT_RPC_TIMEOUT_SECONDS"
 TRANSIENT = {"delivery_mode": NON_PERSISTENT}
 
 
-class RpcProxy(nameko.rpc.RpcProxy):
-    """nameko's `RpcProxy`, publishing its requests transient."""
+class RpcProxy(DependencyProvider):
+    """`self.consent.share(...)`: nameko's RPC to service `target`, requests transient, and every
+    call bounded by a deadline.
 
-    def __init__(self, target_service: str, **options):
-        super().__init__(target_service, **{**TRANSIENT, **options})
+    nameko 2.14 waits for a reply for ever, so a request or reply lost to a broker restart (both
+    are transient) would hold the worker, and whatever it holds, for good. Here a call raises
+    `RpcTimeout` once `PONT_RPC_TIMEOUT_SECONDS` (default 10; `timeout_key` names another
+    setting) have passed since it was made, waited on at once or later (`call_async`).
+    `name_key` may name a setting that holds another instance's name (tests).
+    """
+
+    reply_listener = ReplyListener()
+
+    def __init__(self, target: str | None = None, *, timeout_key: str = RPC_TIMEOUT_KEY,
+                 default_timeout: float = 10.0, name_key: str | None = None, **options):
+        super().__init__()
+        self.target = target
+        self.timeout_key = timeout_key
+        self.default_timeout = default_timeout
+        self.name_key = name_key
+        self.options = {**TRANSIENT, **options}
+
+    def setup(self):
+        self.timeout = float(self.container.config.get(self.timeout_key, self.default_timeout))
+        if self.name_key:
+            self.target = self.container.config.get(self.name_key, self.target)
+
+    def proxy(self, worker_ctx, service_name: str) -> _ServiceProxy:
+        return _ServiceProxy(worker_ctx, service_name, self.reply_listener, timeout=self.timeout, **self.options)
+
+    def get_dependency(self, worker_ctx) -> _ServiceProxy:
+        return self.proxy(worker_ctx, self.target)
+
+
+class _ServiceProxy(nameko.rpc.ServiceProxy):
+    def __init__(self, worker_ctx, service_name, reply_listener, *, timeout: float, **options):
+        super().__init__(worker_ctx, service_name, reply_listener, **options)
+        self.timeout = timeout
+
+    def __getattr__(self, name):
+        return _MethodProxy(self.worker_ctx, self.service_name, name, self.reply_listener, timeout=self.timeout,
+                            **self.options)
+
+
+class _MethodProxy(nameko.rpc.MethodProxy):
+    def __init__(self, *args, timeout: float, **options):
+        super().__init__(*args, **options)
+        self.timeout = timeout
+
+    def __call__(self, *args, **kwargs):
+        return self.call_async(*args, **kwargs).result()
+
+    def call_async(self, *args, **kwargs) -> _Reply:
+        return _Reply(super().call_async(*args, **kwargs), time.monotonic() + self.timeout,
+                      f"{self.service_name}.{self.method_name}")
+
+
+class _Reply:
+    """nameko's `RpcReply`, whose `result()` raises `RpcTimeout` at the call's deadline."""
+
+    def __init__(self, reply: nameko.rpc.RpcReply, deadline: float, call: str):
+        self.reply, self.deadline, self.call = reply, deadline, call
+
+    def result(self):
+        with eventlet.Timeout(max(0.0, self.deadline - time.monotonic()), RpcTimeout(self.call)):
+            return self.reply.result()
 
 
 class Rpc(nameko.rpc.Rpc):
@@ -78,26 +149,52 @@ class _ReplyConnections:
     Through kombu (a connection object, a producer from the pool, its retry wrapper) a reply
     cost more of the service's CPU than a simple RPC's work did. py-amqp reads what the broker
     has said before each publish, so a reply that finds the connection closed (a broker
-    restart, a forced close) raises, and is written again on a new connection.
+    restart, a forced close) raises, and is written again on a new connection. A reply that
+    cannot be written at all (the broker is down) is logged and dropped: its caller times out
+    and retries, as if the broker had lost it. It is never raised into nameko, which would
+    kill the service's container. A green thread per connection keeps its heartbeats.
     """
 
-    def __init__(self):
+    def __init__(self, heartbeat: float = HEARTBEAT_SECONDS):
+        self.heartbeat = heartbeat
         self._lock = Semaphore()  # green: a worker waiting for it yields to the one writing
         self._open: dict[str, amqp.Channel] = {}
 
     def send(self, uri: str, *, exchange: str, routing_key: str, body: bytes, **properties) -> None:
         message = amqp.Message(body, delivery_mode=NON_PERSISTENT, **properties)
         with self._lock:
-            try:
-                self._channel(uri).basic_publish(message, exchange=exchange, routing_key=routing_key)
-            except BROKER_ERRORS:
-                self._drop(uri)
-                self._channel(uri).basic_publish(message, exchange=exchange, routing_key=routing_key)
+            for _attempt in range(2):
+                try:
+                    self._channel(uri).basic_publish(message, exchange=exchange, routing_key=routing_key)
+                    return
+                except BROKER_ERRORS as exc:
+                    self._drop(uri)
+                    error = exc
+        log.warning("rpc.reply_lost", error=describe(error))
 
     def _channel(self, uri: str) -> amqp.Channel:
         if uri not in self._open:
-            self._open[uri] = connect_amqp(uri, heartbeat=0).channel()
+            connection = connect_amqp(uri, heartbeat=self.heartbeat)
+            self._open[uri] = connection.channel()
+            eventlet.spawn(self._keep_alive, uri, connection)
         return self._open[uri]
+
+    def _keep_alive(self, uri: str, connection: amqp.Connection) -> None:
+        """Read what the broker sent while no reply was written (heartbeats, a close) and send
+        our heartbeats, until the connection is dropped."""
+        while True:
+            eventlet.sleep(self.heartbeat / 4)
+            with self._lock:
+                channel = self._open.get(uri)
+                if channel is None or channel.connection is not connection:
+                    return
+                try:
+                    with contextlib.suppress(socket.timeout):
+                        connection.drain_events(timeout=0)
+                    connection.heartbeat_tick()
+                except BROKER_ERRORS:
+                    self._drop(uri)
+                    return
 
     def _drop(self, uri: str) -> None:
         channel = self._open.pop(uri, None)

@@ -2,7 +2,9 @@
 
 Options: `--name` (the service name, for services run once per organisation) and
 `--org`/`--port`. SIGTERM and SIGINT stop gracefully: entrypoints stop taking work,
-in-flight workers finish and acknowledge, then the process exits.
+in-flight workers finish and acknowledge, then the process exits 0. If the service's
+container dies (nameko kills it when an extension or a managed thread fails), the process
+exits 1 rather than living on with nothing in it, so its supervisor starts it again.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import gc  # noqa: E402
 import importlib  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
+import sys  # noqa: E402
 
 import structlog  # noqa: E402
 from eventlet.event import Event  # noqa: E402
@@ -74,10 +77,23 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+
+    def _watch():
+        """Until the container stops: unless we asked it to (a signal), it died."""
+        try:
+            runner.wait()  # raises what killed the container, if anything did
+        except Exception as exc:
+            log.error("service.died", exc_info=exc)
+        if not stopping.ready():
+            stopping.send(None)
+
     runner.start()
+    eventlet.spawn(_watch)
     settle_collector()
     log.info("service.started", service=service_cls.name, port=settings.http_port)
     signum = stopping.wait()
+    if signum is None:
+        sys.exit(1)
     log.info("service.stopping", signal=signum)
     runner.stop()
     log.info("service.stopped")

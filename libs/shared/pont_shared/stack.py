@@ -1,13 +1,15 @@
-"""`make start` / `make stop`: every Pont service as its own background process.
+"""`make start` / `make stop`: every Pont service as its own process, kept running by supervisord.
 
 Starts each service under `services/` (and one agency_link per organisation in
-`PONT_AGENCIES`) with `python -m pont_shared.runner`, waits until each answers `/ready`,
-and prints the URLs. Logs go to `.run/<service>.log`, pids to `.run/<service>.pid`.
+`PONT_AGENCIES`) with `python -m pont_shared.runner` under supervisord, waits until each
+answers `/ready`, and prints the URLs. A service that exits (a crash, or its container
+dying) is started again by supervisord, with a growing pause; in production that job is
+Kubernetes'. Logs go to `.run/<service>.log`; `.run/supervisord.conf` is the generated
+configuration (`.venv/bin/supervisorctl -c .run/supervisord.conf status` shows each process).
 """
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +21,8 @@ from .ops import broker_reachable
 
 ROOT = Path(os.environ.get("PONT_ROOT", Path.cwd()))
 RUN_DIR = Path(os.environ.get("PONT_RUN_DIR", ROOT / ".run"))
+CONFIG = RUN_DIR / "supervisord.conf"
+BIN = Path(sys.executable).parent
 
 SERVICE_CLASSES = {
     "consent": "consent.service:ConsentService",
@@ -46,6 +50,42 @@ def planned(settings: Settings) -> list[tuple[str, list[str], int]]:
     return plan
 
 
+def supervisor_config(plan: list[tuple[str, list[str], int]]) -> str:
+    """supervisord's configuration: one program per process, restarted whenever it exits.
+
+    `startsecs` is how long a process must live to count as started; one that exits sooner
+    is tried again (after 1 s, 2 s, 3 s, ...) up to `startretries` times, so a service that
+    cannot start while the broker or its database is down keeps trying until they are back.
+    """
+    sections = [
+        f"[unix_http_server]\nfile={RUN_DIR / 'supervisor.sock'}\n",
+        f"[supervisord]\nlogfile={RUN_DIR / 'supervisord.log'}\npidfile={RUN_DIR / 'supervisord.pid'}\n"
+        f"directory={ROOT}\n",
+        "[rpcinterface:supervisor]\n"
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
+        f"[supervisorctl]\nserverurl=unix://{RUN_DIR / 'supervisor.sock'}\n",
+    ]
+    for name, args, _port in plan:
+        command = " ".join([sys.executable, "-m", "pont_shared.runner", *args])
+        sections.append(
+            f"[program:{name}]\ncommand={command}\ndirectory={ROOT}\nautorestart=true\nstartsecs=3\n"
+            f"startretries=1000\nstopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nredirect_stderr=true\n"
+            f"stdout_logfile={RUN_DIR / f'{name}.log'}\nstdout_logfile_maxbytes=50MB\n")
+    return "\n".join(sections)
+
+
+def ctl(*args: str) -> subprocess.CompletedProcess:
+    """Run `supervisorctl` against this stack's supervisord."""
+    return subprocess.run([str(BIN / "supervisorctl"), "-c", str(CONFIG), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def pid(name: str) -> int:
+    """The process id of a running service (0 if it is not running)."""
+    found = ctl("pid", name).stdout.strip()
+    return int(found) if found.isdigit() else 0
+
+
 def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
@@ -54,81 +94,67 @@ def ready(port: int) -> bool:
         return False
 
 
+def _supervisord_running() -> bool:
+    return CONFIG.exists() and ctl("pid").stdout.strip().isdigit()
+
+
 def start() -> int:
     settings = Settings.from_env("gateway")
     if not broker_reachable(settings.amqp_uri):
         print(f"RabbitMQ is not reachable at {settings.amqp_uri.split('@')[-1]}.\n"
               "Start it with:  rabbitmq-server -detached   (or set AMQP_URI)", file=sys.stderr)
         return 1
-    RUN_DIR.mkdir(exist_ok=True)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
     plan = planned(settings)
-    for name, args, _port in plan:
-        pid_file = RUN_DIR / f"{name}.pid"
-        if pid_file.exists() and _alive(int(pid_file.read_text())):
-            print(f"{name} already running (pid {pid_file.read_text().strip()})")
-            continue
-        log = open(RUN_DIR / f"{name}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "pont_shared.runner", *args],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        pid_file.write_text(str(process.pid))
-    deadline = time.monotonic() + 90
+    if _supervisord_running():
+        print("Pont is already running under supervisord; checking it is ready")
+    else:
+        CONFIG.write_text(supervisor_config(plan))
+        subprocess.run([str(BIN / "supervisord"), "-c", str(CONFIG)], check=True, timeout=60)
+    deadline = time.monotonic() + 120
     waiting = {name: port for name, _args, port in plan}
     while waiting and time.monotonic() < deadline:
         for name, port in list(waiting.items()):
             if ready(port):
                 del waiting[name]
-            elif not _alive(int((RUN_DIR / f"{name}.pid").read_text())):
-                log_path = RUN_DIR / f"{name}.log"
-                tail = log_path.read_text(errors="replace").splitlines()[-15:]
-                print(f"{name} exited; see {log_path}, which ends:", *tail, sep="\n  ", file=sys.stderr)
-                stop()
-                return 1
         time.sleep(0.2)
     if waiting:
-        print(f"not ready in time: {', '.join(waiting)}; logs in {RUN_DIR}", file=sys.stderr)
+        for name in waiting:
+            log_path = RUN_DIR / f"{name}.log"
+            tail = log_path.read_text(errors="replace").splitlines()[-15:] if log_path.exists() else []
+            print(f"{name} is not ready; see {log_path}, which ends:", *tail, sep="\n  ", file=sys.stderr)
+        stop()
         return 1
-    print("Pont is running:")
+    print("Pont is running (under supervisord: a service that exits is started again):")
     for name, _args, port in plan:
         print(f"  {name:<40} http://127.0.0.1:{port}  (/health /ready /metrics)")
     gateway_port = dict((n, p) for n, _a, p in plan).get("gateway")
     if gateway_port:
         print(f"\nAPI: http://127.0.0.1:{gateway_port}/api/v1  OpenAPI: http://127.0.0.1:{gateway_port}/openapi.json")
-    print("Stop with: make stop")
+    print(f"Processes: {BIN / 'supervisorctl'} -c {CONFIG} status\nStop with: make stop")
     return 0
 
 
 def stop() -> int:
-    if not RUN_DIR.exists():
+    """Stop every service gracefully (SIGTERM: in-flight work finishes and is acknowledged)."""
+    if not _supervisord_running():
         return 0
-    pids = {}
-    for pid_file in RUN_DIR.glob("*.pid"):
-        pid = int(pid_file.read_text())
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)  # graceful: in-flight work finishes and is acknowledged
-            pids[pid_file] = pid
-        else:
-            pid_file.unlink()
-    deadline = time.monotonic() + 20
-    while pids and time.monotonic() < deadline:
-        for pid_file, pid in list(pids.items()):
-            if not _alive(pid):
-                pid_file.unlink(missing_ok=True)
-                del pids[pid_file]
+    supervisord = int(ctl("pid").stdout.strip())
+    ctl("shutdown")
+    deadline = time.monotonic() + 60
+    while _alive(supervisord) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for pid_file, pid in pids.items():
-        os.kill(pid, signal.SIGKILL)
-        pid_file.unlink(missing_ok=True)
     print("Pont stopped.")
     return 0
 
 
-def _alive(pid: int) -> bool:
+def _alive(process_id: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(process_id, 0)
     except ProcessLookupError:
         return False
-    try:  # a zombie of ours counts as gone
-        with open(f"/proc/{pid}/stat") as stat:
+    try:  # a zombie counts as gone
+        with open(f"/proc/{process_id}/stat") as stat:
             return stat.read().split()[2] != "Z"
     except OSError:
         return True

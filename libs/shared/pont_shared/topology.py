@@ -27,6 +27,7 @@ requeue_exchange = Exchange(REQUEUE_EXCHANGE, "direct", durable=True)
 dead_exchange = Exchange(DEAD_EXCHANGE, "direct", durable=True)
 
 HEADER_ATTEMPT = "x-pont-attempt"
+HEADER_OUTAGES = "x-pont-outages"  # times postponed for a database or broker outage: no budget spent
 HEADER_QUEUE = "x-pont-queue"
 HEADER_ERROR = "x-pont-error"
 HEADER_FAILED_AT = "x-pont-failed-at"

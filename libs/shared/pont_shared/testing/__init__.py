@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import random
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +57,34 @@ def service_process(spec: str, name: str, database_url: str, *, ready: Callable[
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports, below the kernel's ephemeral range.
+
+    A port picked by binding to 0 is ephemeral: between closing it and the service listening
+    on it, one of the many outgoing connections starting up may take it. The agency links also
+    take consecutive ports (base, base+1, ...), which binding to 0 does not check.
+    """
+    for base in random.sample(range(20000, 30000, count), 200):
+        try:
+            free_ports_at(base, count)
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def free_ports_at(base: int, count: int) -> None:
+    sockets = []
+    try:
+        for port in range(base, base + count):
+            sock = socket.socket()
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", port))
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class MovableClock:

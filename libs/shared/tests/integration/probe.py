@@ -5,6 +5,7 @@ from typing import ClassVar
 
 import eventlet
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+from sqlalchemy.exc import OperationalError
 
 from pont_shared.consumer import handles
 from pont_shared.db import define_messaging_tables
@@ -31,6 +32,8 @@ effects = Table(
 # Runs whose handling fails, and when each attempt happened (set by tests).
 FAILING_RUNS: set[str] = set()
 ATTEMPTS: dict[str, list[float]] = {}
+# Runs that meet an unreachable database this many more times (set by tests).
+OUTAGE_RUNS: dict[str, int] = {}
 
 
 class PingConsumer(OpsEndpoints):
@@ -45,6 +48,9 @@ class PingConsumer(OpsEndpoints):
 
         ping = event.payload(Ping)
         ATTEMPTS.setdefault(event.id, []).append(time.monotonic())
+        if OUTAGE_RUNS.get(ping.run, 0) > 0:
+            OUTAGE_RUNS[ping.run] -= 1
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused"))
         with self.uow as uow:
             if ping.n < 0:  # a slow handler: -n tenths of a second of work
                 eventlet.sleep(-ping.n / 10)

@@ -40,3 +40,56 @@ def test_library_log_arguments_and_exception_messages_are_not_written():
     text = stream.getvalue()
     assert "Megan" not in text
     assert "ValueError" in text  # what failed stays visible
+
+
+def test_an_infrastructure_error_keeps_its_type_and_message():
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    stream = capture()
+    name = "Meg" + "an"  # built at run time: the traceback quotes source lines, not values
+
+    try:
+        raise sqlalchemy.exc.OperationalError("INSERT INTO referral VALUES (?)", (name,),
+                                              sqlite3.OperationalError("database is locked"))
+    except sqlalchemy.exc.OperationalError:
+        structlog.get_logger("pont.test").exception("event.failed")
+
+    text = stream.getvalue()
+    assert "OperationalError: database is locked" in text
+    assert "Megan" not in text
+
+
+def test_a_validation_error_names_the_field_not_the_value():
+    import pydantic
+
+    from pont_shared.logs import describe
+
+    class Child(pydantic.BaseModel):
+        given_name: str
+        year: int
+
+    try:
+        Child(given_name="Megan", year="Megan Jones")
+    except pydantic.ValidationError as exc:
+        described = describe(exc)
+
+    assert described == "ValidationError: year: int_parsing"
+
+
+def test_a_chained_exception_shows_each_cause_safely():
+    stream = capture()
+    name = "Meg" + "an"
+
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError as exc:
+            raise RuntimeError(f"could not file {name}'s referral") from exc
+    except RuntimeError:
+        logging.getLogger("nameko.containers").exception("error")
+
+    text = json.loads(stream.getvalue().splitlines()[-1])["exception"]
+    assert "ConnectionRefusedError: [Errno 111] Connection refused" in text
+    assert "RuntimeError: [redacted]" in text and "Megan" not in text
