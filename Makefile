@@ -16,7 +16,7 @@ $(INSTALLED): constraints.txt requirements-dev.txt libs/shared/pyproject.toml $(
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -r requirements-dev.txt -e libs/shared $(foreach s,$(SERVICES),-e services/$(s))
+	$(BIN)/pip install -q -c constraints.txt -r requirements-dev.txt -e "libs/shared[testing]" $(foreach s,$(SERVICES),-e services/$(s))
 	@touch $@
 
 start: install
