@@ -25,6 +25,7 @@ import time
 import amqp
 import eventlet
 import kombu.serialization
+import nameko.messaging
 import nameko.rpc
 import structlog
 from eventlet.semaphore import Semaphore
@@ -42,6 +43,37 @@ RPC_TIMEOUT_KEY = "PONT_RPC_TIMEOUT_SECONDS"
 TRANSIENT = {"delivery_mode": NON_PERSISTENT}
 
 
+class _QueueConsumer(nameko.messaging.QueueConsumer):
+    """nameko's queue consumer, whose acknowledgements never raise.
+
+    A delivery whose connection the broker dropped is the broker's again, and nameko means to
+    ignore its ack; but it catches only Python's own `ConnectionError`, not py-amqp's, and an
+    exception there kills the service's container.
+    """
+
+    def ack_message(self, message):
+        with contextlib.suppress(*BROKER_ERRORS):
+            super().ack_message(message)
+
+    def requeue_message(self, message):
+        with contextlib.suppress(*BROKER_ERRORS):
+            super().requeue_message(message)
+
+
+class _RpcConsumer(nameko.rpc.RpcConsumer):
+    queue_consumer = _QueueConsumer()
+
+    def handle_result(self, message, result, exc_info):
+        """The answer to a request no entrypoint takes (an unknown method)."""
+        result, exc_info = reply(self.container.config, message, result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
+class _ReplyListener(ReplyListener):
+    queue_consumer = _QueueConsumer()
+
+
 class RpcProxy(DependencyProvider):
     """`self.consent.share(...)`: nameko's RPC to service `target`, requests transient, and every
     call bounded by a deadline.
@@ -53,7 +85,7 @@ class RpcProxy(DependencyProvider):
     `name_key` may name a setting that holds another instance's name (tests).
     """
 
-    reply_listener = ReplyListener()
+    reply_listener = _ReplyListener()
 
     def __init__(self, target: str | None = None, *, timeout_key: str = RPC_TIMEOUT_KEY,
                  default_timeout: float = 10.0, name_key: str | None = None, **options):
@@ -112,6 +144,8 @@ class _Reply:
 
 class Rpc(nameko.rpc.Rpc):
     """nameko's RPC entrypoint, replying transient, unconfirmed and serialised once."""
+
+    rpc_consumer = _RpcConsumer()
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         result, exc_info = reply(self.container.config, message, result, exc_info)
