@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 
 export PONT_AGENCIES ?= school:6612001,school:6614002,health:cardiff-vale,social_care:cardiff,youth_work:cardiff
 
-.PHONY: install start stop test test-unit test-integration demo lint bench bench-events bench-bookings bench-transitions dead-letters replay-dead-letters asyncapi clean
+.PHONY: install start stop test test-unit test-integration demo lint bench bench-events bench-bookings bench-transitions bench-latency dead-letters replay-dead-letters asyncapi clean
 
 install: $(INSTALLED)
 
@@ -38,7 +38,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check libs services tests scripts
 
-bench: bench-events bench-bookings bench-transitions
+bench: bench-events bench-bookings bench-transitions bench-latency
 
 bench-events: install
 	@$(BIN)/python scripts/bench_events.py
@@ -48,6 +48,9 @@ bench-bookings: install
 
 bench-transitions: install
 	@$(BIN)/python scripts/bench_transitions.py
+
+bench-latency: install
+	@$(BIN)/python scripts/bench_latency.py
 
 dead-letters: install
 	@$(BIN)/pont-dead-letters list $(SERVICE)

@@ -8,6 +8,9 @@ writing the same effect row (no inbox, acks even on failure).
 Both measured from the first commit/dispatch to the last effect row, on this machine.
 As deployed, each consumer is a service process of its own (`pont_shared.runner`), and the
 producing side — with its relay, or its dispatcher — runs in this process.
+Raw broker ceiling: the same number of persistent messages published by bare py-amqp with
+confirms pipelined (batches as large as the relay's), consumed and acked by a bare py-amqp
+consumer in another process; no database, no envelope — what this machine's broker allows.
 """
 from __future__ import annotations
 
@@ -16,12 +19,14 @@ import eventlet
 eventlet.monkey_patch()  # noqa: E402
 
 import os  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import ClassVar  # noqa: E402
 
+import amqp  # noqa: E402
 from kombu import Connection  # noqa: E402
 from nameko.containers import ServiceContainer  # noqa: E402
 from nameko.events import EventDispatcher, event_handler  # noqa: E402
@@ -30,11 +35,12 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
+from pont_shared.broker import connect_amqp  # noqa: E402
 from pont_shared.consumer import handles  # noqa: E402
 from pont_shared.db import define_messaging_tables, make_engine  # noqa: E402
 from pont_shared.dependencies import UnitOfWorkProvider  # noqa: E402
-from pont_shared.envelope import Payload  # noqa: E402
-from pont_shared.outbox import OutboxRelay  # noqa: E402
+from pont_shared.envelope import EVENTS_EXCHANGE, Envelope, Payload  # noqa: E402
+from pont_shared.outbox import OutboxRelay, PublisherConnection, declare_exchanges  # noqa: E402
 from pont_shared.testing import fresh_database, random_name, service_process, wait_until  # noqa: E402
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 from pont_shared.topology import dead_letter_queue_name  # noqa: E402
@@ -43,6 +49,7 @@ from pont_shared.uow import UnitOfWork  # noqa: E402
 N_RELIABLE = int(os.environ.get("BENCH_EVENTS", "20000"))
 N_PLAIN = int(os.environ.get("BENCH_PLAIN_EVENTS", "5000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "200"))
+RELAY_BATCH = 1000
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 
 
@@ -126,7 +133,7 @@ def bench_reliable() -> tuple[float, float]:
         producer_engine = make_engine(producer_url)
         metadata.create_all(producer_engine)
         consumer_engine = make_engine(consumer_url)
-        relay = OutboxRelay(producer_engine, tables.outbox, AMQP_URI, "bench_producer", batch_size=1000)
+        relay = OutboxRelay(producer_engine, tables.outbox, AMQP_URI, "bench_producer", batch_size=RELAY_BATCH)
         sessions = sessionmaker(producer_engine)
         # prefetch = max_workers = 3 batches: a batch finishing before the one ahead of it waits for
         # it within the ack window (half the prefetch), and both are settled by one multiple ack
@@ -172,8 +179,77 @@ def bench_plain() -> float:
         return N_PLAIN / elapsed
 
 
+def bench_raw_ceiling() -> float:
+    queue, routing_key = random_name("bench_raw"), "pont.bench.raw.v1"
+    body = Envelope.wrap(BenchTick(n=0), source="/pont/bench").model_dump_json().encode()
+    publisher = connect_amqp(AMQP_URI, connection_class=PublisherConnection)
+    channel = publisher.channel()
+    declare_exchanges(channel)
+    channel.queue_declare(queue, durable=True, auto_delete=False)
+    channel.queue_bind(queue, EVENTS_EXCHANGE, routing_key)
+    channel.confirm_select()
+    unconfirmed: set[int] = set()
+
+    def on_ack(tag, multiple):
+        unconfirmed.difference_update([t for t in unconfirmed if t <= tag] if multiple else [tag])
+
+    channel.events["basic_ack"].add(on_ack)
+    consumer = subprocess.Popen([sys.executable, __file__, "--raw-consumer", queue, str(N_RELIABLE)],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: consumers(queue) > 0, timeout=60, interval=0.05)
+        started, tag = time.perf_counter(), 0
+        for batch_start in range(0, N_RELIABLE, RELAY_BATCH):
+            for n in range(batch_start, min(batch_start + RELAY_BATCH, N_RELIABLE)):
+                channel.basic_publish(
+                    amqp.Message(body, content_type="application/json", content_encoding="utf-8", delivery_mode=2,
+                                 message_id=str(n), type=BenchTick.TYPE),
+                    exchange=EVENTS_EXCHANGE, routing_key=routing_key)
+                tag += 1
+                unconfirmed.add(tag)
+            while unconfirmed:
+                publisher.drain_events(timeout=60)
+        finished = consumer.stdout.readline()
+        elapsed = time.perf_counter() - started
+        if finished.strip() != "done":
+            raise RuntimeError("the raw consumer stopped before taking every message")
+    finally:
+        consumer.kill()
+        consumer.wait()
+        channel.queue_delete(queue)
+        publisher.close()
+    return N_RELIABLE / elapsed
+
+
+def raw_consumer(queue: str, count: int) -> None:
+    """Take `count` messages off `queue`, acking a batch at a time as the reliable consumer does;
+    print "done"."""
+    conn = connect_amqp(AMQP_URI)
+    channel = conn.channel()
+    channel.basic_qos(0, 3 * BATCH, False)
+    taken = 0
+
+    def on_message(message):
+        nonlocal taken
+        taken += 1
+        if taken % BATCH == 0 or taken == count:
+            channel.basic_ack(message.delivery_tag, multiple=True)
+
+    channel.basic_consume(queue, callback=on_message)
+    while taken < count:
+        conn.drain_events(timeout=60)
+    print("done", flush=True)
+    conn.close()
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--raw-consumer"]:
+        raw_consumer(sys.argv[2], int(sys.argv[3]))
+        return 0
     print(f"bench-events on {os.cpu_count()} cores; broker and PostgreSQL on this machine")
+    ceiling = bench_raw_ceiling()
+    print(f"raw broker ceiling (bare py-amqp, confirms pipelined, {RELAY_BATCH} a batch → bare consumer, no database): "
+          f"{ceiling:,.0f} messages/s over {N_RELIABLE:,} messages")
     end_to_end, commit_rate = bench_reliable()
     print(f"reliable pipeline (outbox → confirms → idempotent batch consumer of {BATCH}, PostgreSQL): "
           f"{end_to_end:,.0f} events/s end to end over {N_RELIABLE:,} events "

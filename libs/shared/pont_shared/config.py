@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from .broker import HEARTBEAT_SECONDS, kombu_ssl_options
+
 DEV_JWT_SECRET = "pont-development-secret-change-me"
 DEV_CHILD_REF_SECRET = "pont-development-child-ref-key"
 
@@ -61,7 +63,6 @@ class Settings:
     retry_delays: tuple[float, ...]
     outbox_batch_size: int
     outbox_poll_seconds: float
-    outbox_linger_seconds: float
     max_workers: int
     log_level: str
     bind_host: str = "127.0.0.1"
@@ -86,7 +87,6 @@ class Settings:
             retry_delays=_float_list(env.get("PONT_RETRY_DELAYS", "0.5,1,2,4,8")),
             outbox_batch_size=int(env.get("PONT_OUTBOX_BATCH", "500")),
             outbox_poll_seconds=float(env.get("PONT_OUTBOX_POLL_SECONDS", "0.5")),
-            outbox_linger_seconds=float(env.get("PONT_OUTBOX_LINGER_SECONDS", "0.05")),
             max_workers=int(env.get("PONT_MAX_WORKERS", "20")),
             log_level=env.get("PONT_LOG_LEVEL", "INFO"),
             bind_host=env.get("PONT_BIND_HOST", "127.0.0.1"),
@@ -95,14 +95,18 @@ class Settings:
         )
 
     def nameko_config(self) -> dict:
-        """The nameko container config: AMQP, web server and Pont's own keys."""
-        return {
+        """The nameko container config: AMQP (TLS verified for `amqps://`), web server and Pont's own keys."""
+        config = {
             "AMQP_URI": self.amqp_uri,
             "WEB_SERVER_ADDRESS": f"{self.bind_host}:{self.http_port}",
             "max_workers": self.max_workers,
-            "HEARTBEAT": 30,
+            "HEARTBEAT": HEARTBEAT_SECONDS,
             "PONT_SETTINGS": self,
         }
+        tls = kombu_ssl_options(self.amqp_uri)
+        if tls is not None:
+            config["AMQP_SSL"] = tls
+        return config
 
 
 def safe_name(name: str) -> str:

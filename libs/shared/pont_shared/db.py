@@ -6,6 +6,8 @@ event that caused it commit in one transaction.
 """
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -26,6 +28,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import QueuePool
 
 _green_patched = False
 
@@ -53,25 +56,68 @@ class UtcDateTime(TypeDecorator):
         return value
 
 
+SQLITE_WAIT_SECONDS = 30.0   # how long a transaction waits for a SQLite file another holds
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for `url`; PostgreSQL under eventlet gets cooperative psycopg2."""
+    """An engine for `url`; PostgreSQL under eventlet gets cooperative psycopg2, SQLite see `_sqlite_engine`."""
     if url.startswith("sqlite"):
-        _ensure_sqlite_dir(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               json_serializer=_json_text, json_deserializer=orjson.loads)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
-            dbapi_conn.execute("PRAGMA foreign_keys=ON")
-
-        return engine
+        return _sqlite_engine(url)
     patch_psycopg_for_eventlet()
     # values_plus_batch: an UPDATE of many rows goes in pages of statements, not one round trip each
     # JSON columns through orjson: the standard library's json was a tenth of a busy service's CPU
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
                          executemany_mode="values_plus_batch", json_serializer=_json_text,
                          json_deserializer=orjson.loads)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    """The embedded default store: one connection per engine, each transaction `BEGIN IMMEDIATE`.
+
+    pysqlite waits for a locked file in its C busy handler, which blocks the whole process
+    under eventlet: every green thread stops, the one holding the lock among them, so it is
+    never released (a referral's transaction held the lock across an RPC; a second writer's
+    wait froze the process until SQLite gave up, 30 s later, and again for the next one).
+    So no connection of ours ever waits on another of ours: the engine has exactly one, and a
+    green thread that wants it waits in the pool (QueuePool's Condition, green under eventlet's
+    monkey patching) while the others, the holder among them, run on. SQLite takes one writer
+    at a time whatever the pool size, so more connections would only add lock waits.
+
+    Each transaction takes the write lock when it begins (`BEGIN IMMEDIATE`, the SQLAlchemy
+    recipe: pysqlite's own transaction handling is switched off): a deferred transaction that
+    read and then wanted to write could be refused, or deadlock with another connection that
+    did the same — another process's, such as an operator's tool on the same file. Should
+    another process hold the file, `_begin_immediate` waits for it with green sleeps; the C
+    handler is used only while the connection opens (busy_timeout 0 afterwards).
+    """
+    _ensure_sqlite_dir(url)
+    engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=SQLITE_WAIT_SECONDS,
+                           connect_args={"check_same_thread": False, "timeout": SQLITE_WAIT_SECONDS},
+                           json_serializer=_json_text, json_deserializer=orjson.loads)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None   # no implicit BEGIN from pysqlite: `_begin_immediate` begins
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn):
+        driver = conn.connection.driver_connection
+        deadline = time.monotonic() + SQLITE_WAIT_SECONDS
+        pause = 0.001
+        while True:
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)   # green when eventlet has patched `time`, as in every service
+            pause = min(pause * 2, 0.05)
+
+    return engine
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict]) -> None:

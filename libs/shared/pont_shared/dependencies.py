@@ -28,7 +28,6 @@ class OutboxRelayExtension(SharedExtension):
         self.relay = OutboxRelay(
             engine, tables.outbox, settings.amqp_uri, self.container.service_name,
             batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
-            linger_seconds=settings.outbox_linger_seconds,
         )
 
     def start(self):

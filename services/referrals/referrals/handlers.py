@@ -1,6 +1,7 @@
 """One function per command and per event. Each takes a UnitOfWork and the ports it needs."""
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -8,6 +9,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 import structlog
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -118,72 +120,142 @@ def _validate(cmd: RaiseReferral) -> None:
         raise Invalid(exc.message, [{"field": exc.field, "message": exc.message}]) from exc
 
 
+# What an Idempotency-Key keeps while its referral is committed but consent not yet asked or answered.
+UNDECIDED = "undecided_referral"
+# The occasions consent is asked about a referral; each asks under a key of its own (`_ask`).
+ON_RAISING, ASKED_AGAIN = "raised", "asked_again"
+
+
+@dataclass(frozen=True)
+class _Idempotency:
+    scope: str
+    key: str | None
+    request: dict
+
+
 def raise_referral(uow: UnitOfWork, cmd: RaiseReferral, *, consent: ConsentPort, clock: Clock,
                    child_ref_secret: str, holidays: frozenset[date] = frozenset()) -> dict:
-    """Record a referral, ask consent to share it, and send it or hold it."""
+    """Record a referral, ask consent to share it, and send it or hold it.
+
+    No transaction is open while consent is asked: on SQLite an open transaction holds the whole
+    database, and anywhere it would hold the referral's rows for as long as consent takes. The
+    referral is committed first (awaiting consent, nothing in its chronology yet) with its
+    Idempotency-Key marked `UNDECIDED`; then consent is asked and its answer recorded; then the
+    key keeps the response. A failure in between leaves the referral awaiting consent, where
+    the client's retry with the same key — or a `consent.granted` — takes it up. Consent is
+    asked under a key of ours (`_ask`), so a question asked again is answered as the first
+    time and its disclosure is in the ledger once.
+    """
     _validate(cmd)
-    caller = cmd.caller
     request = {k: v for k, v in cmd.__dict__.items() if k not in ("caller", "idempotency_key")}
-    scope = f"raise_referral:{caller['org']}"
+    idempotency = _Idempotency(f"raise_referral:{cmd.caller['org']}", cmd.idempotency_key, request)
+    first = _record_raised(uow, cmd, idempotency, clock, child_ref_secret)
+    if UNDECIDED not in first:
+        return first  # the key's first response
+    referral = _decide(uow, first[UNDECIDED], ON_RAISING, consent=consent, clock=clock, holidays=holidays)
+    if referral.status == domain.AWAITING_CONSENT:
+        referral = _ask_again(uow, referral, consent=consent, clock=clock, holidays=holidays)
+    return _answer(uow, idempotency, summary(referral))
+
+
+def _record_raised(uow: UnitOfWork, cmd: RaiseReferral, idempotency: _Idempotency, clock: Clock,
+                   child_ref_secret: str) -> dict:
+    """Commit the new referral, undecided, with its Idempotency-Key: `{UNDECIDED: id}`; or the key's response."""
+    caller = cmd.caller
     with uow:
-        replayed = uow.replay(scope, cmd.idempotency_key, request)
+        replayed = uow.replay(idempotency.scope, idempotency.key, idempotency.request)
         if replayed is not None:
             return replayed
         repo = ReferralRepository(uow.session)
         ref = derive_child_ref(cmd.child["upn"], child_ref_secret)
         _refuse_duplicate(repo, caller["org"], ref, cmd.service)
-        now = clock()
         referral = Referral(
             id=str(uuid.uuid4()), child_ref=ref, from_org=caller["org"], to_org=cmd.to_org, service=cmd.service,
             urgency=cmd.urgency, reason=cmd.reason, details=cmd.details, child=dict(cmd.child),
             share=list(cmd.share), information=dict(cmd.information or {}), basis=cmd.basis,
-            justification=cmd.justification, raised_by=caller["sub"], raised_at=now,
+            justification=cmd.justification, raised_by=caller["sub"], raised_at=clock(),
             raised_by_roles=sorted(caller.get("roles", ())),
         )
         try:
             repo.add(referral)  # the open-referral index is checked here, before anything is shared
         except IntegrityError:
             uow.rollback()
+            # the same key, sent twice at once: the other request committed the referral
+            replayed = uow.replay(idempotency.scope, idempotency.key, idempotency.request)
+            if replayed is not None:
+                return replayed
             _refuse_duplicate(repo, caller["org"], ref, cmd.service)
             raise
         uow.emit(ReferralRaised(referral_id=referral.id, child_ref=ref, from_org=referral.from_org,
                                 to_org=referral.to_org, service=referral.service, urgency=referral.urgency),
                  subject=ref)
-        _share_or_hold(uow, referral, consent, caller, now, holidays)
-        repo.save(referral)
-        response = summary(referral)
-        uow.remember(scope, cmd.idempotency_key, request, response)
+        undecided = {UNDECIDED: referral.id}
+        uow.remember(idempotency.scope, idempotency.key, idempotency.request, undecided)
         uow.commit()
-    metrics.RAISED.labels(referral.status).inc()
-    if referral.status == domain.AWAITING_CONSENT:
-        return _ask_again(uow, referral.id, consent=consent, clock=clock, holidays=holidays) or response
+    return undecided
+
+
+def _decide(uow: UnitOfWork, referral_id: str, occasion: str, *, consent: ConsentPort, clock: Clock,
+            holidays: frozenset[date]) -> Referral:
+    """Ask consent about a referral awaiting it (outside any transaction), then record the answer.
+
+    On raising, only a referral nothing has decided yet is asked about: a retry finds it already
+    sent or held. The answer is recorded only if the referral still awaits consent when it comes.
+    """
+    with uow:
+        referral = ReferralRepository(uow.session).get(referral_id)
+    if referral is None:
+        raise NotFound("no such referral")
+    if referral.status != domain.AWAITING_CONSENT or (occasion == ON_RAISING and referral.history):
+        return referral
+    outcome = _ask(consent, referral, occasion)
+    with uow:
+        repo = ReferralRepository(uow.session)
+        referral = repo.get(referral_id, for_update=True)
+        if _record_answer(uow, referral, outcome, clock(), holidays):
+            repo.save(referral)
+        uow.commit()
+    if occasion == ON_RAISING:
+        metrics.RAISED.labels(referral.status).inc()
+    return referral
+
+
+def _ask_again(uow: UnitOfWork, referral: Referral, *, consent: ConsentPort, clock: Clock,
+               holidays: frozenset[date]) -> Referral:
+    """Ask once more now that the held referral is committed; the referral as it then is.
+
+    A consent granted while the referral was being raised may have committed after the first
+    answer, and its `consent.granted` been handled before the hold was committed, when there was
+    nothing held for `on_consent_granted` to release. Asking after the commit closes that gap: a
+    grant committed later than this question is announced by an event that finds the referral
+    held. Whichever of the two records its answer first sends it; the other finds it sent.
+    """
+    try:
+        return _decide(uow, referral.id, ASKED_AGAIN, consent=consent, clock=clock, holidays=holidays)
+    except Exception as exc:  # the referral is held and committed; a covering consent.granted still releases it
+        log.warning("referral.ask_again_failed", referral_id=referral.id, error=type(exc).__name__)
+        return referral
+
+
+def _answer(uow: UnitOfWork, idempotency: _Idempotency, response: dict) -> dict:
+    """Keep `response` as the one the Idempotency-Key replays; or, if a retry of the same request
+    answered first, that one's."""
+    if not idempotency.key:
+        return response
+    with uow:
+        first = uow.replay(idempotency.scope, idempotency.key, idempotency.request)
+        if first is not None and UNDECIDED not in first:
+            return first
+        table = uow.tables.idempotency
+        uow.session.execute(update(table).where(table.c.scope == idempotency.scope, table.c.key == idempotency.key)
+                            .values(response=json.dumps(response, default=_iso)))
+        uow.commit()
     return response
 
 
-def _ask_again(uow: UnitOfWork, referral_id: str, *, consent: ConsentPort, clock: Clock,
-               holidays: frozenset[date]) -> dict | None:
-    """Ask once more now that the held referral is committed; its summary if that sent it.
-
-    A consent granted while the referral was being raised may have committed after the first
-    answer, and its `consent.granted` been handled before this referral existed for
-    `on_consent_granted` to find. Asking after the commit closes that gap: a grant committed
-    later than this question is announced by an event that will find the referral. The row is
-    locked, so this and the event handler never both send it.
-    """
-    try:
-        with uow:
-            repo = ReferralRepository(uow.session)
-            referral = repo.get(referral_id, for_update=True)
-            if referral is None or referral.status != domain.AWAITING_CONSENT:
-                return None
-            if not _share_or_hold(uow, referral, consent, _raiser(referral), clock(), holidays):
-                return None
-            repo.save(referral)
-            uow.commit()
-    except Exception as exc:  # the referral is held and committed; a covering consent.granted still releases it
-        log.warning("referral.ask_again_failed", referral_id=referral_id, error=type(exc).__name__)
-        return None
-    return summary(referral)
+def _iso(value) -> str:
+    """Times kept in RFC 3339, as the gateway writes them, so a replay reads as the first answer did."""
+    return value.isoformat() if isinstance(value, date | datetime) else str(value)
 
 
 def _refuse_duplicate(repo: ReferralRepository, org: str, ref: str, service: str) -> None:
@@ -194,7 +266,7 @@ def _refuse_duplicate(repo: ReferralRepository, org: str, ref: str, service: str
 
 
 def _raiser(referral: Referral) -> dict:
-    """The staff member who raised the referral, as the caller of a later consent question."""
+    """The staff member who raised the referral, as the caller of every consent question about it."""
     return {"sub": referral.raised_by, "org": referral.from_org, "roles": referral.raised_by_roles}
 
 
@@ -209,22 +281,43 @@ def _share_request(referral: Referral, caller: dict) -> dict:
     return request
 
 
-def _share_or_hold(uow: UnitOfWork, referral: Referral, consent: ConsentPort, caller: dict, now: datetime,
+def _ask(consent: ConsentPort, referral: Referral, occasion: str) -> dict:
+    """Ask consent to share the referral (it records the disclosure of what it allows).
+
+    Called with no transaction open. The key names the referral and the occasion, so consent
+    answers a question asked again (a retried request, a redelivered event) as it did the first
+    time, from its own record, and the disclosure is in its ledger once.
+    """
+    request = _share_request(referral, _raiser(referral))
+    request["idempotency_key"] = f"referral:{referral.id}:{occasion}"
+    return consent.share(request)
+
+
+def _record_answer(uow: UnitOfWork, referral: Referral, outcome: dict, now: datetime,
                    holidays: frozenset[date]) -> bool:
-    """Ask consent to share (it records the disclosure); send what is allowed, or hold. True if sent."""
-    outcome = consent.share(_share_request(referral, caller))
+    """Send what consent allowed, or hold the referral; True if that changed it.
+
+    A referral that no longer awaits consent (another question's answer sent it first) is left
+    as it is; a disclosure consent recorded for this answer is then logged as unused.
+    """
     decisions = outcome.get("decisions") or []
     allowed = [d for d in decisions if d.get("allowed") and d.get("category") in referral.share]
     disclosure_id = outcome.get("disclosure_id")
-    if not allowed or not disclosure_id:
-        if not referral.history:
-            referral.hold(now, caller["sub"])
-            missing = [d["category"] for d in decisions if not d.get("allowed")] or list(referral.share)
-            uow.emit(ReferralHeld(referral_id=referral.id, child_ref=referral.child_ref, to_org=referral.to_org,
-                                  missing_categories=missing), subject=referral.child_ref)
+    if referral.status != domain.AWAITING_CONSENT:
+        if disclosure_id and disclosure_id != referral.disclosure_id:
+            log.warning("referral.disclosure_unused", referral_id=referral.id, disclosure_id=disclosure_id,
+                        status=referral.status)
         return False
+    if not allowed or not disclosure_id:
+        if referral.history:
+            return False
+        referral.hold(now, referral.raised_by)
+        missing = [d["category"] for d in decisions if not d.get("allowed")] or list(referral.share)
+        uow.emit(ReferralHeld(referral_id=referral.id, child_ref=referral.child_ref, to_org=referral.to_org,
+                              missing_categories=missing), subject=referral.child_ref)
+        return True
     categories = [d["category"] for d in allowed]
-    referral.send(now, caller["sub"], disclosure_id=disclosure_id, categories=categories, holidays=holidays)
+    referral.send(now, referral.raised_by, disclosure_id=disclosure_id, categories=categories, holidays=holidays)
     basis = allowed[0].get("basis") or referral.basis
     basis_ref = allowed[0].get("basis_ref") or disclosure_id
     content = referral.disclosure_content(categories)
@@ -296,16 +389,28 @@ def withdraw_referral(uow: UnitOfWork, referral_id: str, caller: dict, *, clock:
 
 def on_consent_granted(uow: UnitOfWork, event: ConsentGranted, *, consent: ConsentPort, clock: Clock,
                        holidays: frozenset[date] = frozenset()) -> int:
-    """Release the child's held referrals to recipients this consent covers; returns how many were sent."""
-    released = 0
+    """Release the child's held referrals to recipients this consent covers; returns how many were sent.
+
+    Consent is asked with no transaction open, about each referral under this consent's own
+    occasion (a redelivered event asks again and is answered as before); the answers and the
+    event's inbox record commit together.
+    """
+    waiting: list[Referral] = []
     with uow:
         if PURPOSE in [getattr(p, "value", p) for p in event.purposes]:
             repo = ReferralRepository(uow.session)
-            for to_org in event.recipients:
-                for referral in repo.held_for(event.child_ref, to_org):
-                    if _share_or_hold(uow, referral, consent, _raiser(referral), clock(), holidays):
-                        repo.save(referral)
-                        released += 1
+            waiting = [referral for to_org in event.recipients for referral in repo.held_for(event.child_ref, to_org)]
+    answers = {referral.id: _ask(consent, referral, f"granted:{event.consent_id}") for referral in waiting}
+    released = 0
+    with uow:
+        repo = ReferralRepository(uow.session)
+        now = clock()
+        for referral_id, outcome in answers.items():
+            referral = repo.get(referral_id, for_update=True)
+            if referral is not None and _record_answer(uow, referral, outcome, now, holidays):
+                repo.save(referral)
+                if referral.status == domain.SENT:
+                    released += 1
         uow.commit()
     return released
 

@@ -1,4 +1,5 @@
-"""Referral handlers with a fake consent service, on an in-memory SQLite unit of work (no broker)."""
+"""Referral handlers with a fake consent service, on the embedded SQLite store (`make_engine`, a temporary
+file; no broker)."""
 from __future__ import annotations
 
 import json
@@ -6,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
+from pont_shared.db import make_engine
 from pont_shared.errors import Conflict, Forbidden, Invalid
 from pont_shared.events import AgencyDecided, ConsentGranted
 from pont_shared.identity import make_upn
-from pont_shared.testing import in_memory_units_of_work
+from pont_shared.uow import UnitOfWork
 from referrals import handlers
 from referrals.orm import metadata, tables
 
@@ -54,10 +57,43 @@ class ConsentGoneAfterFirstQuestion(FakeConsent):
         return super().share(request)
 
 
+class LedgerConsent(FakeConsent):
+    """Like the consent service: records one disclosure per allowed question, and answers a question
+    asked again under the same idempotency key as the first time; its first `lose` replies are lost
+    after the disclosure was recorded (the caller sees an error, as on an RPC timeout)."""
+
+    def __init__(self, allowed=(), lose=0, during=None):
+        super().__init__(allowed)
+        self.lose, self.during = lose, during
+        self.answers: dict[str, dict] = {}
+        self.ledger: list[str] = []
+
+    def share(self, request):
+        if self.during is not None:
+            self.during(request)
+        key = request.get("idempotency_key") or f"unkeyed-{len(self.requests)}"   # each unkeyed question is new
+        if key not in self.answers:
+            self.answers[key] = super().share(request)
+            if self.answers[key]["disclosure_id"]:
+                self.ledger.append(self.answers[key]["disclosure_id"])
+        if self.lose:
+            self.lose -= 1
+            raise ConnectionError("the reply was lost")
+        return self.answers[key]
+
+
 @pytest.fixture
-def uow_factory():
-    with in_memory_units_of_work(metadata, tables, "/pont/referrals") as new:
-        yield new
+def database(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'referrals.db'}")
+    metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def uow_factory(database):
+    sessions = sessionmaker(database, expire_on_commit=False)
+    return lambda: UnitOfWork(sessions, tables, source="/pont/referrals")
 
 
 def events(uow_factory) -> list[dict]:
@@ -75,6 +111,11 @@ def command(serial=1, **overrides) -> handlers.RaiseReferral:
                   information={"health_wellbeing": "poor sleep"})
     values.update(overrides)
     return handlers.RaiseReferral(**values)
+
+
+def granted(referral: dict, consent_id: str = "consent-1") -> ConsentGranted:
+    return ConsentGranted(consent_id=consent_id, child_ref=referral["child_ref"], recipients=["health:1"],
+                          purposes=["referral"], categories=["contact", "health_wellbeing"])
 
 
 def raise_(uow_factory, consent, **kwargs):
@@ -150,8 +191,48 @@ class TestRaiseReferral:
 
         again = raise_(uow_factory, consent, idempotency_key="k1")
 
-        assert again == json.loads(json.dumps(first, default=str))
+        assert again == json.loads(json.dumps(first, default=lambda t: t.isoformat()))
         assert len(consent.requests) == 1
+
+    def test_consent_is_asked_with_no_transaction_open_and_the_referral_already_committed(self, uow_factory,
+                                                                                          database):
+        seen = []
+
+        def check(request):
+            seen.append((database.pool.checkedout(),
+                         handlers.get_referral(uow_factory(), request["subject_id"], STAFF)["status"]))
+
+        raise_(uow_factory, LedgerConsent(during=check))
+
+        assert seen == [(0, "awaiting_consent"), (0, "awaiting_consent")]  # the question, and the one asked again
+
+    def test_a_reply_lost_after_the_disclosure_leaves_it_awaiting_and_the_retry_sends_it_once(self, uow_factory):
+        consent = LedgerConsent({"contact"}, lose=1)
+
+        with pytest.raises(ConnectionError):
+            raise_(uow_factory, consent, idempotency_key="k1")
+        [waiting] = handlers.list_referrals(uow_factory(), STAFF)
+        retried = raise_(uow_factory, consent, idempotency_key="k1")
+        replayed = raise_(uow_factory, consent, idempotency_key="k1")
+
+        assert waiting["status"] == "awaiting_consent" and waiting["history"] == []
+        assert retried["id"] == waiting["id"] and retried["status"] == "sent"
+        assert replayed == json.loads(json.dumps(retried, default=lambda t: t.isoformat()))
+        assert consent.ledger == ["d1"]   # one disclosure in consent's ledger, and it is the one delivered
+        delivered = [e for e in events(uow_factory) if e["type"] == "pont.disclosure.delivered.v1"]
+        assert [e["data"]["disclosure_id"] for e in delivered] == ["d1"]
+        assert [e["type"] for e in events(uow_factory)].count("pont.referral.raised.v1") == 1
+
+    def test_a_retry_while_it_is_still_undecided_returns_the_same_referral(self, uow_factory):
+        consent = LedgerConsent(lose=1)
+
+        with pytest.raises(ConnectionError):
+            raise_(uow_factory, consent, idempotency_key="k1")
+        retried = raise_(uow_factory, consent, idempotency_key="k1")
+
+        assert retried["status"] == "awaiting_consent"
+        assert [r["id"] for r in handlers.list_referrals(uow_factory(), STAFF)] == [retried["id"]]
+        assert [e["type"] for e in events(uow_factory)] == ["pont.referral.raised.v1", "pont.referral.held.v1"]
 
 
 class TestConsentGranted:
@@ -159,13 +240,52 @@ class TestConsentGranted:
         held = raise_(uow_factory, FakeConsent())
         consent = FakeConsent({"contact", "health_wellbeing"})
 
-        released = handlers.on_consent_granted(uow_factory(), ConsentGranted(
-            consent_id="consent-1", child_ref=held["child_ref"], recipients=["health:1"], purposes=["referral"],
-            categories=["contact", "health_wellbeing"]), consent=consent, clock=lambda: NOW)
+        released = handlers.on_consent_granted(uow_factory(), granted(held), consent=consent, clock=lambda: NOW)
 
         assert released == 1
         view = handlers.get_referral(uow_factory(), held["id"], STAFF)
         assert [s["status"] for s in view["history"]] == ["awaiting_consent", "sent"]
+
+    def test_consent_is_asked_with_no_transaction_open(self, uow_factory, database):
+        held = raise_(uow_factory, FakeConsent())
+        open_connections = []
+        consent = LedgerConsent({"contact"}, during=lambda _request: open_connections.append(
+            database.pool.checkedout()))
+
+        handlers.on_consent_granted(uow_factory(), granted(held), consent=consent, clock=lambda: NOW)
+
+        assert open_connections == [0]
+
+    def test_a_redelivery_after_a_lost_reply_sends_it_with_one_disclosure(self, uow_factory):
+        held = raise_(uow_factory, FakeConsent())
+        consent = LedgerConsent({"contact"}, lose=1)
+
+        with pytest.raises(ConnectionError):
+            handlers.on_consent_granted(uow_factory(), granted(held), consent=consent, clock=lambda: NOW)
+        released = handlers.on_consent_granted(uow_factory(), granted(held), consent=consent, clock=lambda: NOW)
+
+        assert released == 1
+        assert consent.ledger == ["d1"]
+        delivered = [e for e in events(uow_factory) if e["type"] == "pont.disclosure.delivered.v1"]
+        assert [e["data"]["disclosure_id"] for e in delivered] == ["d1"]
+
+    def test_a_referral_another_grant_sent_while_consent_was_asked_is_sent_once(self, uow_factory):
+        held = raise_(uow_factory, FakeConsent())
+
+        outer = LedgerConsent({"contact"})
+
+        def another_grant_handled_meanwhile(_request):
+            if not outer.requests:   # while the first grant's question is being asked
+                handlers.on_consent_granted(uow_factory(), granted(held, "consent-2"),
+                                            consent=LedgerConsent({"contact"}), clock=lambda: NOW)
+
+        outer.during = another_grant_handled_meanwhile
+        released = handlers.on_consent_granted(uow_factory(), granted(held), consent=outer, clock=lambda: NOW)
+
+        assert released == 0
+        view = handlers.get_referral(uow_factory(), held["id"], STAFF)
+        assert [s["status"] for s in view["history"]] == ["awaiting_consent", "sent"]
+        assert [e["type"] for e in events(uow_factory)].count("pont.disclosure.delivered.v1") == 1
 
 
 class TestAgencyDecided:
