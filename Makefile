@@ -20,10 +20,10 @@ $(INSTALLED): constraints.txt requirements-dev.txt libs/shared/pyproject.toml $(
 	@touch $@
 
 start: install
-	@$(BIN)/python -m pont_shared.stack start
+	@$(BIN)/python -m pont_shared.operations.stack start
 
 stop:
-	@test -x $(BIN)/python && $(BIN)/python -m pont_shared.stack stop || true
+	@test -x $(BIN)/python && $(BIN)/python -m pont_shared.operations.stack stop || true
 
 test: install
 	@if [ -x infra/check.sh ]; then bash infra/check.sh; fi
@@ -59,7 +59,7 @@ replay-dead-letters: install
 	@$(BIN)/pont-dead-letters replay $(SERVICE) $(if $(QUEUE),--queue $(QUEUE))
 
 asyncapi: install
-	@$(BIN)/python -m pont_shared.events > docs/asyncapi.json && echo "docs/asyncapi.json"
+	@$(BIN)/python -m pont_shared.contract.events > docs/asyncapi.json && echo "docs/asyncapi.json"
 
 clean: stop
 	rm -rf $(VENV) data .run

@@ -6,7 +6,7 @@ transaction, ack after commit) on its own PostgreSQL database.
 Plain: nameko `EventDispatcher` (publishes outside any transaction) → `@event_handler`
 writing the same effect row (no inbox, acks even on failure).
 Both measured from the first commit/dispatch to the last effect row, on this machine.
-As deployed, each consumer is a service process of its own (`pont_shared.runner`), and the
+As deployed, each consumer is a service process of its own (`pont_shared.operations.runner`), and the
 producing side — with its relay, or its dispatcher — runs in this process.
 Raw broker ceiling: the same number of persistent messages published by bare py-amqp with
 confirms pipelined (batches as large as the relay's), consumed and acked by a bare py-amqp
@@ -35,16 +35,16 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
-from pont_shared.broker import connect_amqp  # noqa: E402
-from pont_shared.consumer import handles  # noqa: E402
-from pont_shared.db import define_messaging_tables, make_engine  # noqa: E402
-from pont_shared.dependencies import UnitOfWorkProvider  # noqa: E402
-from pont_shared.envelope import EVENTS_EXCHANGE, Envelope, Payload  # noqa: E402
-from pont_shared.outbox import OutboxRelay, PublisherConnection, declare_exchanges  # noqa: E402
+from pont_shared.contract.envelope import EVENTS_EXCHANGE, Envelope, Payload  # noqa: E402
+from pont_shared.messaging.broker import connect_amqp  # noqa: E402
+from pont_shared.messaging.consumer import handles  # noqa: E402
+from pont_shared.messaging.db import define_messaging_tables, make_engine  # noqa: E402
+from pont_shared.messaging.dependencies import UnitOfWorkProvider  # noqa: E402
+from pont_shared.messaging.outbox import OutboxRelay, PublisherConnection, declare_exchanges  # noqa: E402
+from pont_shared.messaging.topology import dead_letter_queue_name  # noqa: E402
+from pont_shared.messaging.uow import UnitOfWork  # noqa: E402
 from pont_shared.testing import fresh_database, random_name, service_process, wait_until  # noqa: E402
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
-from pont_shared.topology import dead_letter_queue_name  # noqa: E402
-from pont_shared.uow import UnitOfWork  # noqa: E402
 
 N_RELIABLE = int(os.environ.get("BENCH_EVENTS", "20000"))
 N_PLAIN = int(os.environ.get("BENCH_PLAIN_EVENTS", "5000"))

@@ -7,7 +7,7 @@ between is the whole platform's: gateway → referrals (RPC) → consent's rules
 ledger (RPC) → referrals' commit with its outbox row → the outbox relay → RabbitMQ (publisher
 confirms) → health's agency_link → its commit.
 
-How: every service is its own process (`python -m pont_shared.runner`, as `make start` runs them):
+How: every service is its own process (`python -m pont_shared.operations.runner`, as `make start` runs them):
 gateway, consent, referrals and health's agency_link (the school's is not on this path), each on a
 fresh PostgreSQL database (the gateway has none), on a RabbitMQ virtual host of their own. Set-up,
 not timed: an information-sharing agreement and one parental consent per child, through the
@@ -168,12 +168,12 @@ def calibrate(dsn: str, label: str, count: int, pause: float) -> list[tuple[str,
 @contextmanager
 def service(spec: str, name: str, port: int, env: dict, logs: Path, database_url: str | None = None,
             extra: tuple[str, ...] = ()):
-    """`python -m pont_shared.runner spec` on `port`; stopped gracefully (SIGTERM) after."""
+    """`python -m pont_shared.operations.runner spec` on `port`; stopped gracefully (SIGTERM) after."""
     environment = dict(env)
     if database_url:
         environment[f"PONT_{safe_name(name).upper()}_DATABASE_URL"] = database_url
     log = open(logs / f"{name}.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "pont_shared.runner", spec, "--name", name,
+    process = subprocess.Popen([sys.executable, "-m", "pont_shared.operations.runner", spec, "--name", name,
                                 "--port", str(port), *extra], env=environment, cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=log)
     try:

@@ -2,7 +2,7 @@
 
 The headline run is the whole platform path for the cohort: the real transitions service
 and the REAL consent service, each its own process as docker-compose runs them
-(`pont_shared.runner`), each on its own fresh PostgreSQL database, over the real broker;
+(`pont_shared.operations.runner`), each on its own fresh PostgreSQL database, over the real broker;
 this process drives them as the gateway would, and runs referrals (asked for each cohort's
 open agency involvement). Every sharing decision is made by consent's
 rules and every disclosure is appended to its hash-chained ledger (`share_many`, chunks of
@@ -48,11 +48,11 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from pont_shared.config import Settings  # noqa: E402
-from pont_shared.db import make_engine  # noqa: E402
 from pont_shared.identity import child_ref, make_upn  # noqa: E402
 from pont_shared.logs import configure_logging  # noqa: E402
-from pont_shared.rpc import TRANSIENT, RpcProxy, rpc  # noqa: E402
-from pont_shared.runner import settle_collector  # noqa: E402
+from pont_shared.messaging.db import make_engine  # noqa: E402
+from pont_shared.messaging.rpc import TRANSIENT, RpcProxy, rpc  # noqa: E402
+from pont_shared.operations.runner import settle_collector  # noqa: E402
 from pont_shared.testing import AMQP_URI, fresh_database, service_process  # noqa: E402
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 from transitions.orm import tables  # noqa: E402
@@ -167,7 +167,7 @@ def callers(service_name: str):
 
 
 def as_the_gateway_calls(service, method: str) -> MethodProxy:
-    """`service.method`, its requests sent transient as the gateway sends them (`pont_shared.rpc`)."""
+    """`service.method`, its requests sent transient as the gateway sends them (`pont_shared.messaging.rpc`)."""
     return MethodProxy(service.worker_ctx, service.service_name, method, service.reply_listener, **TRANSIENT)
 
 

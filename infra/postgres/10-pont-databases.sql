@@ -1,7 +1,7 @@
 -- One database per Pont service (no service reads another's tables).
 -- Run once by the postgres image on an empty data volume
 -- (docker-compose.yml mounts this file into /docker-entrypoint-initdb.d/).
--- Each service creates its own tables at start (alembic, pont_shared.migrations).
+-- Each service creates its own tables at start (alembic, pont_shared.operations.migrations).
 CREATE DATABASE consent;
 CREATE DATABASE referrals;
 CREATE DATABASE bookings;

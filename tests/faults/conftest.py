@@ -4,7 +4,7 @@ Faults are injected into real servers: the suite stops and starts a broker and r
 database. So that no other test run on this machine (which shares the broker on 5672 and
 PostgreSQL on 5432) feels them, the suite starts a RabbitMQ node and a PostgreSQL server of
 its own, on free ports in temporary directories, from the same installed binaries; then the
-whole stack as `make start` runs it (`pont_shared.stack`, under supervisord) on them.
+whole stack as `make start` runs it (`pont_shared.operations.stack`, under supervisord) on them.
 """
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ class Stack:
         self.gateway = f"http://127.0.0.1:{self.ports['gateway']}"
 
     def command(self, verb: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pont_shared.stack", verb], env=self.env, cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "pont_shared.operations.stack", verb], env=self.env, cwd=ROOT,
                               capture_output=True, text=True, timeout=240)
 
     def pid(self, name: str) -> int:

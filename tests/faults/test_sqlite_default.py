@@ -1,7 +1,7 @@
 """The embedded SQLite default holds 50 concurrent clients.
 
 `make start` with no database configured puts every service on its own SQLite file under
-`PONT_DATA_DIR`. Here the whole stack starts that way (`python -m pont_shared.stack start`, on
+`PONT_DATA_DIR`. Here the whole stack starts that way (`python -m pont_shared.operations.stack start`, on
 a RabbitMQ vhost, ports and data directory of its own), and 50 client threads raise referrals
 through the gateway at once — half for children whose parent gave consent (sent, disclosed to
 health), half for children without (held, awaiting consent). Each request is retried on a 5xx
@@ -68,7 +68,7 @@ class SqliteStack:
         self.gateway = f"http://127.0.0.1:{self.ports['gateway']}"
 
     def command(self, verb: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pont_shared.stack", verb], env=self.env, cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "pont_shared.operations.stack", verb], env=self.env, cwd=ROOT,
                               capture_output=True, text=True, timeout=240)
 
     def evidence(self, clients: list[Client]) -> str:

@@ -20,11 +20,11 @@ from sqlalchemy import create_engine, text
 from bookings.service import BookingsService
 from gateway.service import GatewayService
 from pont_shared.config import Settings
-from pont_shared.envelope import EVENTS_EXCHANGE
+from pont_shared.contract.envelope import EVENTS_EXCHANGE
 from pont_shared.identity import child_ref, make_upn
+from pont_shared.messaging.wire import WireObserver
 from pont_shared.testing import MovableClock, bearer, fresh_database, http_url, random_name, wait_until
 from pont_shared.testing.fixtures import delete_queues
-from pont_shared.wire import WireObserver
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pont_shared.db import make_engine
-from pont_shared.migrations import upgrade
+from pont_shared.messaging.db import make_engine
+from pont_shared.operations.migrations import upgrade
 from pont_shared.testing import fresh_database, schema_drift
 
 pytestmark = pytest.mark.integration

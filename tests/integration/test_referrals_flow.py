@@ -26,12 +26,12 @@ from consent.service import ConsentService
 from gateway.rpc import agency_link_name
 from gateway.service import GatewayService
 from pont_shared.config import Settings
-from pont_shared.envelope import EVENTS_EXCHANGE
-from pont_shared.events import ReferralOverdue
+from pont_shared.contract.envelope import EVENTS_EXCHANGE
+from pont_shared.contract.events import ReferralOverdue
 from pont_shared.identity import child_ref, make_upn
+from pont_shared.messaging.wire import WireObserver
 from pont_shared.testing import MovableClock, bearer, fresh_database, http_url, random_name, wait_until
 from pont_shared.testing.fixtures import delete_queues
-from pont_shared.wire import WireObserver
 from referrals.service import ReferralsService
 
 pytestmark = pytest.mark.integration

@@ -51,7 +51,7 @@ def stack():
                 env[f"PONT_{name.upper()}_DATABASE_URL"] = stack_.enter_context(fresh_database(f"pont_stack_{name}"))
         agency_base = base + len(services)
         env["PONT_AGENCY_LINK_BASE_PORT"] = str(agency_base)
-        started = subprocess.run([sys.executable, "-m", "pont_shared.stack", "start"], env=env, cwd=ROOT,
+        started = subprocess.run([sys.executable, "-m", "pont_shared.operations.stack", "start"], env=env, cwd=ROOT,
                                  capture_output=True, text=True, timeout=180)
         try:
             assert started.returncode == 0, started.stdout + started.stderr
@@ -61,7 +61,8 @@ def stack():
             yield {"gateway": f"http://127.0.0.1:{named_ports['gateway']}", "targets": targets, "env": env,
                    "prometheus_port": agency_base + len(AGENCIES)}
         finally:
-            subprocess.run([sys.executable, "-m", "pont_shared.stack", "stop"], env=env, cwd=ROOT, timeout=60)
+            subprocess.run([sys.executable, "-m", "pont_shared.operations.stack", "stop"], env=env, cwd=ROOT,
+                           timeout=60)
 
 
 @pytest.fixture(scope="module")

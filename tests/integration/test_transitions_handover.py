@@ -23,12 +23,12 @@ from agency_link.service import AgencyLinkService
 from consent.service import ConsentService
 from gateway.service import GatewayService
 from pont_shared.config import Settings, safe_name
-from pont_shared.envelope import EVENTS_EXCHANGE
+from pont_shared.contract.envelope import EVENTS_EXCHANGE
 from pont_shared.identity import child_ref, make_upn
-from pont_shared.rpc import RpcProxy
+from pont_shared.messaging.rpc import RpcProxy
+from pont_shared.messaging.wire import WireObserver
 from pont_shared.testing import AMQP_URI, MovableClock, bearer, fresh_database, http_url, wait_until
 from pont_shared.testing.fixtures import delete_queues
-from pont_shared.wire import WireObserver
 from referrals.service import ReferralsService
 from transitions import ctf
 from transitions.service import TransitionsService

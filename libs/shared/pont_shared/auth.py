@@ -68,7 +68,7 @@ def mint(sub: str, org: str, roles: list[str], secret: str, *, ttl_seconds: int 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .config import Settings
+    from pont_shared.config import Settings
 
     parser = argparse.ArgumentParser(description="Mint a development token for Pont's gateway.")
     parser.add_argument("--sub", required=True)

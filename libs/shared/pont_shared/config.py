@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from .broker import HEARTBEAT_SECONDS, kombu_ssl_options
+from pont_shared.messaging.broker import HEARTBEAT_SECONDS, kombu_ssl_options
 
 DEV_JWT_SECRET = "pont-development-secret-change-me"
 DEV_CHILD_REF_SECRET = "pont-development-child-ref-key"

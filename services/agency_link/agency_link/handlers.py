@@ -8,11 +8,11 @@ from datetime import datetime
 import structlog
 from sqlalchemy import insert, select, update
 
-from pont_shared.db import insert_rows
-from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.events import AgencyDecided, ConsentWithdrawn, DisclosureDelivered, _AppointmentEvent
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.events import AgencyDecided, ConsentWithdrawn, DisclosureDelivered, _AppointmentEvent
 from pont_shared.identity import upn_problem
-from pont_shared.uow import UnitOfWork
+from pont_shared.messaging.db import insert_rows
+from pont_shared.messaging.uow import UnitOfWork
 
 from .domain import BOOKED, CLOSE_CODES, DECLINE_CODES, AgencyCopy, DecisionRefused
 from .orm import appointments, dsl_reviews, imported_transfers

@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
-from pont_shared.events import (
+from pont_shared.contract.events import (
     AppointmentAttended,
     AppointmentBooked,
     AppointmentCancelled,
     AppointmentWasNotBrought,
     SessionScheduled,
 )
-from pont_shared.uow import UnitOfWork
+from pont_shared.messaging.uow import UnitOfWork
 
 from . import metrics
 from .commands import (

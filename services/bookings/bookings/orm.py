@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from pont_shared.db import UtcDateTime, define_messaging_tables
+from pont_shared.messaging.db import UtcDateTime, define_messaging_tables
 
 metadata = MetaData()
 tables = define_messaging_tables(metadata)

@@ -5,11 +5,11 @@ from datetime import date, time
 from functools import wraps
 from pathlib import Path
 
-from pont_shared.dependencies import Clock, UnitOfWorkProvider
-from pont_shared.errors import Conflict, Invalid, NotFound
-from pont_shared.migrations import migrator
-from pont_shared.ops import OpsEndpoints
-from pont_shared.rpc import rpc
+from pont_shared.contract.errors import Conflict, Invalid, NotFound
+from pont_shared.messaging.dependencies import Clock, UnitOfWorkProvider
+from pont_shared.messaging.rpc import rpc
+from pont_shared.operations.migrations import migrator
+from pont_shared.operations.ops import OpsEndpoints
 
 from . import domain, handlers, metrics
 from .commands import (

@@ -6,7 +6,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from pont_shared.errors import Invalid
+from pont_shared.contract.errors import Invalid
 from pont_shared.identity import upn_problem
 
 M = TypeVar("M", bound=BaseModel)

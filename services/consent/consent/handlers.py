@@ -9,11 +9,11 @@ from sqlalchemy import cast, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
-from pont_shared.db import insert_rows
-from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.events import ConsentExpired, ConsentGranted, ConsentWithdrawn, DisclosureRecorded
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.events import ConsentExpired, ConsentGranted, ConsentWithdrawn, DisclosureRecorded
 from pont_shared.identity import child_ref as derive_child_ref
-from pont_shared.uow import UnitOfWork
+from pont_shared.messaging.db import insert_rows
+from pont_shared.messaging.uow import UnitOfWork
 
 from . import domain, metrics
 from .commands import AgreementIn, CallerIn, ConsentIn, SharingRequestIn, parse

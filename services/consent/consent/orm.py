@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
 )
 
-from pont_shared.db import UtcDateTime, define_messaging_tables
+from pont_shared.messaging.db import UtcDateTime, define_messaging_tables
 
 from .domain import Agreement, Consent, LedgerEntry
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pont_shared.dependencies import Clock, UnitOfWorkProvider, every
-from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.migrations import migrator
-from pont_shared.ops import OpsEndpoints
-from pont_shared.rpc import rpc
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.messaging.dependencies import Clock, UnitOfWorkProvider, every
+from pont_shared.messaging.rpc import rpc
+from pont_shared.operations.migrations import migrator
+from pont_shared.operations.ops import OpsEndpoints
 
 from . import handlers
 from .dependencies import PontSettings

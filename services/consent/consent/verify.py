@@ -10,7 +10,7 @@ import sys
 from sqlalchemy import select
 
 from pont_shared.config import Settings
-from pont_shared.db import make_engine
+from pont_shared.messaging.db import make_engine
 
 from .domain import first_broken_link
 from .orm import ledger, ledger_entry_from

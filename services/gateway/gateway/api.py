@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.wrappers import Response
 
 from pont_shared.auth import Caller, verify
-from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 
 from .problems import MalformedBody, RequestInvalid, problem_for
 

@@ -7,7 +7,7 @@ from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from werkzeug.wrappers import Response
 
 from pont_shared.auth import Unauthenticated
-from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -1,4 +1,4 @@
-"""The gateway's RPC to Pont services: `pont_shared.rpc.RpcProxy`, bounded by the gateway's deadline.
+"""The gateway's RPC to Pont services: `pont_shared.messaging.rpc.RpcProxy`, bounded by the gateway's deadline.
 
 Every call raises `RpcTimeout` (504 problem details) after `PONT_GATEWAY_RPC_TIMEOUT_SECONDS`
 (default 30). The request stays queued: a service that comes back still carries it out, so
@@ -7,7 +7,7 @@ clients retry with their `Idempotency-Key`. Requests are transient: a broker res
 from __future__ import annotations
 
 from pont_shared.config import safe_name
-from pont_shared.rpc import RpcProxy
+from pont_shared.messaging.rpc import RpcProxy
 
 TIMEOUT_KEY = "PONT_GATEWAY_RPC_TIMEOUT_SECONDS"
 DEFAULT_TIMEOUT_SECONDS = 30.0

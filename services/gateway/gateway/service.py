@@ -1,7 +1,7 @@
 """The gateway service: the public HTTP API, one mixin of routes per area."""
 from __future__ import annotations
 
-from pont_shared.ops import OpsEndpoints
+from pont_shared.operations.ops import OpsEndpoints
 
 from . import openapi
 from .api import api

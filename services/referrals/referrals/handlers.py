@@ -12,8 +12,8 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.events import (
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.events import (
     AgencyDecided,
     ConsentGranted,
     DisclosureDelivered,
@@ -28,7 +28,7 @@ from pont_shared.events import (
 )
 from pont_shared.identity import child_ref as derive_child_ref
 from pont_shared.identity import upn_problem
-from pont_shared.uow import UnitOfWork
+from pont_shared.messaging.uow import UnitOfWork
 
 from . import domain, metrics
 from .domain import Referral, ReferralRuleBroken

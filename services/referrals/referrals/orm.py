@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
-from pont_shared.db import UtcDateTime, define_messaging_tables
+from pont_shared.messaging.db import UtcDateTime, define_messaging_tables
 
 from .domain import OPEN_STATUSES
 

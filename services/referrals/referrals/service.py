@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pont_shared.consumer import handles
-from pont_shared.dependencies import Clock, Setting, UnitOfWorkProvider, every
-from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.events import AgencyDecided, ConsentGranted
-from pont_shared.migrations import migrator
-from pont_shared.ops import OpsEndpoints
-from pont_shared.rpc import RpcProxy, rpc
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.events import AgencyDecided, ConsentGranted
+from pont_shared.messaging.consumer import handles
+from pont_shared.messaging.dependencies import Clock, Setting, UnitOfWorkProvider, every
+from pont_shared.messaging.rpc import RpcProxy, rpc
+from pont_shared.operations.migrations import migrator
+from pont_shared.operations.ops import OpsEndpoints
 
 from . import handlers
 from .orm import metadata, tables

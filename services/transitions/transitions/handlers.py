@@ -13,15 +13,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
 
-from pont_shared.db import insert_rows
-from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.events import (
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.events import (
     DisclosureDelivered,
     TransitionAcknowledged,
     TransitionOverdue,
     TransitionPrepared,
     TransitionSent,
 )
+from pont_shared.messaging.db import insert_rows
 
 from . import ctf, domain, metrics
 from .domain import CHILD_PROTECTION, Transition, Withheld

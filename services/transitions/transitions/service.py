@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pont_shared.dependencies import ChildRefs, Clock, UnitOfWorkProvider
-from pont_shared.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.migrations import migrator
-from pont_shared.ops import OpsEndpoints
-from pont_shared.rpc import RpcProxy, rpc
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.messaging.dependencies import ChildRefs, Clock, UnitOfWorkProvider
+from pont_shared.messaging.rpc import RpcProxy, rpc
+from pont_shared.operations.migrations import migrator
+from pont_shared.operations.ops import OpsEndpoints
 
 from . import ctf, handlers
 from .dependencies import Config, ConsentSharing, OpenInvolvement, configured_timer

@@ -36,14 +36,14 @@ def wait_until(probe: Callable[[], T], timeout: float = 5.0, interval: float = 0
 
 @contextmanager
 def service_process(spec: str, name: str, database_url: str, *, ready: Callable[[], bool], **env: str):
-    """Run a service as its own process, as deployed (`pont_shared.runner MODULE:CLASS`), on its
+    """Run a service as its own process, as deployed (`pont_shared.operations.runner MODULE:CLASS`), on its
     own database; yield the process once `ready()` holds; stop it gracefully (SIGTERM) after."""
-    from ..config import safe_name
+    from pont_shared.config import safe_name
 
     environment = {**os.environ, "AMQP_URI": AMQP_URI, "PONT_LOG_LEVEL": "WARNING",
                    f"PONT_{safe_name(name).upper()}_DATABASE_URL": database_url, **env}
-    process = subprocess.Popen([sys.executable, "-m", "pont_shared.runner", spec, "--name", name, "--port", "0"],
-                               env=environment, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, "-m", "pont_shared.operations.runner", spec, "--name", name,
+                                "--port", "0"], env=environment, stdout=subprocess.DEVNULL)
     try:
         wait_until(lambda: process.poll() is not None or ready(), timeout=60, interval=0.1,
                    message=f"{spec} did not become ready")
@@ -117,7 +117,7 @@ def in_memory_units_of_work(metadata, tables, source: str):
     from sqlalchemy.orm import sessionmaker
     from sqlalchemy.pool import StaticPool
 
-    from ..uow import UnitOfWork
+    from pont_shared.messaging.uow import UnitOfWork
 
     engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     metadata.create_all(engine)
@@ -207,8 +207,8 @@ def http_url(container) -> str:
 
 def bearer(sub: str, org: str, roles, secret: str | None = None, ttl_seconds: int = 3600) -> dict:
     """An Authorization header for the gateway, signed with the (test) JWT secret."""
-    from ..auth import mint
-    from ..config import DEV_JWT_SECRET
+    from pont_shared.auth import mint
+    from pont_shared.config import DEV_JWT_SECRET
 
     return {"Authorization": f"Bearer {mint(sub, org, list(roles), secret or DEV_JWT_SECRET, ttl_seconds=ttl_seconds)}"}
 

@@ -12,10 +12,10 @@ import pytest
 from kombu import Connection
 from nameko.containers import ServiceContainer
 
-from ..config import Settings
-from ..consumer import EventConsumer
-from ..topology import dead_letter_queue_name
-from . import AMQP_URI, fresh_database, random_name
+from pont_shared.config import Settings
+from pont_shared.messaging.consumer import EventConsumer
+from pont_shared.messaging.topology import dead_letter_queue_name
+from pont_shared.testing import AMQP_URI, fresh_database, random_name
 
 
 @pytest.fixture

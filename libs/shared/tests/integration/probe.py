@@ -7,11 +7,11 @@ import eventlet
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 from sqlalchemy.exc import OperationalError
 
-from pont_shared.consumer import handles
-from pont_shared.db import define_messaging_tables
-from pont_shared.dependencies import UnitOfWorkProvider
-from pont_shared.envelope import Payload
-from pont_shared.ops import OpsEndpoints
+from pont_shared.contract.envelope import Payload
+from pont_shared.messaging.consumer import handles
+from pont_shared.messaging.db import define_messaging_tables
+from pont_shared.messaging.dependencies import UnitOfWorkProvider
+from pont_shared.operations.ops import OpsEndpoints
 
 
 class Ping(Payload):

@@ -11,8 +11,8 @@ import eventlet
 import kombu
 import pytest
 
-from pont_shared.broker import BROKER_ERRORS, connect_amqp, parse_brokers
 from pont_shared.config import Settings
+from pont_shared.messaging.broker import BROKER_ERRORS, connect_amqp, parse_brokers
 
 pytestmark = pytest.mark.integration
 AMQP_PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import JSON, Boolean, Column, Date, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.exc import StatementError
 
-from pont_shared.db import UtcDateTime, insert_rows, make_engine
+from pont_shared.messaging.db import UtcDateTime, insert_rows, make_engine
 from pont_shared.testing import fresh_database
 
 metadata = MetaData()

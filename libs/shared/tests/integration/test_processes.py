@@ -15,12 +15,12 @@ import requests
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 
 from pont_shared.config import safe_name
-from pont_shared.db import define_messaging_tables, make_engine
-from pont_shared.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
-from pont_shared.events import DisclosureDelivered
+from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
+from pont_shared.contract.events import DisclosureDelivered
+from pont_shared.messaging.db import define_messaging_tables, make_engine
+from pont_shared.messaging.topology import dead_letter_queue_name
+from pont_shared.messaging.wire import InboxClient
 from pont_shared.testing import wait_until
-from pont_shared.topology import dead_letter_queue_name
-from pont_shared.wire import InboxClient
 
 from .probe import Ping, effects
 
@@ -51,7 +51,7 @@ def test_sigterm_lets_the_handler_in_flight_finish_commit_and_acknowledge(postgr
     env = {**os.environ, "PYTHONPATH": str(SHARED_DIR), "AMQP_URI": broker_url, "PONT_LOG_LEVEL": "WARNING",
            f"PONT_{safe_name(name).upper()}_DATABASE_URL": postgres_url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pont_shared.runner", "tests.integration.probe:PingConsumer", "--name", name,
+        [sys.executable, "-m", "pont_shared.operations.runner", "tests.integration.probe:PingConsumer", "--name", name,
          "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     queue = f"{name}.on_ping"
     try:

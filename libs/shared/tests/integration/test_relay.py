@@ -15,12 +15,12 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from pont_shared.db import make_engine
-from pont_shared.envelope import EVENTS_EXCHANGE
-from pont_shared.outbox import OutboxRelay
+from pont_shared.contract.envelope import EVENTS_EXCHANGE
+from pont_shared.messaging.db import make_engine
+from pont_shared.messaging.outbox import OutboxRelay
+from pont_shared.messaging.uow import UnitOfWork
+from pont_shared.messaging.wire import WireObserver
 from pont_shared.testing import fresh_database, random_name, wait_until
-from pont_shared.uow import UnitOfWork
-from pont_shared.wire import WireObserver
 
 from .probe import Ping, metadata, tables
 

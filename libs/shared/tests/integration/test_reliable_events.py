@@ -14,14 +14,14 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from pont_shared.db import make_engine
-from pont_shared.dead_letters import list_dead_letters, replay_dead_letters
-from pont_shared.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
-from pont_shared.events import DisclosureDelivered
-from pont_shared.outbox import OutboxRelay
+from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
+from pont_shared.contract.events import DisclosureDelivered
+from pont_shared.messaging.db import make_engine
+from pont_shared.messaging.outbox import OutboxRelay
+from pont_shared.messaging.uow import UnitOfWork
+from pont_shared.messaging.wire import WireObserver
+from pont_shared.operations.dead_letters import list_dead_letters, replay_dead_letters
 from pont_shared.testing import drop_broker_connections_of_this_process, fresh_database, wait_until
-from pont_shared.uow import UnitOfWork
-from pont_shared.wire import WireObserver
 
 from .probe import ATTEMPTS, FAILING_RUNS, OUTAGE_RUNS, Ping, PingBatchConsumer, PingConsumer, effects, metadata, tables
 
@@ -133,9 +133,9 @@ class TestTransactionalOutbox:
                 import os, signal, sys
                 sys.path.insert(0, {str(SHARED_DIR)!r})
                 from sqlalchemy.orm import sessionmaker
-                from pont_shared.db import make_engine
-                from pont_shared.outbox import OutboxRelay
-                from pont_shared.uow import UnitOfWork
+                from pont_shared.messaging.db import make_engine
+                from pont_shared.messaging.outbox import OutboxRelay
+                from pont_shared.messaging.uow import UnitOfWork
                 from tests.integration.probe import Ping, metadata, tables
 
                 class DiesBeforePublishing(OutboxRelay):

@@ -12,7 +12,7 @@ from nameko.containers import ServiceContainer
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from pont_shared.rpc import _REPLIES, rpc
+from pont_shared.messaging.rpc import _REPLIES, rpc
 from pont_shared.testing import close_broker_connections, wait_until
 from pont_shared.testing.fixtures import delete_queues
 

@@ -1,5 +1,5 @@
 """AckWindow: which acknowledgements a consumer sends for the deliveries it has finished."""
-from pont_shared.acks import AckWindow
+from pont_shared.messaging.acks import AckWindow
 
 
 def window_with(tags, waiting_limit=100) -> AckWindow:

@@ -5,8 +5,8 @@ import ssl
 
 import pytest
 
-from pont_shared.broker import parse_brokers
 from pont_shared.config import Settings
+from pont_shared.messaging.broker import parse_brokers
 
 
 class TestFailoverList:

@@ -1,8 +1,8 @@
 """The event contract: envelopes are CloudEvents, shared events carry no personal data."""
 import pytest
 
-from pont_shared.envelope import EVENTS_EXCHANGE, Envelope
-from pont_shared.events import CATALOGUE, ConsentWithdrawn, asyncapi, json_schemas
+from pont_shared.contract.envelope import EVENTS_EXCHANGE, Envelope
+from pont_shared.contract.events import CATALOGUE, ConsentWithdrawn, asyncapi, json_schemas
 from pont_shared.logs import PERSONAL_KEYS
 
 SHARED = [model for model in CATALOGUE.values() if model.EXCHANGE == EVENTS_EXCHANGE]

@@ -12,7 +12,7 @@ import eventlet
 from eventlet.event import Event
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
 
-from pont_shared.db import make_engine
+from pont_shared.messaging.db import make_engine
 from pont_shared.testing import wait_until
 
 metadata = MetaData()

@@ -12,13 +12,18 @@ from sqlalchemy.orm import sessionmaker
 from agency_link.orm import withdrawn_consents
 from agency_link.service import AgencyLinkService
 from pont_shared.config import safe_name
-from pont_shared.db import define_messaging_tables, make_engine
-from pont_shared.errors import Forbidden, Invalid, NotFound
-from pont_shared.events import AppointmentBooked, AppointmentWasNotBrought, ConsentWithdrawn, DisclosureDelivered
+from pont_shared.contract.errors import Forbidden, Invalid, NotFound
+from pont_shared.contract.events import (
+    AppointmentBooked,
+    AppointmentWasNotBrought,
+    ConsentWithdrawn,
+    DisclosureDelivered,
+)
 from pont_shared.identity import make_upn
-from pont_shared.outbox import OutboxRelay
+from pont_shared.messaging.db import define_messaging_tables, make_engine
+from pont_shared.messaging.outbox import OutboxRelay
+from pont_shared.messaging.uow import UnitOfWork
 from pont_shared.testing import fresh_database, wait_until
-from pont_shared.uow import UnitOfWork
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from sqlalchemy.orm import sessionmaker
 from agency_link import handlers
 from agency_link.orm import metadata, tables
 from agency_link.repository import CopyRepository
-from pont_shared.db import make_engine
-from pont_shared.events import DisclosureDelivered
+from pont_shared.contract.events import DisclosureDelivered
+from pont_shared.messaging.db import make_engine
+from pont_shared.messaging.uow import UnitOfWork
 from pont_shared.testing import wait_until
-from pont_shared.uow import UnitOfWork
 
 pytestmark = pytest.mark.integration
 

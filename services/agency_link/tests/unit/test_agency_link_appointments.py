@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from agency_link import handlers
 from agency_link.orm import appointments, dsl_reviews, metadata, tables
-from pont_shared.events import AppointmentBooked, AppointmentCancelled, AppointmentWasNotBrought
+from pont_shared.contract.events import AppointmentBooked, AppointmentCancelled, AppointmentWasNotBrought
 from pont_shared.testing import in_memory_units_of_work
 
 SCHOOL = "school:6612001"

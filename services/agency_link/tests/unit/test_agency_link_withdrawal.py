@@ -9,7 +9,7 @@ import pytest
 from agency_link import handlers
 from agency_link.orm import metadata, tables
 from agency_link.repository import CopyRepository
-from pont_shared.events import ConsentWithdrawn, DisclosureDelivered
+from pont_shared.contract.events import ConsentWithdrawn, DisclosureDelivered
 from pont_shared.testing import in_memory_units_of_work
 
 HEALTH = "health:cardiff-vale"

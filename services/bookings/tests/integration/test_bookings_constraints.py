@@ -12,8 +12,8 @@ from bookings.domain import ChildBusy, RoomTaken, SlotFull, new_id
 from bookings.orm import appointments, rooms, sessions, sites, slots
 from bookings.repository import BookingsRepository
 from bookings.service import MIGRATIONS
-from pont_shared.db import make_engine
-from pont_shared.migrations import upgrade
+from pont_shared.messaging.db import make_engine
+from pont_shared.operations.migrations import upgrade
 
 pytestmark = pytest.mark.integration
 

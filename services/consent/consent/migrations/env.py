@@ -1,4 +1,4 @@
 from consent.orm import metadata
-from pont_shared.migrations import run_env
+from pont_shared.operations.migrations import run_env
 
 run_env(metadata)

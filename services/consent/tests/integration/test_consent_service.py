@@ -18,10 +18,10 @@ from sqlalchemy.exc import DBAPIError
 
 from consent.service import ConsentService
 from pont_shared.config import DEV_CHILD_REF_SECRET
-from pont_shared.errors import Forbidden, Invalid, NotFound
+from pont_shared.contract.errors import Forbidden, Invalid, NotFound
 from pont_shared.identity import child_ref, make_upn
+from pont_shared.messaging.wire import WireObserver
 from pont_shared.testing import wait_until
-from pont_shared.wire import WireObserver
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pont_shared.auth import ORG_PATTERN
-from pont_shared.dependencies import ChildRefs
+from pont_shared.messaging.dependencies import ChildRefs
 
 from ..api import api, caller_dict
 from ..rpc import ServiceRpc

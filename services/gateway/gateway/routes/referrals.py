@@ -5,8 +5,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from pont_shared.errors import Forbidden, Invalid
-from pont_shared.events import Category
+from pont_shared.contract.errors import Forbidden, Invalid
+from pont_shared.contract.events import Category
 
 from ..api import api, caller_dict
 from ..rpc import AgencyLinks, ServiceRpc

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from pont_shared.events import Basis, Category, Purpose
+from pont_shared.contract.events import Basis, Category, Purpose
 
 from ..api import api, caller_dict
 from ..rpc import ServiceRpc

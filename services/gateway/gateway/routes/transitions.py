@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from werkzeug.wrappers import Response
 
-from pont_shared.errors import Forbidden
+from pont_shared.contract.errors import Forbidden
 
 from ..api import api, caller_dict
 from ..rpc import AgencyLinks, ServiceRpc

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from gateway.api import api
 from gateway.schemas import Child
 from gateway.service import GatewayService
-from pont_shared.errors import Conflict
+from pont_shared.contract.errors import Conflict
 from pont_shared.identity import make_upn
 from pont_shared.logs import configure_logging
 from pont_shared.testing import bearer, http_url

@@ -1,4 +1,4 @@
-from pont_shared.migrations import run_env
+from pont_shared.operations.migrations import run_env
 from referrals.orm import metadata
 
 run_env(metadata)

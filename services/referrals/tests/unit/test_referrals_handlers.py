@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from pont_shared.db import make_engine
-from pont_shared.errors import Conflict, Forbidden, Invalid
-from pont_shared.events import AgencyDecided, ConsentGranted
+from pont_shared.contract.errors import Conflict, Forbidden, Invalid
+from pont_shared.contract.events import AgencyDecided, ConsentGranted
 from pont_shared.identity import make_upn
-from pont_shared.uow import UnitOfWork
+from pont_shared.messaging.db import make_engine
+from pont_shared.messaging.uow import UnitOfWork
 from referrals import handlers
 from referrals.orm import metadata, tables
 

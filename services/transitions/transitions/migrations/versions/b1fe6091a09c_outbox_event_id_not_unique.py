@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from pont_shared.migrations import drop_outbox_event_id_unique, restore_outbox_event_id_unique
+from pont_shared.operations.migrations import drop_outbox_event_id_unique, restore_outbox_event_id_unique
 
 revision: str = "b1fe6091a09c"
 down_revision: str | Sequence[str] | None = "ec9f09aff140"

@@ -10,12 +10,12 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from .consumer import EventConsumer
-from .db import MessagingTables, make_engine
-from .envelope import utcnow
-from .identity import child_ref
-from .outbox import OutboxRelay
-from .uow import InboxKey, UnitOfWork
+from pont_shared.contract.envelope import utcnow
+from pont_shared.identity import child_ref
+from pont_shared.messaging.consumer import EventConsumer
+from pont_shared.messaging.db import MessagingTables, make_engine
+from pont_shared.messaging.outbox import OutboxRelay
+from pont_shared.messaging.uow import InboxKey, UnitOfWork
 
 
 class OutboxRelayExtension(SharedExtension):

@@ -22,10 +22,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.schema import Table
 
-from . import metrics
-from .broker import BROKER_ERRORS, HEARTBEAT_SECONDS, connect_amqp
-from .db import insert_rows
-from .envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
+from pont_shared import metrics
+from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
+from pont_shared.messaging.broker import BROKER_ERRORS, HEARTBEAT_SECONDS, connect_amqp
+from pont_shared.messaging.db import insert_rows
 
 log = structlog.get_logger(__name__)
 

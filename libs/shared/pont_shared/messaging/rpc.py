@@ -34,8 +34,8 @@ from nameko.exceptions import RpcTimeout, UnserializableValueError, serialize
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener
 
-from .broker import BROKER_ERRORS, connect_amqp
-from .logs import describe
+from pont_shared.logs import describe
+from pont_shared.messaging.broker import BROKER_ERRORS, connect_amqp
 
 log = structlog.get_logger(__name__)
 HEARTBEAT_SECONDS = 30

@@ -1,4 +1,4 @@
-"""Run one Pont service as its own process: `python -m pont_shared.runner MODULE:CLASS`.
+"""Run one Pont service as its own process: `python -m pont_shared.operations.runner MODULE:CLASS`.
 
 Options: `--name` (the service name, for services run once per organisation) and
 `--org`/`--port`. SIGTERM and SIGINT stop gracefully: entrypoints stop taking work,
@@ -23,8 +23,8 @@ import structlog  # noqa: E402
 from eventlet.event import Event  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from .config import Settings  # noqa: E402
-from .logs import configure_logging  # noqa: E402
+from pont_shared.config import Settings  # noqa: E402
+from pont_shared.logs import configure_logging  # noqa: E402
 
 log = structlog.get_logger(__name__)
 

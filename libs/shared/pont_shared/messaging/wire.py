@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 import pika
 from sqlalchemy.engine import Connection, Engine
 
-from . import topology
-from .db import MessagingTables
-from .envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
-from .uow import InboxKey, already_processed, record_processed
+from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
+from pont_shared.messaging import topology
+from pont_shared.messaging.db import MessagingTables
+from pont_shared.messaging.uow import InboxKey, already_processed, record_processed
 
 
 def _declare_exchanges(channel) -> None:

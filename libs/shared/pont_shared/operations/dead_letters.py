@@ -11,9 +11,9 @@ import sys
 
 import pika
 
-from . import topology
-from .config import Settings
-from .stack import planned
+from pont_shared.config import Settings
+from pont_shared.messaging import topology
+from pont_shared.operations.stack import planned
 
 
 def _letters(channel, service: str):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .envelope import DISCLOSURES_EXCHANGE, Payload
+from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, Payload
 
 
 class Category(StrEnum):

@@ -24,10 +24,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .db import MessagingTables, insert_rows
-from .envelope import Envelope, Payload
-from .errors import Conflict
-from .outbox import write_outbox
+from pont_shared.contract.envelope import Envelope, Payload
+from pont_shared.contract.errors import Conflict
+from pont_shared.messaging.db import MessagingTables, insert_rows
+from pont_shared.messaging.outbox import write_outbox
 
 
 class AlreadyProcessed(Exception):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue, binding
 
-from .envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE
+from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE
 
 REQUEUE_EXCHANGE = "pont.requeue"
 DEAD_EXCHANGE = "pont.dead"

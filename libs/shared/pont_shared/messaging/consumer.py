@@ -29,11 +29,12 @@ from nameko.amqp.publish import Publisher
 from nameko.messaging import Consumer, QueueConsumer
 from pydantic import ValidationError
 
-from . import metrics, topology
-from .acks import AckWindow
-from .envelope import Envelope, Payload
-from .logs import describe
-from .uow import AlreadyProcessed
+from pont_shared import metrics
+from pont_shared.contract.envelope import Envelope, Payload
+from pont_shared.logs import describe
+from pont_shared.messaging import topology
+from pont_shared.messaging.acks import AckWindow
+from pont_shared.messaging.uow import AlreadyProcessed
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """`make start` / `make stop`: every Pont service as its own process, kept running by supervisord.
 
 Starts each service under `services/` (and one agency_link per organisation in
-`PONT_AGENCIES`) with `python -m pont_shared.runner` under supervisord, waits until each
+`PONT_AGENCIES`) with `python -m pont_shared.operations.runner` under supervisord, waits until each
 answers `/ready`, and prints the URLs. A service that exits (a crash, or its container
 dying) is started again by supervisord, with a growing pause; in production that job is
 Kubernetes'. Logs go to `.run/<service>.log`; `.run/supervisord.conf` is the generated
@@ -16,8 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .config import AGENCY_LINK_BASE_PORT, SERVICE_PORTS, Settings, safe_name
-from .ops import broker_reachable
+from pont_shared.config import AGENCY_LINK_BASE_PORT, SERVICE_PORTS, Settings, safe_name
+from pont_shared.operations.ops import broker_reachable
 
 ROOT = Path(os.environ.get("PONT_ROOT", Path.cwd()))
 RUN_DIR = Path(os.environ.get("PONT_RUN_DIR", ROOT / ".run"))
@@ -66,7 +66,7 @@ def supervisor_config(plan: list[tuple[str, list[str], int]]) -> str:
         f"[supervisorctl]\nserverurl=unix://{RUN_DIR / 'supervisor.sock'}\n",
     ]
     for name, args, _port in plan:
-        command = " ".join([sys.executable, "-m", "pont_shared.runner", *args])
+        command = " ".join([sys.executable, "-m", "pont_shared.operations.runner", *args])
         sections.append(
             f"[program:{name}]\ncommand={command}\ndirectory={ROOT}\nautorestart=true\nstartsecs=3\n"
             f"startretries=1000\nstopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nredirect_stderr=true\n"

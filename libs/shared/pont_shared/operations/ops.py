@@ -9,8 +9,8 @@ from nameko.web.handlers import http
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
-from .dependencies import LogContext, UnitOfWorkProvider
-from .metrics import EntrypointMetrics, exposition
+from pont_shared.messaging.dependencies import LogContext, UnitOfWorkProvider
+from pont_shared.metrics import EntrypointMetrics, exposition
 
 
 class Readiness(DependencyProvider):

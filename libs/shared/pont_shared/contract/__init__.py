@@ -1,0 +1,1 @@
+"""The event contract: the CloudEvents envelope, the event payloads, the errors services raise across RPC."""

@@ -1,0 +1,1 @@
+"""Operations: running a service (runner, stack), migrations, health endpoints, dead letters."""
