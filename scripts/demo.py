@@ -165,7 +165,7 @@ def transition() -> None:
                                         if i["id"] in mine]) and len(items) == len(mine) and items,
                      "transition delivery")
     [protected] = [i for i in inbox if "child_protection" in i["sections"]]
-    bases = {e["basis"] for e in call("GET", f"/api/v1/children/{protected['child_ref']}/disclosures", ADMIN)
+    bases = {e["basis"] for e in call("GET", f"/api/v1/children/{protected['child_ref']}/disclosures", LEAD)
              if "safeguarding" in e["categories"]}
     lead_only = token("demo-receiving-lead", SECONDARY, "transition_lead")
     [as_lead] = [i for i in call("GET", "/api/v1/transitions/inbox", lead_only) if i["id"] == protected["id"]]

@@ -200,9 +200,9 @@ class TestCohortHandOver:
                 expected_withheld(n, cohort[n])
 
     def test_the_ledger_records_each_disclosure_with_its_basis(self, stack, cohort, sent):
-        admin = {"sub": "admin1", "org": "local_authority:cardiff", "roles": ["admin"]}
+        dsl = {"sub": "dsl1", "org": stack["primary"], "roles": ["dsl"]}
         with rpc(stack, stack["names"]["consent"]) as consent:
-            entries = consent.disclosures(ref(cohort[45]), admin)
+            entries = consent.disclosures(ref(cohort[45]), dsl)
 
         [entry] = [e for e in entries if e["kind"] == "disclosure"]
         assert entry["basis"] == "consent" and sorted(entry["categories"]) == ["attendance", "education"]

@@ -265,16 +265,17 @@ def _record_disclosure(uow: UnitOfWork, chain: _Chain, data: SharingRequestIn, d
 
 
 def disclosures(uow: UnitOfWork, child_ref: str, caller: dict) -> list[dict]:
-    """What was shared about this child, with whom and why — as far as the caller's organisation may see."""
+    """What was shared about this child, with whom and why — as far as the caller's organisation may see.
+
+    Every caller, an admin included, sees only the disclosures its own organisation made or received.
+    """
     who = _caller(caller)
     with uow:
         query = select(ledger).where(ledger.c.child_ref == str(child_ref)).order_by(ledger.c.seq)
         entries = [ledger_entry_from(row) for row in uow.session.execute(query)]
-        known = "admin" in who.roles or any(
-            consent_from(row).visible_to(who.org)
-            for row in uow.session.execute(select(consents).where(consents.c.child_ref == str(child_ref))))
-    if "admin" not in who.roles:
-        entries = [e for e in entries if who.org in (e.from_org, e.to_org) or who.org in e.recipients]
+        known = any(consent_from(row).visible_to(who.org)
+                    for row in uow.session.execute(select(consents).where(consents.c.child_ref == str(child_ref))))
+    entries = [e for e in entries if who.org in (e.from_org, e.to_org) or who.org in e.recipients]
     if not entries and not known:
         raise NotFound("no record of this child")
     return [_entry_view(e) for e in entries]

@@ -6,7 +6,10 @@ clients retry with their `Idempotency-Key`. Requests are transient: a broker res
 """
 from __future__ import annotations
 
+from nameko.exceptions import UnknownService
+
 from pont_shared.config import safe_name
+from pont_shared.contract.errors import Forbidden
 from pont_shared.messaging.rpc import RpcProxy
 
 TIMEOUT_KEY = "PONT_GATEWAY_RPC_TIMEOUT_SECONDS"
@@ -26,10 +29,27 @@ class ServiceRpc(RpcProxy):
 
 
 class AgencyLinks(RpcProxy):
-    """`self.agencies(org).method(...)` calls that organisation's own agency_link."""
+    """`self.agencies(org).method(...)` calls that organisation's own agency_link.
+
+    An organisation whose agency_link has never run here is not connected to this Pont: its
+    callers get 403 saying so, not a 503 that invites them to try again.
+    """
 
     def __init__(self):
         super().__init__(timeout_key=TIMEOUT_KEY, default_timeout=DEFAULT_TIMEOUT_SECONDS)
 
     def get_dependency(self, worker_ctx):
-        return lambda org: self.proxy(worker_ctx, agency_link_name(org))
+        return lambda org: _AgencyLink(self.proxy(worker_ctx, agency_link_name(org)), org)
+
+
+class _AgencyLink:
+    def __init__(self, proxy, org: str):
+        self._proxy, self._org = proxy, org
+
+    def __getattr__(self, method: str):
+        def call(*args, **kwargs):
+            try:
+                return getattr(self._proxy, method)(*args, **kwargs)
+            except UnknownService:
+                raise Forbidden(f"{self._org} has no agency link in this Pont") from None
+        return call
