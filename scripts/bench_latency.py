@@ -240,10 +240,14 @@ def set_up(api: str, children: list[dict], consent_url: str) -> None:
     """The agreement and one consent per child, through the API; then until consent's outbox is drained."""
     admin, staff = token("bench-admin", "local_authority:cardiff", "admin"), token("bench-staff", SCHOOL,
                                                                                    "school_staff")
-    requests.post(f"{api}/agreements", headers=admin, timeout=30, json={
+    created = requests.post(f"{api}/agreements", headers=admin, timeout=30, json={
         "parties": [SCHOOL, HEALTH], "purposes": ["referral"], "categories": CATEGORIES,
         "valid_from": str(date.today() - timedelta(days=1)),
-        "valid_to": str(date.today() + timedelta(days=365))}).raise_for_status()
+        "valid_to": str(date.today() + timedelta(days=365))})
+    created.raise_for_status()
+    for party in (SCHOOL, HEALTH):
+        requests.post(f"{api}/agreements/{created.json()['id']}/approve", timeout=30,
+                      headers=token("bench-admin", party, "admin")).raise_for_status()
     local = threading.local()
 
     def consent(child: dict) -> None:

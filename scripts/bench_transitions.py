@@ -369,11 +369,14 @@ def seed_consent(consent_name: str, consent_engine, secret: str, work) -> None:
     admin = {"sub": "admin", "org": "local_authority:bench", "roles": ["admin"]}
     today = date.today()
     with callers(consent_name) as call_all:
-        call_all("create_agreement", [
+        created = call_all("create_agreement", [
             ({"parties": [primary, secondary], "purposes": ["transition"],
               "categories": ["education", "attendance", "aln", "health_wellbeing"],
               "valid_from": str(today - timedelta(days=1)), "valid_to": str(today + timedelta(days=365))}, admin)
             for primary, secondary, _ in work])
+        call_all("approve_agreement", [
+            (agreement["id"], {"sub": "admin", "org": party, "roles": ["admin"]})
+            for agreement, (primary, secondary, _) in zip(created, work, strict=True) for party in (primary, secondary)])
     now = datetime.now(UTC)
     rows, serial = [], 0
     for primary, secondary, pupils in work:

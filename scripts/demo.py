@@ -67,13 +67,18 @@ def child(serial: int, given: str, family: str, born: str) -> dict:
 
 def sharing() -> str:
     step("An information-sharing agreement between the primary school, the secondary and health")
-    call("POST", "/api/v1/agreements", ADMIN, {
-        "parties": [PRIMARY, SECONDARY, HEALTH],
+    parties = [PRIMARY, SECONDARY, HEALTH]
+    proposed = call("POST", "/api/v1/agreements", ADMIN, {
+        "parties": parties,
         "purposes": ["referral", "appointment", "transition"],
         "categories": ["contact", "education", "attendance", "aln", "health_wellbeing", "safeguarding",
                        "family_context"],
         "valid_from": str(date.today() - timedelta(days=1)), "valid_to": str(date.today() + timedelta(days=365)),
     })
+    step("An administrator of each party approves it: then it is in force")
+    for party in parties:
+        approved = call("POST", f"/api/v1/agreements/{proposed['id']}/approve", token("demo-admin", party, "admin"))
+    print(f"  status: {approved['status']}")
     pupil = child(int(uuid.uuid4().int % 10**8), "Megan", "Pritchard", "2015-03-14")
     step("A parent gives written consent to share with the school nursing service")
     consent = call("POST", "/api/v1/consents", STAFF, {

@@ -138,6 +138,10 @@ def agreement(stack):
         "parties": [SCHOOL, AGENCY], "purposes": ["referral"], "categories": ["contact", "safeguarding"],
         "valid_from": "2020-01-01", "valid_to": "2099-12-31"})
     assert response.status_code == 201, response.text
+    for party in (SCHOOL, AGENCY):
+        approved = requests.post(f"{stack.gateway}/api/v1/agreements/{response.json()['id']}/approve", timeout=30,
+                                 headers=bearer("admin-faults", party, ["admin"], secret=stack.secret))
+        assert approved.status_code == 200, approved.text
 
 
 @pytest.mark.parametrize("service", ["gateway", "consent", "referrals", "bookings", "transitions", AGENCY_LINK])

@@ -203,6 +203,10 @@ def test_fifty_clients_raising_referrals_at_once_all_complete_each_exactly_once(
         "parties": [SCHOOL, HEALTH], "purposes": ["referral"], "categories": ["contact", "health_wellbeing"],
         "valid_from": str(date.today() - timedelta(days=1)), "valid_to": str(date.today() + timedelta(days=365))})
     assert agreement.status_code == 201, agreement.text
+    for party in (SCHOOL, HEALTH):
+        approved = requests.post(f"{stack.gateway}/api/v1/agreements/{agreement.json()['id']}/approve", timeout=30,
+                                 headers=bearer("admin-sqlite", party, ["admin"], secret=stack.secret))
+        assert approved.status_code == 200, approved.text
     started, together = time.monotonic(), threading.Barrier(CLIENTS)
     clients = [Client(stack, number, started + DEADLINE_SECONDS, together) for number in range(CLIENTS)]
 

@@ -115,10 +115,13 @@ def child() -> dict:
 @pytest.fixture(scope="module")
 def owned(pont: Pont) -> dict[str, str]:
     """One resource of each kind, owned by SCHOOL or HEALTH: {path parameter kind: id}."""
-    pont.created("/api/v1/agreements", "admin", {
-        "parties": [SCHOOL, OTHER_SCHOOL, HEALTH, SOCIAL], "purposes": ["referral", "appointment", "transition"],
+    parties = [SCHOOL, OTHER_SCHOOL, HEALTH, SOCIAL]
+    agreement = pont.created("/api/v1/agreements", "admin", {
+        "parties": parties, "purposes": ["referral", "appointment", "transition"],
         "categories": ["contact", "education", "attendance", "aln", "health_wellbeing"],
         "valid_from": "2020-01-01", "valid_to": "2099-12-31"})
+    for party in parties:
+        assert pont.call("POST", f"/api/v1/agreements/{agreement['id']}/approve", who("admin", party)).ok
     pupil = child()
     consent = pont.created("/api/v1/consents", "school_staff", {
         "child": pupil, "given_by": {"name": "Ann Pugh", "relationship": "parent"}, "recipients": [HEALTH],
@@ -135,8 +138,9 @@ def owned(pont: Pont) -> dict[str, str]:
     transition = pont.created("/api/v1/transitions", "transition_lead", {
         "to_school": OTHER_SCHOOL, "pupils": [{"child": child(), "sections": {"attendance": {
             "year": 2025, "sessions_possible": 380, "sessions_authorised": 2, "sessions_unauthorised": 0}}}]})
-    return {"consents": consent["id"], "referrals": referral["id"], "sessions": session["id"],
-            "appointments": appointment["id"], "transitions": transition["ids"][0], "children": consent["child_ref"]}
+    return {"agreements": agreement["id"], "consents": consent["id"], "referrals": referral["id"],
+            "sessions": session["id"], "appointments": appointment["id"], "transitions": transition["ids"][0],
+            "children": consent["child_ref"]}
 
 
 def minimal_body(op: dict) -> dict | None:
@@ -187,9 +191,8 @@ def test_a_role_the_operation_does_not_name_is_403_and_one_it_names_gets_past_au
             assert response.status_code == 403, (role, response.status_code, response.text)
 
 
-OWNED_PATHS = [(method, path, op) for method, path, op in PROTECTED
-               if re.search(r"/(consents|referrals|sessions|appointments|transitions)/\{id\}|/children/\{child_ref\}",
-                            path)]
+OWNED = re.compile(r"/(agreements|consents|referrals|sessions|appointments|transitions)/\{id\}|/children/\{child_ref\}")
+OWNED_PATHS = [(method, path, op) for method, path, op in PROTECTED if OWNED.search(path)]
 
 
 @pytest.mark.parametrize("operation", OWNED_PATHS, ids=_id)

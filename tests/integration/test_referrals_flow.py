@@ -114,6 +114,10 @@ def pont():
                     "categories": ["contact", "education", "health_wellbeing", "family_context", "safeguarding"],
                     "valid_from": "2020-01-01", "valid_to": "2099-12-31"})
                 assert created.status_code == 201, created.text
+                for party in (SCHOOL, HEALTH, SOCIAL):
+                    approved = pont.post(f"/api/v1/agreements/{created.json()['id']}/approve",
+                                         bearer("admin1", party, ["admin"]))
+                    assert approved.status_code == 200, approved.text
                 yield pont
             finally:
                 pont.http.close()  # a kept-alive connection would hold the web server's stop

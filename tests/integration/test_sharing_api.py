@@ -87,7 +87,12 @@ def agreement(api):
         "valid_from": (today - timedelta(days=1)).isoformat(), "valid_to": (today + timedelta(days=365)).isoformat(),
     }, ADMIN)
     assert response.status_code == 201, response.text
-    return response.json()["id"]
+    agreement_id = response.json()["id"]
+    for party in (SCHOOL, HEALTH):
+        approved = post(api, f"/api/v1/agreements/{agreement_id}/approve", None, bearer("admin", party, ["admin"]))
+        assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "active"
+    return agreement_id
 
 
 class TestTheSharingJourney:
@@ -122,6 +127,53 @@ class TestTheSharingJourney:
         assert response.status_code == 200
         assert response.json()["flagged_for_review"] is True
         assert response.json()["decisions"][0]["basis"] == "safeguarding"
+
+
+class TestAgreements:
+    """An agreement is proposed, in force once an admin of every party approved it, and revocable at once."""
+
+    def test_proposed_approved_by_every_party_then_revoked_and_sharing_follows_each_step(self, api):
+        partner = f"social_care:a{uuid.uuid4().hex[:8]}"
+        partner_admin, school_admin = bearer("admin7", partner, ["admin"]), bearer("admin8", SCHOOL, ["admin"])
+        today = date.today()
+        ref = post(api, "/api/v1/consents", consent_body(recipients=[partner]), STAFF).json()["child_ref"]
+        question = {"child_ref": ref, "to_org": partner, "purpose": "referral", "categories": ["contact"]}
+
+        def allowed() -> bool:
+            return post(api, "/api/v1/sharing-decisions", question, STAFF).json()["decisions"][0]["allowed"]
+
+        proposed = post(api, "/api/v1/agreements", {
+            "parties": [SCHOOL, partner], "purposes": ["referral"], "categories": ["contact"],
+            "valid_from": str(today), "valid_to": str(today + timedelta(days=30))}, ADMIN)
+        assert proposed.status_code == 201, proposed.text
+        agreement_id = proposed.json()["id"]
+        assert proposed.json()["status"] == "proposed" and proposed.json()["awaiting"] == sorted([SCHOOL, partner])
+        assert not allowed()
+
+        by_school = post(api, f"/api/v1/agreements/{agreement_id}/approve", None, school_admin)
+        assert by_school.json()["status"] == "proposed" and by_school.json()["awaiting"] == [partner]
+        assert not allowed()
+        by_partner = post(api, f"/api/v1/agreements/{agreement_id}/approve", None, partner_admin)
+        assert by_partner.status_code == 200 and by_partner.json()["status"] == "active"
+        assert allowed()
+
+        listed = get(api, "/api/v1/agreements", partner_admin)
+        assert [a["id"] for a in listed.json()] == [agreement_id]
+        revoked = post(api, f"/api/v1/agreements/{agreement_id}/revoke", {"reason": "protocol ended"}, partner_admin)
+        assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+        assert not allowed()
+        again = post(api, f"/api/v1/agreements/{agreement_id}/revoke", {"reason": "twice"}, school_admin)
+        assert again.status_code == 409
+        assert post(api, f"/api/v1/agreements/{agreement_id}/approve", None, school_admin).status_code == 409
+
+    def test_an_admin_outside_the_parties_cannot_see_approve_or_revoke_it(self, api, agreement):
+        outsider = bearer("admin9", f"youth_work:z{uuid.uuid4().hex[:8]}", ["admin"])
+        assert post(api, f"/api/v1/agreements/{agreement}/approve", None, outsider).status_code == 404
+        assert post(api, f"/api/v1/agreements/{agreement}/revoke", {"reason": "x"}, outsider).status_code == 404
+        assert agreement not in [a["id"] for a in get(api, "/api/v1/agreements", outsider).json()]
+
+    def test_the_proposer_outside_the_parties_may_not_approve_for_them(self, api, agreement):
+        assert post(api, f"/api/v1/agreements/{agreement}/approve", None, ADMIN).status_code == 403
 
 
 class TestAuthentication:

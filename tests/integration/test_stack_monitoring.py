@@ -109,9 +109,13 @@ def test_every_target_is_up_and_the_flows_move_their_counters(stack, prometheus)
     admin = bearer("a", "local_authority:cardiff", ["admin"], secret=SECRET)
     staff = bearer("t", "school:6612001", ["school_staff"], secret=SECRET)
     nurse = bearer("n", "health:cardiff-vale", ["school_nurse"], secret=SECRET)
-    requests.post(f"{api}/agreements", headers=admin, timeout=10, json={
+    agreement = requests.post(f"{api}/agreements", headers=admin, timeout=10, json={
         "parties": AGENCIES, "purposes": ["referral"], "categories": ["health_wellbeing"],
-        "valid_from": str(date.today()), "valid_to": str(date.today() + timedelta(days=30))}).raise_for_status()
+        "valid_from": str(date.today()), "valid_to": str(date.today() + timedelta(days=30))})
+    agreement.raise_for_status()
+    for party in AGENCIES:
+        requests.post(f"{api}/agreements/{agreement.json()['id']}/approve", timeout=10,
+                      headers=bearer("a", party, ["admin"], secret=SECRET)).raise_for_status()
     decision = requests.post(f"{api}/sharing-decisions", headers=staff, timeout=10, json={
         "child_ref": "c_unknown", "to_org": "health:cardiff-vale", "purpose": "referral",
         "categories": ["health_wellbeing"]})

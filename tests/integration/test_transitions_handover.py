@@ -27,7 +27,15 @@ from pont_shared.contract.envelope import EVENTS_EXCHANGE
 from pont_shared.identity import child_ref, make_upn
 from pont_shared.messaging.rpc import RpcProxy
 from pont_shared.messaging.wire import WireObserver
-from pont_shared.testing import AMQP_URI, MovableClock, bearer, fresh_database, http_url, wait_until
+from pont_shared.testing import (
+    AMQP_URI,
+    MovableClock,
+    agreement_in_force,
+    bearer,
+    fresh_database,
+    http_url,
+    wait_until,
+)
 from pont_shared.testing.fixtures import delete_queues
 from referrals.service import ReferralsService
 from transitions import ctf
@@ -121,14 +129,13 @@ def pupil(n: int) -> dict:
 def cohort(stack):
     """Agreement (every category but family_context) and consents: 0..39 wide, 40..59 narrow."""
     pupils = [pupil(n) for n in range(COHORT)]
-    admin = {"sub": "admin1", "org": "local_authority:cardiff", "roles": ["admin"]}
     staff = {"sub": "staff1", "org": stack["primary"], "roles": ["school_staff"]}
     with rpc(stack, stack["names"]["consent"]) as consent:
-        consent.create_agreement({
+        agreement_in_force(consent, {
             "parties": [stack["primary"], stack["secondary"]], "purposes": ["transition"],
             "categories": ["education", "attendance", "aln", "health_wellbeing", "safeguarding"],
             "valid_from": str(date.today() - timedelta(days=1)), "valid_to": str(date.today() + timedelta(days=400)),
-        }, admin)
+        })
         for n, p in enumerate(pupils):
             wide = n < CONSENTED_FULLY
             consent.record_consent({
@@ -235,7 +242,7 @@ class TestChildProtection:
         assert "child_protection" not in for_lead["sections"]
         assert for_lead["restricted"][0]["section"] == "child_protection"
         with rpc(stack, stack["names"]["consent"]) as consent:
-            entries = consent.disclosures(record["child_ref"], {"sub": "a", "org": "local_authority:x",
+            entries = consent.disclosures(record["child_ref"], {"sub": "a", "org": stack["primary"],
                                                                 "roles": ["admin"]})
         legal = [e for e in entries if e["basis"] == "legal_obligation"]
         assert len(legal) == 1 and legal[0]["categories"] == ["safeguarding"]
@@ -280,11 +287,10 @@ class TestCtf:
         primary = _school()
         shared, unshared = pupil(200), pupil(201)
         with rpc(stack, stack["names"]["consent"]) as consent:
-            consent.create_agreement({
+            agreement_in_force(consent, {
                 "parties": [primary, stack["secondary"]], "purposes": ["transition"],
                 "categories": ["education", "attendance"], "valid_from": str(date.today() - timedelta(days=1)),
-                "valid_to": str(date.today() + timedelta(days=400))},
-                {"sub": "admin1", "org": "local_authority:cardiff", "roles": ["admin"]})
+                "valid_to": str(date.today() + timedelta(days=400))})
             consent.record_consent({
                 "child": {"upn": shared["child"]["upn"]}, "given_by": {"name": "Parent", "relationship": "parent"},
                 "recipients": [stack["secondary"]], "purposes": ["transition"], "evidence": "written",
@@ -483,19 +489,18 @@ class TestOpenAgencyInvolvementFromReferrals:
     def test_an_open_referral_travels_where_consent_allows_family_context_and_is_withheld_where_not(self, stack):
         primary = _school()
         health = f"health:h{uuid.uuid4().hex[:6]}"
-        admin = {"sub": "admin1", "org": "local_authority:cardiff", "roles": ["admin"]}
         staff = {"sub": "staff2", "org": primary, "roles": ["school_staff"]}
         allowed, refused, own = (pupil(100 + n) for n in range(3))
         for p in (allowed, refused, own):
             p["sections"] = {"attendance": p["sections"]["attendance"]}
         own["sections"]["agency_involvement"] = [{"agency": "youth_work:cardiff", "service": "youth_work"}]
         with rpc(stack, stack["names"]["consent"]) as consent:
-            consent.create_agreement({
+            agreement_in_force(consent, {
                 "parties": [primary, stack["secondary"]], "purposes": ["transition"],
                 "categories": ["education", "attendance", "family_context"],
                 "valid_from": str(date.today() - timedelta(days=1)),
                 "valid_to": str(date.today() + timedelta(days=400)),
-            }, admin)
+            })
             for p, categories in ((allowed, ["education", "attendance", "family_context"]),
                                   (refused, ["education", "attendance"]),
                                   (own, ["education", "attendance", "family_context"])):

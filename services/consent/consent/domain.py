@@ -59,7 +59,12 @@ def _known(field_name: str, values, allowed) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Agreement:
-    """A WASPI-style information-sharing protocol between organisations."""
+    """A WASPI-style information-sharing protocol between organisations.
+
+    An administrator of any organisation may propose one; it is in force only once an
+    administrator of every party has approved it, between its dates, until a party (or
+    the proposer) revokes it. Revocation stops new sharing at once.
+    """
 
     id: str
     parties: frozenset[str]
@@ -68,20 +73,59 @@ class Agreement:
     valid_from: date
     valid_to: date
     created_by: str = ""
+    proposed_by_org: str = ""
+    approvals: frozenset[str] = frozenset()
+    revoked_at: datetime | None = None
 
     @classmethod
     def create(cls, id: str, parties, purposes, categories, valid_from: date, valid_to: date,
-               created_by: str = "") -> Agreement:
+               created_by: str = "", proposed_by_org: str = "") -> Agreement:
         parties = tuple(dict.fromkeys(parties or ()))
         if len(parties) < 2:
             raise RuleViolation("parties", "an agreement needs at least two organisations")
         if valid_to < valid_from:
             raise RuleViolation("valid_to", "must not be before valid_from")
         return cls(id, frozenset(parties), frozenset(_known("purposes", purposes, PURPOSES)),
-                   frozenset(_known("categories", categories, CATEGORIES)), valid_from, valid_to, created_by)
+                   frozenset(_known("categories", categories, CATEGORIES)), valid_from, valid_to, created_by,
+                   proposed_by_org, frozenset({proposed_by_org}) & frozenset(parties))
+
+    @property
+    def awaiting(self) -> frozenset[str]:
+        """The parties whose approval is still missing."""
+        return self.parties - self.approvals
+
+    def visible_to(self, org: str) -> bool:
+        return org in self.parties or org == self.proposed_by_org
+
+    def status(self, today: date) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.awaiting:
+            return "proposed"
+        if today > self.valid_to:
+            return "expired"
+        return "active" if today >= self.valid_from else "approved"
+
+    def approved_by(self, org: str) -> Agreement:
+        """This agreement with `org`'s approval; only a party approves, and not once revoked."""
+        if not self.visible_to(org):
+            raise NotVisible()
+        if org not in self.parties:
+            raise NotPermitted("only an administrator of a party approves an agreement")
+        if self.revoked_at is not None:
+            raise RuleViolation("status", "the agreement was revoked")
+        return replace(self, approvals=self.approvals | {org})
+
+    def revoked_by(self, org: str, at: datetime) -> Agreement:
+        """This agreement revoked by `org` (a party or the proposer); revoking twice is refused."""
+        if not self.visible_to(org):
+            raise NotVisible()
+        if self.revoked_at is not None:
+            raise RuleViolation("status", "the agreement was already revoked")
+        return replace(self, revoked_at=at)
 
     def in_force(self, today: date) -> bool:
-        return self.valid_from <= today <= self.valid_to
+        return self.revoked_at is None and not self.awaiting and self.valid_from <= today <= self.valid_to
 
     def covers(self, from_org: str, to_org: str, purpose: str, category: str, today: date) -> bool:
         return (self.in_force(today) and from_org in self.parties and to_org in self.parties

@@ -44,19 +44,90 @@ def _caller(caller: dict) -> CallerIn:
 # --- agreements ----------------------------------------------------------------------
 
 def create_agreement(uow: UnitOfWork, agreement: dict, caller: dict, now: datetime) -> dict:
-    who = _caller(caller)
-    if "admin" not in who.roles:
-        raise Forbidden("only an administrator records information-sharing agreements")
+    """A proposed agreement; the proposer's organisation, if a party, has approved it."""
+    who = _admin(caller)
     data = parse(AgreementIn, agreement)
     try:
         new = Agreement.create(str(uuid.uuid4()), data.parties, data.purposes, data.categories,
-                               data.valid_from, data.valid_to, created_by=who.sub)
+                               data.valid_from, data.valid_to, created_by=who.sub, proposed_by_org=who.org)
     except RuleViolation as exc:
         raise _invalid(exc) from None
     with uow:
         uow.session.execute(insert(agreements).values(**agreement_row(new, now)))
         uow.commit()
-    return {"id": new.id}
+    return _agreement_view(new, now)
+
+
+def approve_agreement(uow: UnitOfWork, agreement_id: str, caller: dict, now: datetime) -> dict:
+    """The approval of the caller's organisation, a party; approving twice changes nothing."""
+    who = _admin(caller)
+    with uow:
+        row = _agreement_row(uow, agreement_id)
+        current = agreement_from(row)
+        approved = _agreement_rule(lambda: current.approved_by(who.org))
+        if approved != current:
+            approvals = [*row.approvals, {"org": who.org, "by": who.sub, "at": now.isoformat()}]
+            uow.session.execute(update(agreements).where(agreements.c.id == current.id).values(approvals=approvals))
+            uow.commit()
+    return _agreement_view(approved, now)
+
+
+def revoke_agreement(uow: UnitOfWork, agreement_id: str, reason: str, caller: dict, now: datetime) -> dict:
+    """Revoked by a party or the proposer: no new sharing rests on it from now on."""
+    who = _admin(caller)
+    with uow:
+        current = agreement_from(_agreement_row(uow, agreement_id))
+        revoked = _agreement_rule(lambda: current.revoked_by(who.org, now))
+        uow.session.execute(update(agreements).where(agreements.c.id == current.id).values(
+            revoked_at=now, revoked_by=who.sub, revocation_reason=reason))
+        uow.commit()
+    return _agreement_view(revoked, now)
+
+
+def list_agreements(uow: UnitOfWork, caller: dict, now: datetime) -> list[dict]:
+    """The agreements the caller's organisation is a party to or proposed."""
+    who = _admin(caller)
+    with uow:
+        found = [agreement_from(row) for row in uow.session.execute(
+            select(agreements).order_by(agreements.c.created_at))]
+    return [_agreement_view(agreement, now) for agreement in found if agreement.visible_to(who.org)]
+
+
+def _admin(caller: dict) -> CallerIn:
+    who = _caller(caller)
+    if "admin" not in who.roles:
+        raise Forbidden("only an administrator handles information-sharing agreements")
+    return who
+
+
+def _agreement_row(uow: UnitOfWork, agreement_id: str):
+    row = uow.session.execute(select(agreements).where(agreements.c.id == str(agreement_id))
+                              .with_for_update()).first()
+    if row is None:
+        raise NotFound("no such agreement")
+    return row
+
+
+def _agreement_rule(change):
+    try:
+        return change()
+    except domain.NotVisible:
+        raise NotFound("no such agreement") from None
+    except NotPermitted as exc:
+        raise Forbidden(str(exc)) from None
+    except RuleViolation as exc:
+        raise Conflict(exc.message) from None
+
+
+def _agreement_view(agreement: Agreement, now: datetime) -> dict:
+    return {
+        "id": agreement.id, "status": agreement.status(now.date()), "parties": sorted(agreement.parties),
+        "purposes": sorted(agreement.purposes), "categories": sorted(agreement.categories),
+        "valid_from": agreement.valid_from.isoformat(), "valid_to": agreement.valid_to.isoformat(),
+        "proposed_by_org": agreement.proposed_by_org, "approved_by": sorted(agreement.approvals),
+        "awaiting": sorted(agreement.awaiting),
+        "revoked_at": _iso(agreement.revoked_at),
+    }
 
 
 # --- consents ------------------------------------------------------------------------

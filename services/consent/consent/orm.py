@@ -34,6 +34,12 @@ agreements = Table(
     Column("valid_to", Date, nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("proposed_by_org", String(100), nullable=False, server_default=""),
+    # [{org, by, at}]: one per party that approved; in force once every party has
+    Column("approvals", JSON, nullable=False, server_default="[]"),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("revoked_by", String(200), nullable=True),
+    Column("revocation_reason", Text, nullable=True),
 )
 
 consents = Table(
@@ -91,12 +97,16 @@ def agreement_row(agreement: Agreement, created_at) -> dict:
         "id": agreement.id, "parties": sorted(agreement.parties), "purposes": sorted(agreement.purposes),
         "categories": sorted(agreement.categories), "valid_from": agreement.valid_from,
         "valid_to": agreement.valid_to, "created_by": agreement.created_by, "created_at": created_at,
+        "proposed_by_org": agreement.proposed_by_org,
+        "approvals": [{"org": org, "by": agreement.created_by, "at": created_at.isoformat()}
+                      for org in sorted(agreement.approvals)],
     }
 
 
 def agreement_from(row) -> Agreement:
     return Agreement(row.id, frozenset(row.parties), frozenset(row.purposes), frozenset(row.categories),
-                     row.valid_from, row.valid_to, row.created_by)
+                     row.valid_from, row.valid_to, row.created_by, row.proposed_by_org,
+                     frozenset(approval["org"] for approval in row.approvals), row.revoked_at)
 
 
 def consent_row(consent: Consent) -> dict:

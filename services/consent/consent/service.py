@@ -30,6 +30,18 @@ class ConsentService(OpsEndpoints):
         return handlers.create_agreement(self.uow, agreement, caller, self.clock())
 
     @rpc(expected_exceptions=EXPECTED)
+    def approve_agreement(self, agreement_id: str, caller: dict) -> dict:
+        return handlers.approve_agreement(self.uow, agreement_id, caller, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def revoke_agreement(self, agreement_id: str, reason: str, caller: dict) -> dict:
+        return handlers.revoke_agreement(self.uow, agreement_id, reason, caller, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_agreements(self, caller: dict) -> list[dict]:
+        return handlers.list_agreements(self.uow, caller, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
     def record_consent(self, consent: dict, caller: dict, idempotency_key: str | None = None) -> dict:
         return handlers.record_consent(self.uow, consent, caller, idempotency_key, self.clock(),
                                        self.settings.child_ref_secret)

@@ -213,6 +213,14 @@ def bearer(sub: str, org: str, roles, secret: str | None = None, ttl_seconds: in
     return {"Authorization": f"Bearer {mint(sub, org, list(roles), secret or DEV_JWT_SECRET, ttl_seconds=ttl_seconds)}"}
 
 
+def agreement_in_force(consent_rpc, agreement: dict, proposer: str = "local_authority:cardiff") -> str:
+    """Over consent's RPC: an agreement proposed by `proposer`'s admin and approved by an admin of every party."""
+    created = consent_rpc.create_agreement(agreement, {"sub": "admin", "org": proposer, "roles": ["admin"]})
+    for party in agreement["parties"]:
+        consent_rpc.approve_agreement(created["id"], {"sub": "admin", "org": party, "roles": ["admin"]})
+    return created["id"]
+
+
 def schema_drift(engine, metadata) -> list:
     """Differences between a migrated database and the service's table definitions."""
     from alembic.autogenerate import compare_metadata

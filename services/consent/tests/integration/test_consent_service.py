@@ -21,7 +21,7 @@ from pont_shared.config import DEV_CHILD_REF_SECRET
 from pont_shared.contract.errors import Forbidden, Invalid, NotFound
 from pont_shared.identity import child_ref, make_upn
 from pont_shared.messaging.wire import WireObserver
-from pont_shared.testing import wait_until
+from pont_shared.testing import agreement_in_force, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -65,10 +65,10 @@ class Consent:
     def agreement(self, parties=(SCHOOL, HEALTH), purposes=("referral",),
                   categories=("contact", "health_wellbeing", "aln")):
         today = self.clock.now().date()
-        return self.rpc.create_agreement({
+        return agreement_in_force(self.rpc, {
             "parties": list(parties), "purposes": list(purposes), "categories": list(categories),
             "valid_from": (today - timedelta(days=30)).isoformat(),
-            "valid_to": (today + timedelta(days=365)).isoformat()}, ADMIN)["id"]
+            "valid_to": (today + timedelta(days=365)).isoformat()}, proposer=ADMIN["org"])
 
     def consent(self, upn=None, categories=("contact", "health_wellbeing"), expires_on=None, **extra):
         upn = upn or make_upn(uuid.uuid4().int % 10**9)

@@ -12,6 +12,7 @@ from consent.domain import (
     Consent,
     LedgerEntry,
     NotPermitted,
+    NotVisible,
     RuleViolation,
     SharingRequest,
     decide,
@@ -21,12 +22,18 @@ from consent.domain import (
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 TODAY = NOW.date()
 SCHOOL, HEALTH, SOCIAL = "school:6612001", "health:cardiff-vale", "social_care:cardiff"
+AUTHORITY = "local_authority:cardiff"
 CHILD = "c_" + "a" * 32
 
 
 def agreement(parties=(SCHOOL, HEALTH), purposes=("referral",), categories=("contact", "health_wellbeing"),
               valid_from=date(2026, 1, 1), valid_to=date(2026, 12, 31)) -> Agreement:
-    return Agreement.create(str(uuid.uuid4()), parties, purposes, categories, valid_from, valid_to)
+    """An agreement every party has approved."""
+    proposed = Agreement.create(str(uuid.uuid4()), parties, purposes, categories, valid_from, valid_to,
+                                proposed_by_org=AUTHORITY)
+    for party in parties:
+        proposed = proposed.approved_by(party)
+    return proposed
 
 
 def consent(relationship="parent", competence_assessed=False, date_of_birth=date(2015, 5, 5),
@@ -259,3 +266,34 @@ class TestLedgerChain:
         elsewhere = replace(entry, at=entry.at.astimezone(timezone(td(hours=1))))
 
         assert elsewhere.computed_hash() == entry.hash
+
+
+class TestAgreementApproval:
+    def test_a_proposal_is_in_force_only_once_every_party_approved(self):
+        proposed = Agreement.create("a1", (SCHOOL, HEALTH), ("referral",), ("contact",), date(2026, 1, 1),
+                                    date(2026, 12, 31), proposed_by_org=SCHOOL)
+        assert proposed.awaiting == {HEALTH} and proposed.status(TODAY) == "proposed"
+        assert not proposed.covers(SCHOOL, HEALTH, "referral", "contact", TODAY)
+        approved = proposed.approved_by(HEALTH)
+        assert approved.status(TODAY) == "active"
+        assert approved.covers(SCHOOL, HEALTH, "referral", "contact", TODAY)
+
+    def test_revocation_ends_it_at_once_and_cannot_be_repeated_or_undone_by_approving(self):
+        revoked = agreement().revoked_by(HEALTH, datetime(2026, 3, 1, tzinfo=UTC))
+        assert revoked.status(TODAY) == "revoked"
+        assert not revoked.covers(SCHOOL, HEALTH, "referral", "contact", TODAY)
+        with pytest.raises(RuleViolation):
+            revoked.revoked_by(SCHOOL, datetime(2026, 3, 2, tzinfo=UTC))
+        with pytest.raises(RuleViolation):
+            revoked.approved_by(SCHOOL)
+
+    def test_only_a_party_approves_and_an_outsider_cannot_see_it(self):
+        proposed = Agreement.create("a2", (SCHOOL, HEALTH), ("referral",), ("contact",), date(2026, 1, 1),
+                                    date(2026, 12, 31), proposed_by_org=AUTHORITY)
+        assert proposed.awaiting == {SCHOOL, HEALTH}
+        with pytest.raises(NotPermitted):
+            proposed.approved_by(AUTHORITY)
+        with pytest.raises(NotVisible):
+            proposed.approved_by(SOCIAL)
+        with pytest.raises(NotVisible):
+            proposed.revoked_by(SOCIAL, datetime(2026, 3, 1, tzinfo=UTC))

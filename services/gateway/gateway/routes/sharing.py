@@ -64,12 +64,29 @@ class SharingRoutes:
     consent_rpc = ServiceRpc("consent")
 
     @api("POST", "/api/v1/agreements", roles=("admin",), body=NewAgreement, status=201,
-         summary="Record an information-sharing agreement between organisations",
+         summary="Propose an information-sharing agreement; the proposer's organisation, if a party, approves it",
          example={"parties": ["school:6612001", "health:cardiff-vale"], "purposes": ["referral"],
                   "categories": ["contact", "health_wellbeing"], "valid_from": "2026-01-01",
                   "valid_to": "2027-08-31"})
     def create_agreement(self, caller, body):
         return 201, self.consent_rpc.create_agreement(body.model_dump(mode="json"), caller_dict(caller))
+
+    @api("GET", "/api/v1/agreements", roles=("admin",),
+         summary="The agreements the caller's organisation is a party to or proposed, with their status")
+    def list_agreements(self, caller, body):
+        return self.consent_rpc.list_agreements(caller_dict(caller))
+
+    @api("POST", "/api/v1/agreements/{id}/approve", roles=("admin",),
+         summary="Approve an agreement for the caller's organisation, a party; in force once every party has",
+         responses={404: "no such agreement the caller's organisation can see", 409: "the agreement was revoked"})
+    def approve_agreement(self, caller, body, id):
+        return self.consent_rpc.approve_agreement(id, caller_dict(caller))
+
+    @api("POST", "/api/v1/agreements/{id}/revoke", roles=("admin",), body=Withdrawal,
+         summary="Revoke an agreement (a party or the proposer): no new sharing rests on it from now on",
+         responses={404: "no such agreement the caller's organisation can see", 409: "already revoked"})
+    def revoke_agreement(self, caller, body, id):
+        return self.consent_rpc.revoke_agreement(id, body.reason, caller_dict(caller))
 
     @api("POST", "/api/v1/consents", roles=CONSENT_ROLES, body=NewConsent, status=201, idempotent=True,
          summary="Record consent given by a parent, carer or the young person",
