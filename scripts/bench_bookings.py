@@ -33,7 +33,7 @@ from bookings.service import BookingsService  # noqa: E402
 from gateway.service import GatewayService  # noqa: E402
 from pont_shared.config import Settings  # noqa: E402
 from pont_shared.identity import make_upn  # noqa: E402
-from pont_shared.testing import AMQP_URI, bearer, fresh_database, http_url, random_name  # noqa: E402
+from pont_shared.testing import AMQP_URI, bearer, fresh_database, http_url, random_name, web_address  # noqa: E402
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 
 PROVIDER = "health:bench"
@@ -42,7 +42,7 @@ PROVIDER = "health:bench"
 def start(cls, service: str, name: str, database_url: str, extra: dict | None = None) -> ServiceContainer:
     env = {"AMQP_URI": AMQP_URI, "PONT_LOG_LEVEL": "WARNING", "PONT_MAX_WORKERS": "60"}
     settings = dataclasses.replace(Settings.from_env(service, env, http_port=0), database_url=database_url)
-    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": "127.0.0.1:0", **(extra or {})}
+    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": web_address(), **(extra or {})}
     container = ServiceContainer(type(cls.__name__, (cls,), {"name": name}), config)
     container.start()
     return container

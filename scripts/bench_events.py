@@ -43,7 +43,13 @@ from pont_shared.messaging.dependencies import UnitOfWorkProvider  # noqa: E402
 from pont_shared.messaging.outbox import OutboxRelay, PublisherConnection, declare_exchanges  # noqa: E402
 from pont_shared.messaging.topology import dead_letter_queue_name  # noqa: E402
 from pont_shared.messaging.uow import UnitOfWork  # noqa: E402
-from pont_shared.testing import fresh_database, random_name, service_process, wait_until  # noqa: E402
+from pont_shared.testing import (  # noqa: E402
+    fresh_database,
+    random_name,
+    service_process,
+    wait_until,
+    web_address,
+)
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 
 N_RELIABLE = int(os.environ.get("BENCH_EVENTS", "20000"))
@@ -161,7 +167,7 @@ def bench_plain() -> float:
     with fresh_database("bench_plain") as url:
         engine = make_engine(url)
         metadata.create_all(engine)
-        config = {"AMQP_URI": AMQP_URI, "max_workers": 40, "WEB_SERVER_ADDRESS": "127.0.0.1:0"}
+        config = {"AMQP_URI": AMQP_URI, "max_workers": 40, "WEB_SERVER_ADDRESS": web_address()}
         queue = "evt-bench_plain_producer-ticked--bench_plain_consumer.on_tick"
         with consumer_process("bench_events:PlainConsumer", PlainConsumer.name, queue, url, 40):
             producer = ServiceContainer(PlainProducer, config)

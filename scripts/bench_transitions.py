@@ -53,7 +53,7 @@ from pont_shared.logs import configure_logging  # noqa: E402
 from pont_shared.messaging.db import make_engine  # noqa: E402
 from pont_shared.messaging.rpc import TRANSIENT, RpcProxy, rpc  # noqa: E402
 from pont_shared.operations.runner import settle_collector  # noqa: E402
-from pont_shared.testing import AMQP_URI, fresh_database, service_process  # noqa: E402
+from pont_shared.testing import AMQP_URI, fresh_database, service_process, web_address  # noqa: E402
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 from transitions.orm import tables  # noqa: E402
 from transitions.service import TransitionsService  # noqa: E402
@@ -112,7 +112,7 @@ def settings(service: str, url: str) -> Settings:
 
 def start(cls, name: str, cfg: Settings, **attrs) -> ServiceContainer:
     container = ServiceContainer(type(cls.__name__, (cls,), {"name": name, **attrs}),
-                                 {**cfg.nameko_config(), "WEB_SERVER_ADDRESS": "127.0.0.1:0"})
+                                 {**cfg.nameko_config(), "WEB_SERVER_ADDRESS": web_address()})
     container.start()
     return container
 
@@ -376,7 +376,8 @@ def seed_consent(consent_name: str, consent_engine, secret: str, work) -> None:
             for primary, secondary, _ in work])
         call_all("approve_agreement", [
             (agreement["id"], {"sub": "admin", "org": party, "roles": ["admin"]})
-            for agreement, (primary, secondary, _) in zip(created, work, strict=True) for party in (primary, secondary)])
+            for agreement, (primary, secondary, _) in zip(created, work, strict=True)
+            for party in (primary, secondary)])
     now = datetime.now(UTC)
     rows, serial = [], 0
     for primary, secondary, pupils in work:

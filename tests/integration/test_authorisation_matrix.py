@@ -26,7 +26,7 @@ from gateway.service import GatewayService
 from pont_shared.auth import ROLES
 from pont_shared.config import Settings
 from pont_shared.identity import make_upn
-from pont_shared.testing import bearer, fresh_database, http_url, own_vhost
+from pont_shared.testing import bearer, fresh_database, http_url, own_vhost, web_address
 from pont_shared.testing.fixtures import delete_queues
 from referrals.service import ReferralsService
 from transitions.service import TransitionsService
@@ -47,7 +47,7 @@ AWAY = {"school_staff": OTHER_SCHOOL, "dsl": OTHER_SCHOOL, "transition_lead": OT
         "school_nurse": f"health:o{RUN}", "health_practitioner": f"health:o{RUN}",
         "social_worker": f"social_care:o{RUN}", "youth_worker": f"youth_work:o{RUN}",
         "admin": f"local_authority:o{RUN}"}
-DOCUMENT = openapi.document()
+DOCUMENT = openapi.document(GatewayService)
 OPERATIONS = [(method.upper(), path, op) for path, ops in DOCUMENT["paths"].items() for method, op in ops.items()]
 PROTECTED = [(method, path, op) for method, path, op in OPERATIONS if "security" in op]
 
@@ -72,7 +72,7 @@ def pont():
         def start(cls, name: str, database: str | None, extra: dict | None = None) -> ServiceContainer:
             url = stack.enter_context(fresh_database(f"pont_matrix_{cls.__name__[:8].lower()}")) if database else "sqlite://"
             settings = dataclasses.replace(Settings.from_env(name, env, http_port=0), database_url=url)
-            config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": "127.0.0.1:0", **(extra or {})}
+            config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": web_address(), **(extra or {})}
             container = ServiceContainer(type(cls.__name__, (cls,), {"name": name}), config)
             container.start()
             containers.append(container)

@@ -23,7 +23,15 @@ from pont_shared.config import Settings
 from pont_shared.contract.envelope import EVENTS_EXCHANGE
 from pont_shared.identity import child_ref, make_upn
 from pont_shared.messaging.wire import WireObserver
-from pont_shared.testing import MovableClock, bearer, fresh_database, http_url, random_name, wait_until
+from pont_shared.testing import (
+    MovableClock,
+    bearer,
+    fresh_database,
+    http_url,
+    random_name,
+    wait_until,
+    web_address,
+)
 from pont_shared.testing.fixtures import delete_queues
 
 pytestmark = pytest.mark.integration
@@ -42,7 +50,7 @@ def _settings(service: str, database_url: str, broker_url: str) -> Settings:
 
 
 def _start(cls, settings: Settings, name: str, extra: dict | None = None) -> ServiceContainer:
-    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": "127.0.0.1:0", **(extra or {})}
+    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": web_address(), **(extra or {})}
     container = ServiceContainer(type(cls.__name__, (cls,), {"name": name}), config)
     container.start()
     return container

@@ -30,7 +30,15 @@ from pont_shared.contract.envelope import EVENTS_EXCHANGE
 from pont_shared.contract.events import ReferralOverdue
 from pont_shared.identity import child_ref, make_upn
 from pont_shared.messaging.wire import WireObserver
-from pont_shared.testing import MovableClock, bearer, fresh_database, http_url, random_name, wait_until
+from pont_shared.testing import (
+    MovableClock,
+    bearer,
+    fresh_database,
+    http_url,
+    random_name,
+    wait_until,
+    web_address,
+)
 from pont_shared.testing.fixtures import delete_queues
 from referrals.service import ReferralsService
 
@@ -59,7 +67,7 @@ class Pont:
         self.admin = bearer("admin1", "local_authority:cardiff", ["admin"])
 
     def start(self, key: str, cls, name: str, extra: dict | None = None) -> ServiceContainer:
-        config = {**self.settings[key].nameko_config(), "WEB_SERVER_ADDRESS": "127.0.0.1:0", **(extra or {})}
+        config = {**self.settings[key].nameko_config(), "WEB_SERVER_ADDRESS": web_address(), **(extra or {})}
         container = ServiceContainer(type(cls.__name__, (cls,), {"name": name}), config)
         container.start()
         self.containers[key] = container

@@ -14,7 +14,7 @@ from consent.service import ConsentService
 from gateway.service import GatewayService
 from pont_shared.config import Settings
 from pont_shared.identity import CHECK_LETTERS, make_upn
-from pont_shared.testing import AMQP_URI, bearer, fresh_database, http_url, random_name
+from pont_shared.testing import AMQP_URI, bearer, fresh_database, http_url, random_name, web_address
 from pont_shared.testing.fixtures import delete_queues
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,8 @@ def _start(cls, name: str, database_url: str) -> ServiceContainer:
         Settings.from_env(name, {"AMQP_URI": AMQP_URI, "PONT_LOG_LEVEL": "WARNING",
                                  "PONT_OUTBOX_POLL_SECONDS": "0.2"}, http_port=0),
         database_url=database_url)
-    container = ServiceContainer(type(cls.__name__, (cls,), {"name": name}), settings.nameko_config())
+    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": web_address()}
+    container = ServiceContainer(type(cls.__name__, (cls,), {"name": name}), config)
     container.start()
     return container
 

@@ -35,6 +35,7 @@ from pont_shared.testing import (
     fresh_database,
     http_url,
     wait_until,
+    web_address,
 )
 from pont_shared.testing.fixtures import delete_queues
 from referrals.service import ReferralsService
@@ -60,7 +61,7 @@ def _settings(service: str, database_url: str) -> Settings:
 
 def _start(cls, name: str, settings: Settings, extra: dict | None = None, **attrs) -> ServiceContainer:
     service_cls = type(cls.__name__, (cls,), {"name": name, **attrs})
-    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": "127.0.0.1:0", **(extra or {})}
+    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": web_address(), **(extra or {})}
     container = ServiceContainer(service_cls, config)
     container.start()
     return container

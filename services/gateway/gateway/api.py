@@ -18,6 +18,7 @@ from functools import partial
 
 import structlog
 from eventlet.event import Event
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.web.handlers import HttpRequestHandler
 from pydantic import BaseModel, ValidationError
 from werkzeug.wrappers import Response
@@ -46,9 +47,6 @@ class Route:
     responses: dict[int, str] = field(default_factory=dict)
     public: bool = False
     content_type: str = "application/json"
-
-
-ROUTES: list[Route] = []
 
 
 def _werkzeug_rule(path: str) -> str:
@@ -89,7 +87,6 @@ class ApiEndpoint(HttpRequestHandler):
                            responses or {}, public, content_type)
         # a refusal by a service is the client's answer, not the gateway's failure: log it quietly
         kwargs.setdefault("expected_exceptions", (NotFound, Conflict, Forbidden, Invalid))
-        ROUTES.append(self.route)
         super().__init__(method, _werkzeug_rule(path), **kwargs)
 
     def handle_request(self, request):
@@ -151,6 +148,17 @@ class ApiEndpoint(HttpRequestHandler):
 
 
 api = ApiEndpoint.decorator
+
+
+def routes_of(service_cls: type) -> list[Route]:
+    """The routes a service class serves, in the order its classes declare them."""
+    routes: dict[str, Route] = {}
+    for klass in reversed(service_cls.__mro__):
+        for name, member in vars(klass).items():
+            for entrypoint in getattr(member, ENTRYPOINT_EXTENSIONS_ATTR, ()):
+                if isinstance(entrypoint, ApiEndpoint):
+                    routes[name] = entrypoint.route
+    return list(routes.values())
 
 
 def caller_dict(caller: Caller) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pont_shared.auth import ROLES
 
-from .api import ROUTES, Route
+from .api import Route, routes_of
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -62,10 +62,10 @@ def _path_names(path: str) -> list[str]:
     return re.findall(r"\{(\w+)\}", path)
 
 
-def document() -> dict:
+def document(service_cls: type) -> dict:
     schemas: dict = {"Problem": PROBLEM_SCHEMA}
     paths: dict = {}
-    for route in ROUTES:
+    for route in routes_of(service_cls):
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas)
     return {
         "openapi": "3.1.0",

@@ -18,4 +18,4 @@ class GatewayService(BookingRoutes, ReferralRoutes, SharingRoutes, TransitionRou
 
     @api("GET", "/openapi.json", public=True, summary="This API as an OpenAPI 3.1 document")
     def openapi_document(self):
-        return openapi.document()
+        return openapi.document(type(self))

@@ -195,13 +195,21 @@ def _local_ports_to(remote_port: int) -> set[int]:
     return ports
 
 
+def web_address() -> str:
+    """A `WEB_SERVER_ADDRESS` on a free port, for a container under test (see `free_port_run`)."""
+    return f"127.0.0.1:{free_port_run(1)}"
+
+
 def http_url(container) -> str:
-    """Base URL of a running container's web server (tests start them on port 0)."""
+    """Base URL of a running container's web server, from its configured address (`web_address()`)."""
     from nameko.web.server import WebServer
 
     for extension in container.extensions:
         if isinstance(extension, WebServer):
-            return f"http://127.0.0.1:{extension._sock.getsockname()[1]}"
+            host, port = extension.bind_addr
+            if port == 0:
+                raise ValueError("start the container on web_address(): a port chosen by the kernel is not readable")
+            return f"http://127.0.0.1:{port}"
     raise LookupError(f"{container.service_name} serves no HTTP")
 
 

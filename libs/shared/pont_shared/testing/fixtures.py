@@ -15,7 +15,7 @@ from nameko.containers import ServiceContainer
 from pont_shared.config import Settings
 from pont_shared.messaging.consumer import EventConsumer
 from pont_shared.messaging.topology import dead_letter_queue_name
-from pont_shared.testing import AMQP_URI, fresh_database, random_name
+from pont_shared.testing import AMQP_URI, fresh_database, random_name, web_address
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def start_service():
         cls = type(service_cls.__name__, (service_cls,), {"name": name})
         config = {**settings.nameko_config(), **(extra_config or {})}
         if settings.http_port == 0:
-            config["WEB_SERVER_ADDRESS"] = "127.0.0.1:0"
+            config["WEB_SERVER_ADDRESS"] = web_address()
         container = ServiceContainer(cls, config)
         container.start()
         containers.append(container)
