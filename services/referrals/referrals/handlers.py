@@ -5,7 +5,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -447,6 +447,31 @@ def _apply_agency_step(uow, repo, referral: Referral, event: AgencyDecided, at: 
     repo.save(referral)
     uow.emit(_STEP_EVENTS[event.decision](referral_id=referral.id, child_ref=referral.child_ref, by_org=event.org),
              subject=referral.child_ref)
+
+
+def decide_undecided(uow: UnitOfWork, *, consent: ConsentPort, clock: Clock, older_than: timedelta,
+                     holidays: frozenset[date] = frozenset()) -> int:
+    """Ask consent about every referral committed but left undecided for longer than `older_than`.
+
+    Raising commits the referral before asking consent; a crash, a restart or a consent outage
+    between the two leaves it awaiting consent with nothing in its chronology, where no event
+    would ever take it up. Asked again under the raising question's own key, consent answers as
+    it did (or would have) the first time, so the disclosure is in its ledger once. How many were
+    decided; one that still cannot be is left for the next sweep.
+    """
+    with uow:
+        waiting = ReferralRepository(uow.session).undecided_before(clock() - older_than)
+    decided = 0
+    for referral_id in waiting:
+        try:
+            referral = _decide(uow, referral_id, ON_RAISING, consent=consent, clock=clock, holidays=holidays)
+        except Exception as exc:  # consent still unreachable: the next sweep asks again
+            log.warning("referral.still_undecided", referral_id=referral_id, error=type(exc).__name__)
+            continue
+        if referral.status == domain.AWAITING_CONSENT:
+            referral = _ask_again(uow, referral, consent=consent, clock=clock, holidays=holidays)
+        decided += bool(referral.history)
+    return decided
 
 
 def mark_overdue(uow: UnitOfWork, *, clock: Clock) -> int:

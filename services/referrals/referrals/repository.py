@@ -56,6 +56,13 @@ class ReferralRepository:
         ).with_for_update(skip_locked=True)).mappings().all()
         return [self._load(row) for row in rows]
 
+    def undecided_before(self, cutoff, limit: int = 100) -> list[str]:
+        """Referrals committed but never decided (awaiting consent, nothing in their chronology) before `cutoff`."""
+        has_step = select(referral_steps.c.id).where(referral_steps.c.referral_id == referrals.c.id).exists()
+        return list(self.session.execute(select(referrals.c.id).where(
+            referrals.c.status == "awaiting_consent", referrals.c.raised_at < cutoff, ~has_step,
+        ).order_by(referrals.c.raised_at).limit(limit)).scalars())
+
     def list_for(self, from_org: str, status: str | None = None, child_ref: str | None = None) -> list[Referral]:
         query = select(referrals).where(referrals.c.from_org == from_org)
         if status:

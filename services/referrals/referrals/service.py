@@ -1,7 +1,10 @@
 """The referrals service: entrypoints only."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+
+from nameko.dependency_providers import Config
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import AgencyDecided, ConsentGranted
@@ -16,6 +19,8 @@ from .orm import metadata, tables
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXPECTED = (NotFound, Conflict, Forbidden, Invalid)
+# a referral raised this long ago and still undecided is no longer being decided by its raiser
+UNDECIDED_AFTER_KEY, UNDECIDED_AFTER_SECONDS = "PONT_REFERRALS_UNDECIDED_AFTER_SECONDS", 60.0
 
 
 class ReferralsService(OpsEndpoints):
@@ -27,6 +32,7 @@ class ReferralsService(OpsEndpoints):
     clock = Clock()
     child_ref_secret = Setting("child_ref_secret")
     holidays = Setting("school_holidays")
+    config = Config()
 
     @rpc(expected_exceptions=EXPECTED)
     def raise_referral(self, request: dict) -> dict:
@@ -59,6 +65,13 @@ class ReferralsService(OpsEndpoints):
     @handles(AgencyDecided)
     def on_agency_decided(self, event):
         handlers.on_agency_decided(self.uow, event.payload(AgencyDecided), at=event.time)
+
+    @every(interval=30, config_key="PONT_REFERRALS_UNDECIDED_SECONDS")
+    def decide_undecided(self):
+        """Referrals left undecided by a crash or a consent outage while they were raised."""
+        older_than = timedelta(seconds=float(self.config.get(UNDECIDED_AFTER_KEY, UNDECIDED_AFTER_SECONDS)))
+        handlers.decide_undecided(self.uow, consent=self.consent, clock=self.clock, older_than=older_than,
+                                  holidays=self.holidays)
 
     @every(interval=60, config_key="PONT_REFERRALS_OVERDUE_SECONDS")
     def check_overdue(self):

@@ -235,6 +235,47 @@ class TestRaiseReferral:
         assert [e["type"] for e in events(uow_factory)] == ["pont.referral.raised.v1", "pont.referral.held.v1"]
 
 
+class TestUndecidedSweep:
+    """A referral committed, then left undecided by a crash or a consent outage, is decided by the sweep."""
+
+    def sweep(self, uow_factory, consent, minutes_later: float) -> int:
+        later = NOW + timedelta(minutes=minutes_later)
+        return handlers.decide_undecided(uow_factory(), consent=consent, clock=lambda: later,
+                                         older_than=timedelta(minutes=1))
+
+    def test_is_sent_once_by_the_sweep_after_the_raisers_reply_was_lost(self, uow_factory):
+        consent = LedgerConsent({"contact"}, lose=1)
+        with pytest.raises(ConnectionError):
+            raise_(uow_factory, consent)
+
+        assert self.sweep(uow_factory, consent, minutes_later=0.5) == 0   # its raiser may still be deciding it
+        assert self.sweep(uow_factory, consent, minutes_later=2) == 1
+        assert self.sweep(uow_factory, consent, minutes_later=3) == 0
+
+        [referral] = handlers.list_referrals(uow_factory(), STAFF)
+        assert referral["status"] == "sent" and [s["status"] for s in referral["history"]] == ["sent"]
+        assert consent.ledger == ["d1"]
+        assert [e["type"] for e in events(uow_factory)].count("pont.disclosure.delivered.v1") == 1
+
+    def test_is_held_when_consent_denies_and_left_for_the_next_sweep_while_consent_is_down(self, uow_factory):
+        with pytest.raises(ConnectionError):
+            raise_(uow_factory, LedgerConsent(lose=1))
+        down = ConsentGoneAfterFirstQuestion()
+        down.requests.append("a question before the outage")   # every question from now on fails
+
+        assert self.sweep(uow_factory, down, minutes_later=2) == 0
+        assert self.sweep(uow_factory, FakeConsent(), minutes_later=3) == 1
+        [referral] = handlers.list_referrals(uow_factory(), STAFF)
+        assert [step["status"] for step in referral["history"]] == ["awaiting_consent"]   # held, in its chronology
+
+    def test_leaves_a_held_referral_to_consent_granted(self, uow_factory):
+        raise_(uow_factory, FakeConsent())
+        consent = FakeConsent({"contact"})
+
+        assert self.sweep(uow_factory, consent, minutes_later=10) == 0
+        assert consent.requests == []
+
+
 class TestConsentGranted:
     def test_releases_the_held_referral_it_covers(self, uow_factory):
         held = raise_(uow_factory, FakeConsent())
