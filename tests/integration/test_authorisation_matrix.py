@@ -15,6 +15,8 @@ import uuid
 
 import pytest
 import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
 from nameko.containers import ServiceContainer
 
 from agency_link.service import AgencyLinkService
@@ -223,3 +225,16 @@ def test_an_admin_reads_a_childs_ledger_only_where_its_own_organisation_shared_o
     assert school_admin.status_code == 200, school_admin.text
     assert {entry["to_org"] for entry in school_admin.json() if entry["kind"] == "disclosure"} == {HEALTH}
     assert pont.call("GET", path, who("admin", AUTHORITY)).status_code == 404
+
+
+# --- nothing a client sends gets a 5xx: schemathesis, from the same document ----------------
+
+FUZZED = schemathesis.openapi.from_dict(DOCUMENT)
+EVERY_ROLE = bearer(f"fuzz-{RUN}", SCHOOL, sorted(ROLES))   # gets past every role check to the service
+
+
+@FUZZED.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_generated_requests_never_get_a_5xx(pont, case):
+    response = case.call(base_url=pont.base, headers=EVERY_ROLE, timeout=30)
+    assert response.status_code < 500, (case.method, case.formatted_path, response.status_code, response.text)
