@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 
 export PONT_AGENCIES ?= school:6612001,school:6614002,health:cardiff-vale,social_care:cardiff,youth_work:cardiff
 
-.PHONY: install start stop test test-unit test-integration demo lint bench bench-events bench-bookings bench-transitions bench-latency dead-letters replay-dead-letters asyncapi clean
+.PHONY: install start stop test test-unit test-integration demo lint bench bench-events bench-bookings bench-transitions bench-latency bench-web dead-letters replay-dead-letters asyncapi clean
 
 install: $(INSTALLED)
 
@@ -38,7 +38,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check libs services tests scripts
 
-bench: bench-events bench-bookings bench-transitions bench-latency
+bench: bench-events bench-bookings bench-transitions bench-latency bench-web
 
 bench-events: install
 	@$(BIN)/python scripts/bench_events.py
@@ -51,6 +51,9 @@ bench-transitions: install
 
 bench-latency: install
 	@$(BIN)/python scripts/bench_latency.py
+
+bench-web: install
+	@$(BIN)/python scripts/bench_web.py
 
 dead-letters: install
 	@$(BIN)/pont-dead-letters list $(SERVICE)

@@ -163,6 +163,28 @@ print(f"{len(from_compose)} services: compose health checks and Prometheus targe
 PY
 }
 
+# infra/rabbitmq/definitions.json grants what pont_shared.operations.broker_access generates
+# (users, tags, permissions, topic permissions; password hashes are salted, so not compared)
+broker_definitions_current() {
+    local venv_python=.venv/bin/python
+    [ -x "$venv_python" ] || { log "no .venv: make install first"; return 1; }
+    "$venv_python" -W ignore - <<'PY'
+import json, sys
+from pont_shared.config import Settings
+from pont_shared.operations import broker_access
+settings = Settings.from_env("tools", {})
+generated = broker_access.definitions(settings, {u: "x" for u in broker_access.users(settings)})
+committed = json.load(open("infra/rabbitmq/definitions.json"))
+def grants(doc):
+    return ({(u["name"], tuple(u["tags"])) for u in doc["users"] if u["name"] != "pont"},
+            {tuple(sorted(p.items())) for p in doc["permissions"] if p["user"] != "pont"},
+            {tuple(sorted(t.items())) for t in doc["topic_permissions"]})
+if grants(generated) != grants(committed):
+    sys.exit("infra/rabbitmq/definitions.json differs from broker_access: regenerate it (infra/README.md)")
+print(f"{len(generated['users'])} broker users, none an administrator, as generated")
+PY
+}
+
 step "promtool check config infra/prometheus/prometheus.yml" promtool check config infra/prometheus/prometheus.yml
 step "promtool check rules infra/prometheus/alerts.yml" promtool check rules infra/prometheus/alerts.yml
 step "promtool test rules infra/prometheus/alerts_test.yml" promtool test rules infra/prometheus/alerts_test.yml
@@ -170,6 +192,7 @@ step "grafana dashboards: JSON, datasource uid, PromQL" dashboard_queries_as_rul
 step "docker compose config (docker-compose.yml)" compose_validate
 step "compose services vs Prometheus targets" compose_matches_prometheus
 step "rabbitmq definitions.json is JSON" "$PYTHON" -m json.tool infra/rabbitmq/definitions.json /dev/null
+step "rabbitmq users and permissions match broker_access" broker_definitions_current
 
 log ""
 if [ "$failed" -gt 0 ]; then

@@ -48,6 +48,7 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from pont_shared.config import Settings  # noqa: E402
+from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE  # noqa: E402
 from pont_shared.identity import child_ref, make_upn  # noqa: E402
 from pont_shared.logs import configure_logging  # noqa: E402
 from pont_shared.messaging.db import make_engine  # noqa: E402
@@ -178,10 +179,10 @@ def bind_receivers(secondaries) -> str:
     queue = f"bench_disclosures_{uuid.uuid4().hex[:8]}"
     with pika.BlockingConnection(pika.URLParameters(AMQP_URI)) as conn:
         channel = conn.channel()
-        channel.exchange_declare("pont.disclosures", "direct", durable=True)
+        channel.exchange_declare(DISCLOSURES_EXCHANGE, "topic", durable=True)
         channel.queue_declare(queue, arguments={"x-max-length": 1})   # keep the broker lean: drop-head
         for secondary in secondaries:
-            channel.queue_bind(queue, "pont.disclosures", routing_key=secondary)
+            channel.queue_bind(queue, DISCLOSURES_EXCHANGE, routing_key=secondary)
     return queue
 
 

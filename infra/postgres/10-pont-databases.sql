@@ -2,6 +2,9 @@
 -- Run once by the postgres image on an empty data volume
 -- (docker-compose.yml mounts this file into /docker-entrypoint-initdb.d/).
 -- Each service creates its own tables at start (alembic, pont_shared.operations.migrations).
+-- Roles come next, from docker-compose's one-shot `db-roles` service
+-- (python -m pont_shared.operations.roles): per database an owner role that owns the tables
+-- and migrates, and a runtime `<database>_app` role the service connects as.
 CREATE DATABASE consent;
 CREATE DATABASE referrals;
 CREATE DATABASE bookings;

@@ -146,7 +146,8 @@ class Stack:
         self.env = {**os.environ, "AMQP_URI": broker.uri, "PONT_JWT_SECRET": secret,
                     "PONT_AGENCIES": ",".join(self.AGENCIES), "PONT_RUN_DIR": run_dir, "PONT_LOG_LEVEL": "WARNING",
                     "PONT_AGENCY_LINK_BASE_PORT": str(agency_base), "PONT_GATEWAY_RPC_TIMEOUT_SECONDS": "5",
-                    "PONT_RETRY_DELAYS": "0.2,0.5,1,2,4"}
+                    "PONT_RETRY_DELAYS": "0.2,0.5,1,2,4",
+                    "RABBITMQ_NODENAME": broker.node}   # rabbitmqctl (make start's broker users) on this node
         self.databases = {}
         for index, org in enumerate(self.AGENCIES):
             name = f"agency_link_{safe_name(org)}"

@@ -297,6 +297,22 @@ class TestAccess:
         assert provider.status_code == 200 and "appointments" in provider.json()
         assert stranger.status_code == 404
 
+    def test_the_provider_and_the_host_school_list_their_sessions_and_nobody_else(self, pont):
+        site, provider = school_site(), "health:l" + uuid.uuid4().hex[:8]
+        first = pont.schedule(site, as_=nurse(provider)).json()
+        second = pont.schedule(site, room="Library", start="08:00", end="08:40", on="2027-03-01",
+                               as_=nurse(provider)).json()
+
+        mine = pont.get("/api/v1/sessions", as_=nurse(provider))
+        hosted = pont.get("/api/v1/sessions", as_=bearer("t1", site, ["school_staff"]))
+        stranger = pont.get("/api/v1/sessions", as_=nurse("health:elsewhere" + uuid.uuid4().hex[:6]))
+
+        assert mine.status_code == 200 and [s["id"] for s in mine.json()] == [second["id"], first["id"]]
+        assert [s["id"] for s in hosted.json()] == [second["id"], first["id"]]
+        assert [len(s["slots"]) for s in mine.json()] == [2, 3] and mine.json()[1]["room"] == "Medical room"
+        assert stranger.status_code == 200 and stranger.json() == []
+        assert requests.get(pont.gateway + "/api/v1/sessions", timeout=30).status_code == 401
+
     def test_only_provider_roles_schedule_and_only_the_provider_books(self, pont):
         site = school_site()
         slot = pont.schedule(site).json()["slots"][0]

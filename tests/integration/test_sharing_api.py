@@ -130,6 +130,23 @@ class TestTheSharingJourney:
         assert response.json()["decisions"][0]["basis"] == "safeguarding"
 
 
+class TestLedgerVerification:
+    def test_a_real_ledger_is_intact_through_the_gateway_for_an_admin_and_a_dsl(self, api, agreement):
+        given = post(api, "/api/v1/consents", consent_body(), STAFF)
+        question = {"child_ref": given.json()["child_ref"], "to_org": HEALTH, "purpose": "referral",
+                    "categories": ["contact"]}
+        assert post(api, "/api/v1/sharing-decisions", question, STAFF).status_code == 200
+        post(api, f"/api/v1/consents/{given.json()['id']}/withdraw", {"reason": "parent asked"}, STAFF)
+
+        for headers in (ADMIN, DSL):
+            response = get(api, "/api/v1/ledger/verify", headers)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["intact"] is True and "first_broken" not in body
+            assert body["entries"] >= 1 and body["head"]["seq"] == body["entries"]
+            assert len(body["head"]["hash"]) == 64
+
+
 class TestAgreements:
     """An agreement is proposed, in force once an admin of every party approved it, and revocable at once."""
 
@@ -181,7 +198,7 @@ class TestAuthentication:
     @pytest.mark.parametrize("method,path", [
         ("POST", "/api/v1/agreements"), ("POST", "/api/v1/consents"), ("POST", "/api/v1/consents/x/withdraw"),
         ("GET", "/api/v1/children/c_1/consents"), ("GET", "/api/v1/children/c_1/disclosures"),
-        ("POST", "/api/v1/sharing-decisions"),
+        ("POST", "/api/v1/sharing-decisions"), ("GET", "/api/v1/ledger/verify"),
     ])
     def test_no_token_is_401(self, api, method, path):
         response = requests.request(method, api + path, json={}, timeout=10)
@@ -198,6 +215,8 @@ class TestAuthorisation:
         ("GET", "/api/v1/children/c_1/consents", YOUTH),
         ("GET", "/api/v1/children/c_1/disclosures", STAFF),
         ("POST", "/api/v1/sharing-decisions", ADMIN),
+        ("GET", "/api/v1/ledger/verify", STAFF),
+        ("GET", "/api/v1/ledger/verify", NURSE),
     ])
     def test_a_role_not_allowed_is_403(self, api, method, path, headers):
         response = requests.request(method, api + path, json={}, headers=headers, timeout=10)

@@ -1,4 +1,5 @@
-"""Bearer tokens: HS256 JWTs with `sub`, `org`, `roles`, `exp` (API.md, Conventions).
+"""Bearer tokens: HS256 JWTs with `sub`, `org`, `roles`, `exp` (API.md, Conventions), and an
+identity provider's RS256/ES256 tokens verified against its JWKS (`PONT_OIDC_*`, README).
 
 `python -m pont_shared.auth --sub nurse1 --org health:cardiff-vale --roles school_nurse`
 mints a development token.
@@ -9,8 +10,13 @@ import argparse
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import jwt
+
+if TYPE_CHECKING:
+    from pont_shared.config import OidcSettings
 
 ROLES = frozenset({
     "school_staff", "dsl", "transition_lead", "school_nurse", "health_practitioner",
@@ -40,19 +46,55 @@ class Caller:
         return self.org.split(":", 1)[0]
 
 
-def verify(authorization: str | None, secret: str) -> Caller:
-    """The caller of an `Authorization: Bearer <JWT>` header, or `Unauthenticated`."""
+IDP_ALGORITHMS = ["RS256", "ES256"]
+
+
+def verify(authorization: str | None, secret: str, oidc: OidcSettings | None = None) -> Caller:
+    """The caller of an `Authorization: Bearer <JWT>` header, or `Unauthenticated`.
+
+    An HS256 token is checked with `secret`; an RS256/ES256 one, if an identity provider is
+    configured, with its JWKS key named by `kid` (and its `iss` and `aud`). Nothing else is accepted.
+    """
     if not authorization or not authorization.startswith("Bearer "):
         raise Unauthenticated("missing bearer token")
     token = authorization[len("Bearer "):].strip()
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "org", "roles", "exp"]})
+        algorithm = jwt.get_unverified_header(token).get("alg")
+        if algorithm == "HS256":
+            claims = jwt.decode(token, secret, algorithms=["HS256"],
+                                options={"require": ["sub", "org", "roles", "exp"]})
+            return _caller(claims, "roles", "org")
+        if oidc is not None and algorithm in IDP_ALGORITHMS:
+            key = jwks_client(oidc.jwks_url, oidc.refresh_cooldown_seconds).get_signing_key_from_jwt(token)
+            claims = jwt.decode(token, key.key, algorithms=IDP_ALGORITHMS, audience=oidc.audience,
+                                issuer=oidc.issuer, options={"require": ["sub", "exp", "iss", "aud"]})
+            return _caller(claims, oidc.roles_claim, oidc.org_claim)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("token expired") from exc
     except jwt.PyJWTError as exc:
         raise Unauthenticated("invalid token") from exc
-    roles = claims.get("roles")
-    org = claims.get("org")
+    raise Unauthenticated("invalid token: unsupported algorithm")
+
+
+@lru_cache(maxsize=4)
+def jwks_client(url: str, refresh_cooldown_seconds: float = 30.0) -> jwt.PyJWKClient:
+    """One key cache per identity provider and process: the key set is kept for 5 minutes and fetched
+    again on an unknown `kid` (a rotation), at most once per cooldown (so forged kids cannot flood the IdP)."""
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5,
+                           cooldown_duration=refresh_cooldown_seconds)
+
+
+def _claim(claims: dict, name: str):
+    """A claim by name; a dotted name reaches into objects (e.g. Keycloak's `realm_access.roles`)."""
+    value = claims
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _caller(claims: dict, roles_claim: str, org_claim: str) -> Caller:
+    roles = _claim(claims, roles_claim)
+    org = _claim(claims, org_claim)
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthenticated("invalid token: roles must be a list")
     if not isinstance(org, str) or not ORG_PATTERN.match(org):

@@ -1,8 +1,10 @@
 """Settings, read once from the environment.
 
 Every variable has a documented development default (README, "Configuration"), so a
-newcomer runs Pont with only a broker. Handlers never read the environment: they are
-handed a `Settings` (or the nameko config built from it).
+newcomer runs Pont with only a broker (`make start` sets `PONT_ENV=development`); outside
+development the secrets' defaults are refused (`Settings.check_secrets`, run by the runner).
+Handlers never read the environment: they are handed a `Settings` (or the nameko config built
+from it).
 """
 from __future__ import annotations
 
@@ -11,10 +13,26 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from pont_shared.messaging.broker import HEARTBEAT_SECONDS, kombu_ssl_options
+from pont_shared.messaging.broker import HEARTBEAT_SECONDS, kombu_ssl_options, parse_brokers
 
 DEV_JWT_SECRET = "pont-development-secret-change-me"
 DEV_CHILD_REF_SECRET = "pont-development-child-ref-key"
+DEV_LEDGER_KEY = "pont-development-ledger-key"
+DEV_BROKER_PASSWORD = "pont-broker-dev"  # docker-compose's default for every service's broker user
+
+ENVIRONMENTS = ("development", "production")
+MIN_SECRET_BYTES = 32
+# (environment variable, Settings attribute, development default): every secret a process holds.
+# Outside PONT_ENV=development none may be its development default or shorter than MIN_SECRET_BYTES.
+SECRETS: list[tuple[str, str, str]] = [
+    ("PONT_JWT_SECRET", "jwt_secret", DEV_JWT_SECRET),
+    ("PONT_CHILD_REF_SECRET", "child_ref_secret", DEV_CHILD_REF_SECRET),
+    ("PONT_LEDGER_KEY", "ledger_key", DEV_LEDGER_KEY),
+]
+
+
+class UnsafeConfiguration(Exception):
+    """A process outside development configured with a development or short secret (names the variable)."""
 
 SERVICE_PORTS = {
     "gateway": 8000,
@@ -22,6 +40,7 @@ SERVICE_PORTS = {
     "referrals": 8102,
     "bookings": 8103,
     "transitions": 8104,
+    "web": 8080,
 }
 AGENCY_LINK_BASE_PORT = 8110
 DEFAULT_AGENCIES = (
@@ -51,6 +70,30 @@ def parse_school_holidays(raw: str) -> frozenset[date]:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    """An identity provider whose RS256/ES256 tokens the gateway accepts (keys from its JWKS)."""
+
+    jwks_url: str
+    issuer: str
+    audience: str
+    roles_claim: str = "roles"
+    org_claim: str = "org"
+    refresh_cooldown_seconds: float = 30.0  # an unknown kid refetches the JWKS at most this often
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> OidcSettings | None:
+        if not env.get("PONT_OIDC_JWKS_URL"):
+            return None
+        missing = [name for name in ("PONT_OIDC_ISSUER", "PONT_OIDC_AUDIENCE") if not env.get(name)]
+        if missing:
+            raise ValueError(f"PONT_OIDC_JWKS_URL is set, so {' and '.join(missing)} must be too")
+        return cls(jwks_url=env["PONT_OIDC_JWKS_URL"], issuer=env["PONT_OIDC_ISSUER"],
+                   audience=env["PONT_OIDC_AUDIENCE"], roles_claim=env.get("PONT_OIDC_ROLES_CLAIM", "roles"),
+                   org_claim=env.get("PONT_OIDC_ORG_CLAIM", "org"),
+                   refresh_cooldown_seconds=float(env.get("PONT_OIDC_REFRESH_COOLDOWN_SECONDS", "30")))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a Pont process is configured with."""
 
@@ -68,6 +111,16 @@ class Settings:
     bind_host: str = "127.0.0.1"
     agencies: tuple[str, ...] = field(default=())
     school_holidays: frozenset[date] = field(default=frozenset())
+    # the owner role's URL, for migrations at start (PostgreSQL roles: pont_shared.operations.roles); "" = database_url
+    migrate_database_url: str = ""
+    ledger_key: str = DEV_LEDGER_KEY  # HMAC key of the consent ledger chain; lives outside the database
+    ledger_anchor_seconds: float = 300.0
+    ledger_verify_seconds: float = 3600.0
+    environment: str = "production"
+    max_body_bytes: int = 25 * 1024 * 1024  # the gateway's request body limit (a CTF import is up to 20 MB)
+    oidc: OidcSettings | None = None  # an identity provider's tokens, besides HS256 with jwt_secret
+    gateway_url: str = "http://127.0.0.1:8000"  # where the web pages reach the public API
+    outbox_retention_hours: float = 24.0  # a published outbox row (its body may carry a disclosure) is then deleted
 
     @classmethod
     def from_env(cls, service: str, env: dict[str, str] | None = None, *, http_port: int | None = None) -> Settings:
@@ -79,7 +132,8 @@ class Settings:
             http_port = int(env.get(f"PONT_{key}_PORT", SERVICE_PORTS.get(service, 0)))
         return cls(
             service=service,
-            amqp_uri=env.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+            # each service's own broker user (pont_shared.operations.broker_access), else the shared URI
+            amqp_uri=env.get(f"PONT_{key}_AMQP_URI") or env.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
             database_url=env.get(f"PONT_{key}_DATABASE_URL", default_db),
             http_port=http_port,
             jwt_secret=env.get("PONT_JWT_SECRET", DEV_JWT_SECRET),
@@ -87,12 +141,43 @@ class Settings:
             retry_delays=_float_list(env.get("PONT_RETRY_DELAYS", "0.5,1,2,4,8")),
             outbox_batch_size=int(env.get("PONT_OUTBOX_BATCH", "500")),
             outbox_poll_seconds=float(env.get("PONT_OUTBOX_POLL_SECONDS", "0.5")),
+            outbox_retention_hours=float(env.get("PONT_OUTBOX_RETENTION_HOURS", "24")),
             max_workers=int(env.get("PONT_MAX_WORKERS", "20")),
             log_level=env.get("PONT_LOG_LEVEL", "INFO"),
             bind_host=env.get("PONT_BIND_HOST", "127.0.0.1"),
             agencies=tuple(a.strip() for a in env.get("PONT_AGENCIES", DEFAULT_AGENCIES).split(",") if a.strip()),
             school_holidays=parse_school_holidays(env.get("PONT_SCHOOL_HOLIDAYS", "")),
+            migrate_database_url=env.get(f"PONT_{key}_MIGRATE_DATABASE_URL", ""),
+            ledger_key=env.get("PONT_LEDGER_KEY", DEV_LEDGER_KEY),
+            ledger_anchor_seconds=float(env.get("PONT_LEDGER_ANCHOR_SECONDS", "300")),
+            ledger_verify_seconds=float(env.get("PONT_LEDGER_VERIFY_SECONDS", "3600")),
+            environment=env.get("PONT_ENV", "production"),
+            max_body_bytes=int(env.get("PONT_MAX_BODY_BYTES", str(25 * 1024 * 1024))),
+            oidc=OidcSettings.from_env(env),
+            gateway_url=env.get("PONT_GATEWAY_URL", "http://127.0.0.1:8000").rstrip("/"),
         )
+
+    def check_secrets(self) -> None:
+        """Refuse (`UnsafeConfiguration`) a development or short secret outside `PONT_ENV=development`.
+
+        The message names the variable, never its value.
+        """
+        if self.environment not in ENVIRONMENTS:
+            raise UnsafeConfiguration(f"PONT_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        if self.environment == "development":
+            return
+        for variable, attribute, development_default in SECRETS:
+            value = getattr(self, attribute)
+            if value == development_default:
+                raise UnsafeConfiguration(f"{variable} is the development default; set a secret of its own "
+                                          f"(PONT_ENV={self.environment})")
+            if len(value.encode()) < MIN_SECRET_BYTES:
+                raise UnsafeConfiguration(f"{variable} is shorter than {MIN_SECRET_BYTES} bytes "
+                                          f"(PONT_ENV={self.environment})")
+        if any(broker.password == DEV_BROKER_PASSWORD for broker in parse_brokers(self.amqp_uri)):
+            raise UnsafeConfiguration(f"PONT_{safe_name(self.service).upper()}_AMQP_URI (or AMQP_URI) has the "
+                                      f"development broker password; set PONT_BROKER_PASSWORD_<SERVICE> "
+                                      f"(PONT_ENV={self.environment})")
 
     def nameko_config(self) -> dict:
         """The nameko container config: AMQP (TLS verified for `amqps://`), web server and Pont's own keys."""
@@ -102,6 +187,8 @@ class Settings:
             "max_workers": self.max_workers,
             "HEARTBEAT": HEARTBEAT_SECONDS,
             "PONT_SETTINGS": self,
+            "PONT_LEDGER_ANCHOR_SECONDS": self.ledger_anchor_seconds,
+            "PONT_LEDGER_VERIFY_SECONDS": self.ledger_verify_seconds,
         }
         tls = kombu_ssl_options(self.amqp_uri)
         if tls is not None:

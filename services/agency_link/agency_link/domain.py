@@ -11,6 +11,10 @@ CLOSED = "closed"
 ACKNOWLEDGED = "acknowledged"
 BOOKED = "booked"   # a pupil appointment's first state; cancelled and was_not_brought are final
 
+# a copy's content keeps its parts under one of these keys, named as its `basis_refs` names them
+PART_KEYS = ("sections", "categories")
+WITHHELD_KEY = "withheld_parts"   # part → "restricted" | "erased", kept in the copy, never served as content
+
 # decision -> the states it may follow
 _NEXT = {
     "referral": {ACCEPTED: (RECEIVED,), DECLINED: (RECEIVED, ACCEPTED), CLOSED: (ACCEPTED, DECLINED)},
@@ -55,18 +59,48 @@ class AgencyCopy:
 
     def basis_refs(self) -> set[str]:
         """Every consent (or other basis reference) this copy was disclosed under."""
-        refs = {self.basis_ref}
-        refs.update(ref for ref in ((self.content or {}).get("basis_refs") or {}).values() if ref)
+        # a copy resting on several consents lists them per category in `content.basis_refs`;
+        # copies stored before that carry them joined in `basis_ref` ("A,B")
+        refs = {ref for ref in self.basis_ref.split(",") if ref}
+        for part_refs in self._refs_by_part().values():
+            refs.update(part_refs)
         return refs
 
     def rests_on(self, consent_id: str) -> bool:
         return consent_id in self.basis_refs()
 
+    def _refs_by_part(self) -> dict[str, set[str]]:
+        """Part (a category, or a transition's section) → the consents it was disclosed on."""
+        by_part = (self.content or {}).get("basis_refs") or {}
+        return {part: {r for r in ([refs] if isinstance(refs, str) else refs or []) if r}
+                for part, refs in by_part.items()}
+
+    def _parts(self) -> dict | None:
+        """The content's parts, named as `basis_refs` names them: `sections` or `categories`."""
+        content = self.content or {}
+        return next((content[key] for key in PART_KEYS if isinstance(content.get(key), dict)), None)
+
     def honour_withdrawal(self, consent_id: str, action: str, at: datetime) -> bool:
-        """Restrict (or erase) this copy if it rests on the withdrawn consent; whether it did."""
+        """Restrict (or erase) what of this copy rests on the withdrawn consent; whether anything.
+
+        When the copy names a basis per part and other parts rest on other consents, only the
+        parts that rested on this one are withheld (erase: deleted); otherwise the whole copy."""
         if not self.rests_on(consent_id):
             return False
-        self.restrict(at, action)
+        parts = self._parts()
+        ending = {part for part, refs in self._refs_by_part().items() if consent_id in refs}
+        withheld = dict((self.content or {}).get(WITHHELD_KEY) or {})
+        remaining = set(parts or ()) - ending - set(withheld)
+        if parts is None or not ending or not remaining:
+            self.restrict(at, action)
+            return True
+        reason = "erased" if action == "erase" else "restricted"
+        for part in ending:
+            if withheld.get(part) != "erased":
+                withheld[part] = reason
+        kept = {k: v for k, v in parts.items() if not (k in withheld and withheld[k] == "erased")}
+        key = next(k for k in PART_KEYS if isinstance((self.content or {}).get(k), dict))
+        self.content = {**self.content, key: kept, WITHHELD_KEY: withheld}
         return True
 
     def restrict(self, at: datetime, action: str) -> None:
@@ -94,11 +128,19 @@ class AgencyCopy:
         content = self.content or {}
         role_only = content.get("restricted_to_role")
         withheld = self.restricted_at is not None or (role_only is not None and role_only not in roles)
-        served = None if withheld else {k: v for k, v in content.items() if k != "basis_refs"}
+        parts_withheld = content.get(WITHHELD_KEY) or {}
+        served = None if withheld else {
+            k: ({p: d for p, d in v.items() if p not in parts_withheld} if k in PART_KEYS and isinstance(v, dict)
+                else v)
+            for k, v in content.items() if k not in ("basis_refs", WITHHELD_KEY)}
         return {
             "id": self.subject_id, "kind": self.subject_kind, "disclosure_id": self.disclosure_id,
             "child_ref": self.child_ref, "from_org": self.from_org, "purpose": self.purpose, "basis": self.basis,
             "received_at": self.received_at, "status": self.status, "restricted": self.restricted_at is not None,
+            # why: the consent it rested on ended (restricted: details kept, not served) or erase asked (erased)
+            "restriction": {"restrict": "restricted", "erase": "erased"}.get(self.restriction or ""),
+            # parts withheld because the consent they alone rested on ended, the rest still served
+            "withheld": [{"part": p, "reason": r} for p, r in sorted(parts_withheld.items())],
             "content": served, "restricted_to_role": role_only, "history": self.history,
         }
 

@@ -9,7 +9,13 @@ import structlog
 from sqlalchemy import insert, select, update
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.contract.events import AgencyDecided, ConsentWithdrawn, DisclosureDelivered, _AppointmentEvent
+from pont_shared.contract.events import (
+    AgencyDecided,
+    ConsentExpired,
+    ConsentWithdrawn,
+    DisclosureDelivered,
+    _AppointmentEvent,
+)
 from pont_shared.identity import upn_problem
 from pont_shared.messaging.db import insert_rows
 from pont_shared.messaging.uow import UnitOfWork
@@ -86,17 +92,18 @@ def decide(uow: UnitOfWork, org: str, caller: dict, *, subject_id: str, decision
     return {"id": subject_id, "status": copy.status}
 
 
-def on_consent_withdrawn(uow: UnitOfWork, event: ConsentWithdrawn, org: str, at: datetime) -> int:
-    """Restrict (or erase) every copy disclosed to this agency under the withdrawn consent, and
-    remember the withdrawal for copies under it that arrive later."""
+def on_consent_withdrawn(uow: UnitOfWork, event: ConsentWithdrawn | ConsentExpired, org: str, at: datetime) -> int:
+    """Restrict (or erase) every copy disclosed to this agency under the withdrawn (or expired:
+    restrict) consent, and remember the withdrawal for copies under it that arrive later."""
+    action = event.action if isinstance(event, ConsentWithdrawn) else "restrict"
     restricted = 0
     with uow:
         if org in event.recipients:
             repo = CopyRepository(uow.session)
             repo.lock_child(event.child_ref)
-            repo.record_withdrawal(event.consent_id, event.child_ref, event.action, at)
+            repo.record_withdrawal(event.consent_id, event.child_ref, action, at)
             for copy in repo.of_child(event.child_ref):
-                if copy.honour_withdrawal(event.consent_id, event.action, at):
+                if copy.honour_withdrawal(event.consent_id, action, at):
                     repo.save(copy)
                     restricted += 1
         uow.commit()

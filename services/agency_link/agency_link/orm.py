@@ -77,3 +77,13 @@ imported_transfers = Table(
     Column("imported_by", String(120), nullable=False),
     UniqueConstraint("child_ref", "source_file", name="uq_imported_transfers_pupil_file"),
 )
+
+# Heads of the consent ledger's chain as announced (LedgerAnchored): kept here, outside consent's
+# database, so that consent's verification can compare its chain with them
+ledger_anchors = Table(
+    "ledger_anchors", metadata,
+    Column("ledger", String(120), primary_key=True),  # the announcing service (envelope source)
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+)

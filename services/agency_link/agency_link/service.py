@@ -8,8 +8,10 @@ from pont_shared.contract.events import (
     AppointmentBooked,
     AppointmentCancelled,
     AppointmentWasNotBrought,
+    ConsentExpired,
     ConsentWithdrawn,
     DisclosureDelivered,
+    LedgerAnchored,
 )
 from pont_shared.messaging.consumer import handles
 from pont_shared.messaging.dependencies import ChildRefs, Clock, UnitOfWorkProvider
@@ -17,7 +19,7 @@ from pont_shared.messaging.rpc import rpc
 from pont_shared.operations.migrations import migrator
 from pont_shared.operations.ops import OpsEndpoints
 
-from . import handlers
+from . import anchors, handlers
 from .dependencies import OrgName
 from .domain import BOOKED
 from .orm import metadata, tables
@@ -39,6 +41,15 @@ class AgencyLinkService(OpsEndpoints):
     org = OrgName()
     child_ref = ChildRefs()
 
+    @handles(LedgerAnchored)
+    def on_ledger_anchored(self, event):
+        anchors.keep(self.uow, event.source, event.payload(LedgerAnchored), self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def ledger_anchor(self, ledger: str) -> dict | None:
+        """The latest head of `ledger` (e.g. `/pont/consent`) this agency kept; no personal data, so no caller."""
+        return anchors.latest(self.uow, str(ledger))
+
     @handles(DisclosureDelivered, routing_key="{org}")
     def on_disclosure(self, event):
         handlers.store_disclosure(self.uow, event.payload(DisclosureDelivered), self.org, self.clock())
@@ -57,6 +68,10 @@ class AgencyLinkService(OpsEndpoints):
     @handles(ConsentWithdrawn)
     def on_consent_withdrawn(self, event):
         handlers.on_consent_withdrawn(self.uow, event.payload(ConsentWithdrawn), self.org, self.clock())
+
+    @handles(ConsentExpired)
+    def on_consent_expired(self, event):
+        handlers.on_consent_withdrawn(self.uow, event.payload(ConsentExpired), self.org, self.clock())
 
     @handles(AppointmentBooked)
     def on_appointment_booked(self, event):

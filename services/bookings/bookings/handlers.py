@@ -74,6 +74,12 @@ def get_session(uow: UnitOfWork, session_id: str, by: Actor, *, zone: tzinfo) ->
     return view
 
 
+def list_sessions(uow: UnitOfWork, by: Actor, *, zone: tzinfo) -> list[dict]:
+    """The sessions the caller's organisation provides or hosts, soonest first, with their slots."""
+    with uow:
+        return [session_view(session, zone) for session in BookingsRepository(uow.session).sessions_of(by.org)]
+
+
 def book_appointment(uow: UnitOfWork, cmd: BookAppointment, *, clock: Clock) -> dict:
     """Book a child into a slot of one of the caller's own sessions."""
     request = {"slot_id": cmd.slot_id, "child_ref": cmd.child_ref, "referral_id": cmd.referral_id}

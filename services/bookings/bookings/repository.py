@@ -102,6 +102,20 @@ class BookingsRepository:
                 select(slots).where(slots.c.session_id == session_id).order_by(slots.c.starts_at))]
         return session
 
+    def sessions_of(self, org: str) -> list[Session]:
+        """Every session `org` provides or hosts, soonest first, with their slots."""
+        rows = self.db.execute(
+            select(sessions, rooms.c.name.label("room_name")).join(rooms, rooms.c.id == sessions.c.room_id)
+            .where((sessions.c.provider_org == org) | (sessions.c.site == org)).order_by(sessions.c.starts_at)
+        ).all()
+        found = [_session(row) for row in rows]
+        by_id = {session.id: session for session in found}
+        if by_id:
+            for row in self.db.execute(select(slots).where(slots.c.session_id.in_(list(by_id)))
+                                       .order_by(slots.c.starts_at)):
+                by_id[row.session_id].slots.append(_slot(row))
+        return found
+
     def session_appointments(self, session_id: str) -> list[Appointment]:
         return [_appointment(r) for r in self.db.execute(
             select(appointments).where(appointments.c.session_id == session_id).order_by(appointments.c.starts_at))]

@@ -86,6 +86,11 @@ class BookingsService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED)
     @_translating
+    def list_sessions(self, caller):
+        return handlers.list_sessions(self.uow, _actor(caller), zone=SCHOOL_ZONE)
+
+    @rpc(expected_exceptions=EXPECTED)
+    @_translating
     def book_appointment(self, caller, slot_id, child_ref, referral_id=None, idempotency_key=None):
         cmd = BookAppointment(by=_actor(caller), slot_id=slot_id, child_ref=child_ref, referral_id=referral_id,
                               idempotency_key=idempotency_key)

@@ -1,7 +1,15 @@
 """nameko DependencyProviders of the consent service."""
 from __future__ import annotations
 
+import contextlib
+
+from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.extensions import DependencyProvider
+
+from pont_shared.config import safe_name
+from pont_shared.messaging.rpc import RpcProxy
+
+from .domain import Anchor
 
 
 class PontSettings(DependencyProvider):
@@ -9,3 +17,36 @@ class PontSettings(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.container.config["PONT_SETTINGS"]
+
+
+class AgencyAnchors(RpcProxy):
+    """`self.anchors()`: the latest ledger head each agency link of `PONT_AGENCIES` kept.
+
+    Asked of all of them at once, each within `PONT_LEDGER_ANCHOR_RPC_TIMEOUT_SECONDS` (default 5);
+    one not running here (or not answering) is skipped: the answer says how many anchors were checked.
+    """
+
+    def __init__(self):
+        super().__init__(timeout_key="PONT_LEDGER_ANCHOR_RPC_TIMEOUT_SECONDS", default_timeout=5.0)
+
+    def get_dependency(self, worker_ctx):
+        agencies = self.container.config["PONT_SETTINGS"].agencies
+        ledger = f"/pont/{self.container.service_name}"  # the source of its LedgerAnchored events
+
+        def collect() -> list[Anchor]:
+            asked = []
+            for org in agencies:
+                with contextlib.suppress(UnknownService):
+                    asked.append((org, self.proxy(worker_ctx, f"agency_link_{safe_name(org)}")
+                                  .ledger_anchor.call_async(ledger)))
+            anchors = []
+            for org, reply in asked:
+                try:
+                    held = reply.result()
+                except (UnknownService, RpcTimeout):
+                    continue
+                if held:
+                    anchors.append(Anchor(int(held["seq"]), str(held["hash"]), org))
+            return anchors
+
+        return collect

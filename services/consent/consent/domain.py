@@ -6,6 +6,7 @@ a database or a framework.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -21,6 +22,9 @@ AGE_OF_CONSENT = 16
 
 ACTIVE, WITHDRAWN, EXPIRED = "active", "withdrawn", "expired"
 GENESIS_HASH = "0" * 64
+# how an entry's link was computed: the keyed HMAC since the ledger key, or (entries written
+# before it, kept as they were) plain SHA-256, which only ever precedes keyed entries
+KEYED, UNKEYED = "hmac-sha256", "sha256"
 
 
 class RuleViolation(Exception):
@@ -358,6 +362,7 @@ class LedgerEntry:
     consent_refs: tuple[str, ...] = field(default=())  # every consent the categories rest on
     prev_hash: str = GENESIS_HASH
     hash: str = ""
+    chain: str = KEYED
 
     def content(self) -> dict:
         return {
@@ -369,32 +374,97 @@ class LedgerEntry:
             "consent_refs": list(self.consent_refs),
         }
 
-    def computed_hash(self) -> str:
-        return _link_hash(self.prev_hash, self.content())
+    def computed_hash(self, key: bytes) -> str:
+        return _link_hash(self.chain, key, self.prev_hash, self.content())
 
-    def chained_after(self, previous: LedgerEntry | None) -> LedgerEntry:
-        """This entry sealed onto the end of the chain."""
+    def chained_after(self, previous: LedgerEntry | None, key: bytes) -> LedgerEntry:
+        """This entry sealed (keyed) onto the end of the chain."""
         seq = previous.seq + 1 if previous else 1
         prev_hash = previous.hash if previous else GENESIS_HASH
-        return replace(self, seq=seq, prev_hash=prev_hash, hash=_link_hash(prev_hash, {**self.content(), "seq": seq}))
+        return replace(self, seq=seq, prev_hash=prev_hash, chain=KEYED,
+                       hash=_link_hash(KEYED, key, prev_hash, {**self.content(), "seq": seq}))
 
 
-def _link_hash(prev_hash: str, content: dict) -> str:
-    body = json.dumps({"prev_hash": prev_hash, **content}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
+def _link_hash(chain: str, key: bytes, prev_hash: str, content: dict) -> str:
+    body = json.dumps({"prev_hash": prev_hash, **content}, sort_keys=True, separators=(",", ":")).encode()
+    if chain == KEYED:
+        return hmac.new(key, body, hashlib.sha256).hexdigest()
+    if chain == UNKEYED:
+        return hashlib.sha256(body).hexdigest()
+    raise ValueError(f"unknown chain {chain!r}")
 
 
-def first_broken_link(entries) -> tuple[LedgerEntry, str] | None:
-    """The first entry (in sequence) whose content or link does not match, and why; None if intact."""
-    previous = None
+@dataclass(frozen=True)
+class Anchor:
+    """A chain head (seq, hash) that consent published and another database kept."""
+
+    seq: int
+    hash: str
+    held_by: str = ""
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of checking the ledger: intact, or the first entry (seq) that breaks it, and why."""
+
+    entries: int
+    head: dict | None
+    unkeyed: int = 0
+    anchors_checked: int = 0
+    first_broken: dict | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_broken is None
+
+
+def verify_chain(entries, key: bytes, anchors=()) -> Verification:
+    """Recompute every link (HMAC under `key`) and compare the chain with the anchors held elsewhere.
+
+    Detects an altered entry (its link no longer matches), one rewritten and re-chained without
+    the key, a removed entry (sequence gap), an unkeyed entry after a keyed one, and a dropped
+    tail or a chain rebuilt from some point on (an anchor's seq is missing, or its hash differs).
+    """
+    by_seq: dict[int, str] = {}
+    checked, unkeyed, previous, broken = 0, 0, None, None
+    keyed_seen = False
     for entry in entries:
+        checked += 1
         expected_prev = previous.hash if previous else GENESIS_HASH
         expected_seq = previous.seq + 1 if previous else 1
         if entry.seq != expected_seq:
-            return entry, f"sequence gap: expected {expected_seq}"
-        if entry.prev_hash != expected_prev:
-            return entry, "does not link to the previous entry's hash"
-        if entry.computed_hash() != entry.hash:
-            return entry, "content does not match its hash"
+            broken = _broken(entry.seq, f"sequence gap: expected {expected_seq}")
+        elif entry.prev_hash != expected_prev:
+            broken = _broken(entry.seq, "does not link to the previous entry's hash")
+        elif entry.chain == UNKEYED and keyed_seen:
+            broken = _broken(entry.seq, "an unkeyed entry after keyed ones")
+        elif entry.chain not in (KEYED, UNKEYED) or entry.computed_hash(key) != entry.hash:
+            broken = _broken(entry.seq, "content does not match its hash")
+        if broken:
+            break
+        keyed_seen = keyed_seen or entry.chain == KEYED
+        unkeyed += entry.chain == UNKEYED
+        by_seq[entry.seq] = entry.hash
         previous = entry
-    return None
+    head = {"seq": previous.seq, "hash": previous.hash} if previous else None
+    anchors = sorted(anchors, key=lambda a: a.seq)
+    if broken is None:
+        for anchor in anchors:
+            if anchor.seq not in by_seq:
+                broken = _broken(anchor.seq, f"the entry {anchor.held_by or 'an anchor'} holds is missing"
+                                             " (the tail was dropped)")
+                break
+            if by_seq[anchor.seq] != anchor.hash:
+                broken = _broken(anchor.seq, f"the hash differs from the one {anchor.held_by or 'an anchor'} holds")
+                break
+    return Verification(checked, head, unkeyed, len(anchors), broken)
+
+
+def _broken(seq: int, why: str) -> dict:
+    return {"seq": seq, "reason": why}
+
+
+def first_broken_link(entries, key: bytes) -> tuple[int, str] | None:
+    """The first entry (seq) whose content or link does not match, and why; None if intact."""
+    broken = verify_chain(entries, key).first_broken
+    return None if broken is None else (broken["seq"], broken["reason"])

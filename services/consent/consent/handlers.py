@@ -10,7 +10,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.contract.events import ConsentExpired, ConsentGranted, ConsentWithdrawn, DisclosureRecorded
+from pont_shared.contract.events import (
+    ConsentExpired,
+    ConsentGranted,
+    ConsentWithdrawn,
+    DisclosureRecorded,
+    LedgerAnchored,
+)
 from pont_shared.identity import child_ref as derive_child_ref
 from pont_shared.messaging.db import insert_rows
 from pont_shared.messaging.uow import UnitOfWork
@@ -169,7 +175,9 @@ def record_consent(uow: UnitOfWork, consent: dict, caller: dict, idempotency_key
     return result
 
 
-def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict, now: datetime) -> dict:
+def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict, now: datetime,
+                     ledger_key: bytes, *, erase: bool = False) -> dict:
+    """Withdraw; every holder of a copy disclosed on it restricts it (`erase`: deletes its details)."""
     who = _caller(caller)
     with uow:
         _lock_ledger(uow)
@@ -178,6 +186,11 @@ def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict
             raise NotFound("no such consent")
         current = consent_from(row)
         if current.status == domain.WITHDRAWN:
+            if erase:  # withdrawn before, erased now: the holders are told to erase what they restricted
+                uow.emit(ConsentWithdrawn(consent_id=current.id, child_ref=current.child_ref,
+                                          recipients=_received_under(uow, current.id), action="erase"),
+                         subject=current.child_ref)
+                uow.commit()
             return {"id": current.id, "status": domain.WITHDRAWN}
         try:
             withdrawn = current.withdraw(now)
@@ -186,12 +199,12 @@ def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict
         uow.session.execute(update(consents).where(consents.c.id == current.id).values(
             status=withdrawn.status, status_changed_at=now, withdrawal_reason=reason or None))
         receivers = _received_under(uow, current.id)
-        _append(uow, LedgerEntry(
+        _append(uow, ledger_key, LedgerEntry(
             seq=0, id=str(uuid.uuid4()), kind="withdrawal", at=now, child_ref=current.child_ref,
             from_org=who.org, to_org=None, purpose=None, categories=current.categories, basis=domain.CONSENT,
             basis_ref=current.id, by=who.sub, recipients=tuple(receivers)))
-        uow.emit(ConsentWithdrawn(consent_id=current.id, child_ref=current.child_ref, recipients=receivers),
-                 subject=current.child_ref)
+        uow.emit(ConsentWithdrawn(consent_id=current.id, child_ref=current.child_ref, recipients=receivers,
+                                  action="erase" if erase else "restrict"), subject=current.child_ref)
         uow.commit()
     metrics.CONSENT_WITHDRAWALS.inc()
     return {"id": withdrawn.id, "status": domain.WITHDRAWN}
@@ -261,12 +274,12 @@ def decide_many(uow: UnitOfWork, requests: list[dict], now: datetime) -> list[di
     return [decision.as_dict() for decision in decisions]
 
 
-def share(uow: UnitOfWork, request: dict, now: datetime) -> dict:
+def share(uow: UnitOfWork, request: dict, now: datetime, ledger_key: bytes) -> dict:
     """Decide and, in the same transaction, append the disclosure of the allowed categories to the ledger."""
-    return share_many(uow, [request], now)[0]
+    return share_many(uow, [request], now, ledger_key)[0]
 
 
-def share_many(uow: UnitOfWork, requests: list[dict], now: datetime) -> list[dict]:
+def share_many(uow: UnitOfWork, requests: list[dict], now: datetime, ledger_key: bytes) -> list[dict]:
     """`share` for several requests in one transaction, answered in order.
 
     The work is done per batch, not per request: the agreements and the children's consents
@@ -279,7 +292,7 @@ def share_many(uow: UnitOfWork, requests: list[dict], now: datetime) -> list[dic
     with uow:
         _lock_ledger(uow)
         known = _Known.load(uow, commands)
-        chain = _Chain(uow)
+        chain = _Chain(uow, ledger_key)
         for request, data in zip(requests, commands, strict=True):
             scope = f"share:{data.from_org}"
             first = uow.replay(scope, data.idempotency_key, request)
@@ -438,8 +451,9 @@ class _Chain:
     Entries are sealed in order onto the head; `write` inserts them all at once.
     """
 
-    def __init__(self, uow: UnitOfWork):
+    def __init__(self, uow: UnitOfWork, key: bytes):
         self._uow = uow
+        self._key = key
         self._head: LedgerEntry | None = None
         self._read = False
         self._rows: list[dict] = []
@@ -448,7 +462,7 @@ class _Chain:
         if not self._read:
             last = self._uow.session.execute(select(ledger).order_by(ledger.c.seq.desc()).limit(1)).first()
             self._head, self._read = (ledger_entry_from(last) if last else None), True
-        sealed = entry.chained_after(self._head)
+        sealed = entry.chained_after(self._head, self._key)
         self._head = sealed
         self._rows.append(ledger_row(sealed))
         return sealed
@@ -459,8 +473,8 @@ class _Chain:
             self._rows = []
 
 
-def _append(uow: UnitOfWork, entry: LedgerEntry) -> LedgerEntry:
-    chain = _Chain(uow)
+def _append(uow: UnitOfWork, key: bytes, entry: LedgerEntry) -> LedgerEntry:
+    chain = _Chain(uow, key)
     sealed = chain.append(entry)
     chain.write()
     return sealed
@@ -472,3 +486,31 @@ def _received_under(uow: UnitOfWork, consent_id: str) -> list[str]:
         ledger.c.kind == "disclosure", ledger.c.to_org.is_not(None),
         ledger.c.consent_refs.contains(f'"{consent_id}"')).distinct()).all()
     return sorted(row.to_org for row in rows)
+
+
+# --- the ledger's anchors and verification -------------------------------------------
+
+def anchor_ledger(uow: UnitOfWork, now: datetime) -> dict | None:
+    """Announce the chain head (seq, hash) through the outbox, for every agency link to keep."""
+    with uow:
+        last = uow.session.execute(select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).first()
+        if last is None:
+            return None
+        uow.emit(LedgerAnchored(seq=last.seq, hash=last.hash, at=now))
+        uow.commit()
+    return {"seq": last.seq, "hash": last.hash}
+
+
+def verify_ledger(uow: UnitOfWork, key: bytes, anchors: list[domain.Anchor]) -> dict:
+    """Recompute the whole chain under the ledger key and compare it with the anchors held elsewhere."""
+    with uow:  # streamed in pages: the ledger is never all in memory
+        rows = uow.session.execute(select(ledger).order_by(ledger.c.seq).execution_options(yield_per=1000))
+        result = domain.verify_chain((ledger_entry_from(row) for row in rows), key, anchors)
+    metrics.LEDGER_INTACT.set(1 if result.intact else 0)
+    metrics.LEDGER_ENTRIES_VERIFIED.set(result.entries)
+    metrics.LEDGER_VERIFIED_AT.set_to_current_time()
+    view = {"intact": result.intact, "entries": result.entries, "head": result.head,
+            "unkeyed_entries": result.unkeyed, "anchors_checked": result.anchors_checked}
+    if result.first_broken is not None:
+        view["first_broken"] = result.first_broken
+    return view

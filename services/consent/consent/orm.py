@@ -19,7 +19,7 @@ from sqlalchemy import (
 
 from pont_shared.messaging.db import UtcDateTime, define_messaging_tables
 
-from .domain import Agreement, Consent, LedgerEntry
+from .domain import UNKEYED, Agreement, Consent, LedgerEntry
 
 metadata = MetaData()
 tables = define_messaging_tables(metadata)
@@ -89,6 +89,8 @@ ledger = Table(
     # a second entry claiming the same predecessor would fork the chain: refused
     Column("prev_hash", String(64), nullable=False, unique=True),
     Column("hash", String(64), nullable=False, unique=True),
+    # how `hash` was computed (domain.KEYED / UNKEYED); rows from before the ledger key are unkeyed
+    Column("chain", String(20), nullable=False, server_default=UNKEYED),
 )
 
 
@@ -141,6 +143,7 @@ def ledger_row(entry: LedgerEntry) -> dict:
         "subject_id": entry.subject_id, "justification": entry.justification,
         "recipients": json.dumps(list(entry.recipients)),
         "consent_refs": json.dumps(list(entry.consent_refs)), "prev_hash": entry.prev_hash, "hash": entry.hash,
+        "chain": entry.chain,
     }
 
 
@@ -151,5 +154,5 @@ def ledger_entry_from(row) -> LedgerEntry:
         basis_ref=row.basis_ref, by=row.by, flagged_for_review=row.flagged_for_review,
         subject_kind=row.subject_kind, subject_id=row.subject_id, justification=row.justification,
         recipients=tuple(json.loads(row.recipients)),
-        consent_refs=tuple(json.loads(row.consent_refs)), prev_hash=row.prev_hash, hash=row.hash,
+        consent_refs=tuple(json.loads(row.consent_refs)), prev_hash=row.prev_hash, hash=row.hash, chain=row.chain,
     )

@@ -10,7 +10,7 @@ from pont_shared.operations.migrations import migrator
 from pont_shared.operations.ops import OpsEndpoints
 
 from . import handlers
-from .dependencies import PontSettings
+from .dependencies import AgencyAnchors, PontSettings
 from .orm import metadata, tables
 
 EXPECTED = (NotFound, Conflict, Forbidden, Invalid)
@@ -24,6 +24,11 @@ class ConsentService(OpsEndpoints):
     uow = UnitOfWorkProvider(metadata, tables, prepare=migrator(Path(__file__).parent / "migrations"))
     clock = Clock()
     settings = PontSettings()
+    anchors = AgencyAnchors()
+
+    @property
+    def _ledger_key(self) -> bytes:
+        return self.settings.ledger_key.encode()
 
     @rpc(expected_exceptions=EXPECTED)
     def create_agreement(self, agreement: dict, caller: dict) -> dict:
@@ -47,8 +52,9 @@ class ConsentService(OpsEndpoints):
                                        self.settings.child_ref_secret)
 
     @rpc(expected_exceptions=EXPECTED)
-    def withdraw_consent(self, consent_id: str, reason: str, caller: dict) -> dict:
-        return handlers.withdraw_consent(self.uow, consent_id, reason, caller, self.clock())
+    def withdraw_consent(self, consent_id: str, reason: str, caller: dict, erase: bool = False) -> dict:
+        return handlers.withdraw_consent(self.uow, consent_id, reason, caller, self.clock(), self._ledger_key,
+                                         erase=bool(erase))
 
     @rpc(expected_exceptions=EXPECTED)
     def list_consents(self, child_ref: str, caller: dict) -> list[dict]:
@@ -64,7 +70,7 @@ class ConsentService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED)
     def share(self, request: dict) -> dict:
-        return handlers.share(self.uow, request, self.clock())
+        return handlers.share(self.uow, request, self.clock(), self._ledger_key)
 
     @rpc(expected_exceptions=EXPECTED)
     def decide_many(self, requests: list) -> list[dict]:
@@ -72,8 +78,20 @@ class ConsentService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED)
     def share_many(self, requests: list) -> list[dict]:
-        return handlers.share_many(self.uow, requests, self.clock())
+        return handlers.share_many(self.uow, requests, self.clock(), self._ledger_key)
 
     @every(interval=60, config_key="CONSENT_EXPIRY_INTERVAL")
     def expire_consents(self) -> int:
         return handlers.expire_consents(self.uow, self.clock())
+
+    @every(interval=300, config_key="PONT_LEDGER_ANCHOR_SECONDS")
+    def anchor_ledger(self) -> dict | None:
+        return handlers.anchor_ledger(self.uow, self.clock())
+
+    @every(interval=3600, config_key="PONT_LEDGER_VERIFY_SECONDS", eager=True)
+    def verify_ledger_on_schedule(self) -> dict:
+        return handlers.verify_ledger(self.uow, self._ledger_key, self.anchors())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def verify_ledger(self) -> dict:
+        return handlers.verify_ledger(self.uow, self._ledger_key, self.anchors())

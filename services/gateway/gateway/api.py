@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 from pont_shared.auth import Caller, verify
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 
-from .problems import MalformedBody, RequestInvalid, problem_for
+from .problems import BodyTooLarge, LengthRequired, MalformedBody, RequestInvalid, problem_for
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +62,56 @@ def errors_of(exc: ValidationError, prefix: str = "") -> list[dict]:
     ]
 
 
+MAX_JSON_DEPTH = 32
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # a UUID or another short token
+
+
+def read_body(request, limit: int) -> bytes:
+    """The request body, refused beyond `limit` bytes (413) before it is read; a chunked one without a
+    Content-Length is refused (411) rather than read without a bound."""
+    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        raise LengthRequired("send the body with a Content-Length")
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"the body is larger than {limit} bytes")
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise BodyTooLarge(f"the body is larger than {limit} bytes")
+    return data
+
+
+def parse_json(data: bytes):
+    """JSON, refused (400) if malformed or nested deeper than MAX_JSON_DEPTH arrays/objects."""
+    try:
+        value = json.loads(data.decode("utf-8") or "null")
+    except RecursionError as exc:
+        raise MalformedBody(f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise MalformedBody("the body is not valid JSON") from exc
+    pending = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while pending:  # iteratively, so a deep body cannot exhaust the stack here either
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedBody(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return value
+
+
+def idempotency_key_of(header: str | None) -> str | None:
+    if header is not None and not IDEMPOTENCY_KEY.match(header):
+        raise RequestInvalid([{"field": "Idempotency-Key",
+                               "message": "1 to 128 printable ASCII characters without spaces"}])
+    return header
+
+
+def correlation_id_of(header: str | None) -> str:
+    """The caller's correlation id if it is a short token (a UUID, say); otherwise a fresh one, never echoed."""
+    if header and CORRELATION_ID.match(header):
+        return header
+    return str(uuid.uuid4())
+
+
 def to_json(value) -> str:
     def default(obj):
         if isinstance(obj, (datetime, date)):
@@ -93,7 +143,7 @@ class ApiEndpoint(HttpRequestHandler):
         request.shallow = False
         try:
             args, kwargs = self._parse(request)
-            correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+            correlation_id = correlation_id_of(request.headers.get("X-Correlation-ID"))
             done = Event()
             self.container.spawn_worker(
                 self, args, kwargs, context_data={"correlation_id": correlation_id},
@@ -109,16 +159,13 @@ class ApiEndpoint(HttpRequestHandler):
         kwargs = dict(request.path_values)
         if route.public:
             return (), kwargs
-        secret = self.container.config["PONT_SETTINGS"].jwt_secret
-        caller = verify(request.headers.get("Authorization"), secret)
+        settings = self.container.config["PONT_SETTINGS"]
+        caller = verify(request.headers.get("Authorization"), settings.jwt_secret, settings.oidc)
         if route.roles is not None and not caller.has_any(*route.roles):
             raise Forbidden(f"this needs one of the roles: {', '.join(route.roles)}")
         body = None
         if route.body is not None:
-            try:
-                raw = json.loads(request.get_data(as_text=True) or "null")
-            except ValueError as exc:
-                raise MalformedBody("the body is not valid JSON") from exc
+            raw = parse_json(read_body(request, settings.max_body_bytes))
             try:
                 body = route.body.model_validate(raw)
             except ValidationError as exc:
@@ -129,7 +176,7 @@ class ApiEndpoint(HttpRequestHandler):
             except ValidationError as exc:
                 raise RequestInvalid(errors_of(exc, "query.")) from exc
         if route.idempotent:
-            kwargs["idempotency_key"] = request.headers.get("Idempotency-Key")
+            kwargs["idempotency_key"] = idempotency_key_of(request.headers.get("Idempotency-Key"))
         return (caller, body), kwargs
 
     def _response(self, result) -> Response:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pont_shared.auth import ROLES
 
-from .api import Route, routes_of
+from .api import IDEMPOTENCY_KEY, MAX_JSON_DEPTH, Route, routes_of
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -30,7 +30,8 @@ def _operation(route: Route, schemas: dict) -> dict:
         for name, prop in route.query.model_json_schema().get("properties", {}).items():
             params.append({"name": name, "in": "query", "required": False, "schema": prop})
     if route.idempotent:
-        params.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}})
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern, "maxLength": 128}})
     if params:
         op["parameters"] = params
     if route.body is not None:
@@ -47,7 +48,11 @@ def _operation(route: Route, schemas: dict) -> dict:
     if route.body is not None or route.query is not None:
         errors[422] = "invalid input: `errors` names each field"
     if route.body is not None:
-        errors[400] = "malformed JSON"
+        errors[400] = f"malformed JSON, or nested deeper than {MAX_JSON_DEPTH} levels"
+        errors[411] = "a chunked body without a Content-Length"
+        errors[413] = "a body larger than PONT_MAX_BODY_BYTES"
+    if route.idempotent:
+        errors[422] = "invalid input (or Idempotency-Key): `errors` names each field"
     errors.update(route.responses)
     for status, description in sorted(errors.items()):
         op["responses"][str(status)] = {"description": description, "content": problem_ref}
@@ -75,6 +80,9 @@ def document(service_cls: type) -> dict:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "HS256 with PONT_JWT_SECRET (development, tests), or RS256/ES256 from the identity "
+                               "provider's JWKS (PONT_OIDC_JWKS_URL; iss and aud checked)"}},
         },
     }

@@ -16,6 +16,14 @@ class MalformedBody(Exception):
     """The request body is not JSON."""
 
 
+class BodyTooLarge(Exception):
+    """The request body is larger than PONT_MAX_BODY_BYTES."""
+
+
+class LengthRequired(Exception):
+    """A chunked request body without a Content-Length."""
+
+
 class RequestInvalid(Exception):
     """The request does not match its schema; args[0] is a list of {field, message}."""
 
@@ -27,6 +35,8 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (NotFound, 404, "Not found"),
     (Conflict, 409, "Conflict"),
     (MalformedBody, 400, "Malformed request body"),
+    (BodyTooLarge, 413, "Request body too large"),
+    (LengthRequired, 411, "Length required"),
     (RequestInvalid, 422, "Validation failed"),
     (Invalid, 422, "Validation failed"),
     (UnknownService, 503, "A Pont service is unavailable"),

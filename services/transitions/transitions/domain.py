@@ -39,6 +39,10 @@ CP_ROLES = frozenset({"dsl", "transition_lead"})
 PREPARED, SENT, OVERDUE, ACKNOWLEDGED = "prepared", "sent", "overdue", "acknowledged"
 RECEIVED_STATUSES = (SENT, OVERDUE, ACKNOWLEDGED)
 
+# why a section that travelled is no longer served: the consent it rested on ended
+WITHDRAWN, EXPIRED, ERASED = "withdrawn", "expired", "erased"
+RESTRICT, ERASE = "restrict", "erase"
+
 
 class NotPermitted(Exception):
     """The caller may not do this to this record."""
@@ -82,6 +86,8 @@ class Transition:
     acknowledged_by: str | None = None
     overdue_at: datetime | None = None
     disclosure_ids: tuple[str, ...] = field(default=())
+    # section → the consent ids it was disclosed on (empty for a legal-obligation section)
+    section_basis: dict = field(default_factory=dict)
 
     # -- who may see it ---------------------------------------------------------------
 
@@ -106,7 +112,30 @@ class Transition:
         if self.status != PREPARED:
             raise WrongState(f"a {self.status} record cannot be sent again")
         return replace(self, included=outcome.included, withheld=outcome.withheld, status=SENT, sent_at=now,
-                       due_at=now + period, disclosure_ids=disclosure_ids)
+                       due_at=now + period, disclosure_ids=disclosure_ids, section_basis=outcome.basis())
+
+    def resting_on(self, consent_id: str) -> tuple[str, ...]:
+        """The sections that travelled on this consent (a section disclosed on consents A and B
+        rests on both, and withdrawing either ends it: it was disclosed on the pair, not on one)."""
+        return tuple(s for s, refs in self.section_basis.items() if consent_id in refs)
+
+    def consent_ended(self, consent_id: str, why: str, action: str = RESTRICT) -> Transition:
+        """The consent `consent_id` was withdrawn or expired: the sections that rested on it are
+        withheld from now on, with `why` as the reason; with `erase`, their content is deleted
+        too (the record stays as a tombstone: id, child, when, the reason `erased`)."""
+        resting = self.resting_on(consent_id)
+        if action == ERASE:
+            ended = tuple(s for s in resting if s in self.sections)
+        else:
+            ended = tuple(s for s in resting if s in self.included)
+        if not ended:
+            return self
+        reason = ERASED if action == ERASE else why
+        withheld = tuple(w for w in self.withheld if w.section not in ended) + tuple(
+            Withheld(s, SECTION_CATEGORY[s], reason) for s in ended)
+        sections = {k: v for k, v in self.sections.items() if k not in ended} if action == ERASE else self.sections
+        return replace(self, included=tuple(s for s in self.included if s not in ended), withheld=withheld,
+                       sections=sections)
 
     def acknowledge(self, now: datetime, by: str) -> Transition:
         if self.status == ACKNOWLEDGED:
@@ -139,6 +168,18 @@ class SectionOutcome:
     withheld: tuple[Withheld, ...]
     main_decisions: tuple[dict, ...] = ()   # allowed consent-category decisions
     cp_decision: dict | None = None         # the allowed child-protection decision
+
+    def basis(self) -> dict[str, list[str]]:
+        """Each included section → the consent ids the consent service named for its category."""
+        by_category = {d["category"]: _consent_refs(d) for d in self.main_decisions}
+        return {s: by_category.get(SECTION_CATEGORY[s], []) for s in self.included if s != CHILD_PROTECTION}
+
+
+def _consent_refs(decision: dict) -> list[str]:
+    if decision.get("basis") != "consent":
+        return []
+    refs = decision.get("basis_refs") or [decision.get("basis_ref")]
+    return sorted({ref for ref in refs if ref})
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,12 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import (
+    ConsentExpired,
+    ConsentWithdrawn,
     DisclosureDelivered,
     TransitionAcknowledged,
     TransitionOverdue,
@@ -25,7 +27,7 @@ from pont_shared.messaging.db import insert_rows
 
 from . import ctf, domain, metrics
 from .domain import CHILD_PROTECTION, Transition, Withheld
-from .orm import ctf_sequences, transitions
+from .orm import ctf_sequences, ended_consents, transitions
 
 SENDER_ROLE = "transition_lead"
 RECEIVER_ROLES = frozenset({"transition_lead", "dsl"})
@@ -54,7 +56,8 @@ def _row(t: Transition) -> dict:
         "id": t.id, "child_ref": t.child_ref, "from_school": t.from_school, "to_school": t.to_school,
         "prepared_by": t.prepared_by, "prepared_at": t.prepared_at, "status": t.status,
         "sections": t.sections, "included": list(t.included), "withheld": [w.as_dict() for w in t.withheld],
-        "disclosure_ids": list(t.disclosure_ids), "sent_at": t.sent_at, "due_at": t.due_at,
+        "disclosure_ids": list(t.disclosure_ids), "section_basis": dict(t.section_basis),
+        "sent_at": t.sent_at, "due_at": t.due_at,
         "acknowledged_at": t.acknowledged_at, "acknowledged_by": t.acknowledged_by, "overdue_at": t.overdue_at,
     }
 
@@ -65,7 +68,8 @@ def _transition(row) -> Transition:
         id=m["id"], child_ref=m["child_ref"], from_school=m["from_school"], to_school=m["to_school"],
         prepared_by=m["prepared_by"], prepared_at=m["prepared_at"], sections=m["sections"], status=m["status"],
         included=tuple(m["included"]), withheld=tuple(Withheld(**w) for w in m["withheld"]),
-        disclosure_ids=tuple(m["disclosure_ids"]), sent_at=m["sent_at"], due_at=m["due_at"],
+        disclosure_ids=tuple(m["disclosure_ids"]), section_basis=m["section_basis"] or {},
+        sent_at=m["sent_at"], due_at=m["due_at"],
         acknowledged_at=m["acknowledged_at"], acknowledged_by=m["acknowledged_by"], overdue_at=m["overdue_at"],
     )
 
@@ -82,7 +86,7 @@ def _load_one(uow, transition_id: str) -> Transition:
     return found
 
 
-_UPDATABLE = ("status", "included", "withheld", "disclosure_ids", "sent_at", "due_at",
+_UPDATABLE = ("status", "included", "withheld", "disclosure_ids", "section_basis", "sent_at", "due_at",
               "acknowledged_at", "acknowledged_by", "overdue_at")
 
 
@@ -119,11 +123,15 @@ def _requests(records: list[Transition], caller: dict, *, share: bool):
                 "purpose": domain.PURPOSE, "caller": caller}
         if share:
             base.update(subject_kind="transition", subject_id=record.id)
+        # shared, each disclosure is keyed by the record and its kind: asked again (a retry after
+        # this service's transaction failed), consent answers with the same disclosure, no second entry
+        keys = {kind: {"idempotency_key": f"transition:{record.id}:{kind}"} if share else {} for kind in ("main", "cp")}
         if question.categories:
-            asked.append((index, "main", {**base, "categories": list(question.categories)}))
+            asked.append((index, "main", {**base, "categories": list(question.categories), **keys["main"]}))
         if question.ask_child_protection:
             asked.append((index, "cp", {**base, "categories": [domain.SECTION_CATEGORY[CHILD_PROTECTION]],
-                                        "basis": domain.CP_BASIS, "justification": domain.CP_JUSTIFICATION}))
+                                        "basis": domain.CP_BASIS, "justification": domain.CP_JUSTIFICATION,
+                                        **keys["cp"]}))
     return questions, asked
 
 
@@ -154,11 +162,15 @@ def _deliver(uow, record: Transition, outcome: domain.SectionOutcome, answers: d
         if content is None:
             continue
         disclosure_id = answers[kind].get("disclosure_id") or str(uuid.uuid4())
-        refs = sorted({d.get("basis_ref") or "" for d in decisions} - {""})
+        # every consent the copy rests on, per section (a list, never a joined string); the
+        # envelope's basis_ref names the basis of its first category, as the ledger entry does
+        basis_refs = {section: refs for section, refs in outcome.basis().items() if section in content["sections"]}
+        if any(basis_refs.values()):
+            content = {**content, "basis_refs": basis_refs}
         uow.emit(DisclosureDelivered(
             disclosure_id=disclosure_id, child_ref=record.child_ref, to_org=record.to_school,
             from_org=record.from_school, purpose=domain.PURPOSE, subject_kind="transition", subject_id=record.id,
-            basis=decisions[0]["basis"], basis_ref=",".join(refs) or "-", content=content,
+            basis=decisions[0]["basis"], basis_ref=decisions[0].get("basis_ref") or "-", content=content,
         ), subject=record.child_ref)
         sent.append(disclosure_id)
     return tuple(sent)
@@ -168,10 +180,57 @@ def _send(uow, records: list[Transition], outcomes, now: datetime, period: timed
     done = []
     for record, (outcome, answers) in zip(records, outcomes, strict=True):
         disclosure_ids = _deliver(uow, record, outcome, answers)
-        sent = record.send(outcome, now, period, disclosure_ids)
+        sent = _honour_ended(uow, record.send(outcome, now, period, disclosure_ids))
         uow.emit(_event(TransitionSent, sent), subject=sent.child_ref)
         done.append(sent)
     return done
+
+
+def _lock_child(uow, child_ref: str) -> None:
+    """Until commit, one transaction at a time sends a child's records or ends a consent of the
+    child: a send and a withdrawal handled at once would otherwise each miss the other's row."""
+    if uow.session.get_bind().dialect.name == "postgresql":
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:ref))"), {"ref": child_ref})
+
+
+def _honour_ended(uow, record: Transition) -> Transition:
+    """A record sent on a consent already withdrawn or expired (the decision came first, the
+    withdrawal was handled before this send committed) is restricted as it is saved."""
+    _lock_child(uow, record.child_ref)
+    rows = uow.session.execute(select(ended_consents).where(ended_consents.c.child_ref == record.child_ref)).all()
+    for row in rows:
+        record = record.consent_ended(row.consent_id, row.why, row.action)
+    return record
+
+
+def consent_ended(uow, event: ConsentWithdrawn | ConsentExpired, at: datetime) -> int:
+    """A consent was withdrawn or expired: every record sent on it withholds the sections that
+    rested on it from now on, for the receiving school and the sending school alike (with an
+    erase, their content is deleted). Returns how many records changed."""
+    why = domain.WITHDRAWN if isinstance(event, ConsentWithdrawn) else domain.EXPIRED
+    action = event.action if isinstance(event, ConsentWithdrawn) else domain.RESTRICT
+    with uow:
+        _lock_child(uow, event.child_ref)
+        found = uow.session.execute(select(ended_consents.c.action).where(
+            ended_consents.c.consent_id == event.consent_id)).first()
+        if found is None:
+            uow.session.execute(insert(ended_consents).values(
+                consent_id=event.consent_id, child_ref=event.child_ref, why=why, action=action, ended_at=at))
+        elif action == domain.ERASE and found.action != domain.ERASE:
+            uow.session.execute(update(ended_consents).where(
+                ended_consents.c.consent_id == event.consent_id).values(action=action))
+        rows = uow.session.execute(select(transitions).where(
+            transitions.c.child_ref == event.child_ref,
+            transitions.c.status.in_(domain.RECEIVED_STATUSES)).with_for_update()).all()
+        changed = []
+        for row in rows:
+            record = _transition(row)
+            ended = record.consent_ended(event.consent_id, why, action)
+            if ended is not record:
+                changed.append(ended)
+        _save(uow, changed, ("included", "withheld", "sections"))
+        uow.commit()
+    return len(changed)
 
 
 def _count(records: list[Transition], status: str) -> None:
@@ -248,9 +307,9 @@ def prepare_cohort(uow, sharing, command: PrepareCohort, now: datetime, period: 
                       [{"field": "to_school", "message": "must be another school"}])
     if open_involvement is not None:
         command = with_open_involvement(command, open_involvement)
-    records = [Transition(id=str(uuid.uuid4()), child_ref=p.child_ref, from_school=caller["org"],
-                          to_school=command.to_school, prepared_by=caller["sub"], prepared_at=now,
-                          sections=p.sections) for p in command.pupils]
+    records = [Transition(id=record_id(scope, idempotency, index), child_ref=p.child_ref,
+                          from_school=caller["org"], to_school=command.to_school, prepared_by=caller["sub"],
+                          prepared_at=now, sections=p.sections) for index, p in enumerate(command.pupils)]
     outcomes = _ask(sharing, records, caller, share=command.send)
     with uow:
         for record in records:
@@ -266,6 +325,14 @@ def prepare_cohort(uow, sharing, command: PrepareCohort, now: datetime, period: 
         uow.commit()
     _count(records, domain.SENT if command.send else domain.PREPARED)
     return result
+
+
+def record_id(scope: str, idempotency: tuple[str, dict] | None, index: int) -> str:
+    """A new record's id: with an Idempotency-Key, the same on every retry of the request (so its
+    disclosures, keyed by it, are recorded once however often the request is retried)."""
+    if idempotency is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pont:{scope}:{idempotency[0]}:{index}"))
 
 
 def send(uow, sharing, transition_id: str, caller: dict, now: datetime, period: timedelta) -> dict:

@@ -21,6 +21,7 @@ transitions = Table(
     Column("included", JSON, nullable=False),
     Column("withheld", JSON, nullable=False),
     Column("disclosure_ids", JSON, nullable=False),
+    Column("section_basis", JSON),                   # section → consent ids it was disclosed on
     Column("sent_at", UtcDateTime()),
     Column("due_at", UtcDateTime()),
     Column("acknowledged_at", UtcDateTime()),
@@ -36,4 +37,15 @@ ctf_sequences = Table(
     Column("from_school", String(80), primary_key=True),
     Column("to_school", String(80), primary_key=True),
     Column("last", Integer, nullable=False),
+)
+
+# consents withdrawn or expired for a child: a record sent while the withdrawal was being handled
+# (the sharing decision came first, the send committed after) is restricted as it is saved
+ended_consents = Table(
+    "ended_consents", metadata,
+    Column("consent_id", String(120), primary_key=True),
+    Column("child_ref", String(64), nullable=False, index=True),
+    Column("why", String(20), nullable=False),        # withdrawn | expired
+    Column("action", String(20), nullable=False),     # restrict | erase
+    Column("ended_at", UtcDateTime(), nullable=False),
 )

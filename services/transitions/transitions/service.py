@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.events import ConsentExpired, ConsentWithdrawn
+from pont_shared.messaging.consumer import handles
 from pont_shared.messaging.dependencies import ChildRefs, Clock, UnitOfWorkProvider
 from pont_shared.messaging.rpc import RpcProxy, rpc
 from pont_shared.operations.migrations import migrator
@@ -79,6 +81,14 @@ class TransitionsService(OpsEndpoints):
         for pupil in imported["pupils"]:
             pupil["child_ref"] = self.child_ref(pupil["identifiers"]["upn"])
         return imported
+
+    @handles(ConsentWithdrawn)
+    def on_consent_withdrawn(self, event):
+        handlers.consent_ended(self.uow, event.payload(ConsentWithdrawn), self.clock())
+
+    @handles(ConsentExpired)
+    def on_consent_expired(self, event):
+        handlers.consent_ended(self.uow, event.payload(ConsentExpired), self.clock())
 
     @configured_timer(interval=60)
     def check_overdue(self):

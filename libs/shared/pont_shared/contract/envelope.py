@@ -8,7 +8,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENTS_EXCHANGE = "pont.events"
-DISCLOSURES_EXCHANGE = "pont.disclosures"
+# a topic exchange keyed by the recipient organisation: RabbitMQ's topic permissions then
+# confine each agency's bindings to its own organisation's key
+DISCLOSURES_EXCHANGE = "pont.disclosed"
 
 
 def utcnow() -> datetime:

@@ -82,6 +82,16 @@ class DisclosureRecorded(Payload):
     basis_ref: str
 
 
+class LedgerAnchored(Payload):
+    """The disclosure ledger's chain head: every agency link keeps it in its own database, so a
+    ledger whose tail was dropped or that was re-chained is caught by verification. No personal data."""
+
+    TYPE: ClassVar[str] = "pont.ledger.anchored.v1"
+    seq: int
+    hash: str
+    at: datetime
+
+
 # --- referrals -----------------------------------------------------------------------
 
 class ReferralRaised(Payload):
@@ -258,7 +268,7 @@ class DisclosureDelivered(Payload):
 CATALOGUE: dict[str, type[Payload]] = {
     model.TYPE: model
     for model in (
-        ConsentGranted, ConsentWithdrawn, ConsentExpired, DisclosureRecorded,
+        ConsentGranted, ConsentWithdrawn, ConsentExpired, DisclosureRecorded, LedgerAnchored,
         ReferralRaised, ReferralHeld, ReferralSent, ReferralAccepted, ReferralDeclined,
         ReferralClosed, ReferralWithdrawn, ReferralOverdue, AgencyDecided,
         SessionScheduled, AppointmentBooked, AppointmentCancelled, AppointmentAttended,

@@ -72,6 +72,11 @@ def parse_brokers(uri: str) -> list[Broker]:
     return brokers
 
 
+def broker_user(uri: str) -> str:
+    """The user `uri` connects as: the `user_id` its publishes carry (RabbitMQ refuses any other)."""
+    return parse_brokers(uri)[0].userid
+
+
 def uses_tls(uri: str) -> bool:
     return parse_brokers(uri)[0].tls
 

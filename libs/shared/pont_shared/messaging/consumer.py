@@ -12,6 +12,12 @@ sends the message round a delay queue with its attempt count unchanged, waiting 
 time, for as long as the outage lasts; only the handler's own failures spend the budget.
 If even that re-publish fails (the broker is gone), the message is left unacknowledged and
 the broker delivers it again once the consumer has reconnected.
+
+Every event must come from the broker user of the service its `source` names (the
+`user_id` RabbitMQ has checked against the publisher's connection), and an agency's event
+from that organisation's agency_link user: anything else is dead-lettered unhandled as
+"publisher mismatch". A process whose every service shares one broker user (tests, a
+single-user broker) accepts that user too.
 """
 from __future__ import annotations
 
@@ -30,10 +36,12 @@ from nameko.messaging import Consumer, QueueConsumer
 from pydantic import ValidationError
 
 from pont_shared import metrics
+from pont_shared.config import safe_name
 from pont_shared.contract.envelope import Envelope, Payload
 from pont_shared.logs import describe
 from pont_shared.messaging import topology
 from pont_shared.messaging.acks import AckWindow
+from pont_shared.messaging.broker import broker_user
 from pont_shared.messaging.uow import AlreadyProcessed
 
 log = structlog.get_logger(__name__)
@@ -134,14 +142,19 @@ class EventConsumer(Consumer):
         self.delays = settings.retry_delays
         self.queue_name = f"{self.service}.{self.method_name}"
         # the routing key may name a setting, e.g. "{org}" for an agency's own disclosures
-        routing_key = (self._routing_key_template or self.event_model.TYPE).format(**self.container.config)
+        routing_key = self.routing_key_for(self.container.config)
         exchange = topology.disclosures_exchange if self.event_model.EXCHANGE == topology.disclosures_exchange.name \
             else topology.events_exchange
-        self.queue = topology.consumer_queue(self.queue_name, exchange, routing_key)
-        self.publisher = Publisher(settings.amqp_uri, use_confirms=True, delivery_mode=2)
+        self.queue = topology.consumer_queue(self.service, self.queue_name, exchange, routing_key)
+        self.user = broker_user(settings.amqp_uri)
+        self.publisher = Publisher(settings.amqp_uri, use_confirms=True, delivery_mode=2, user_id=self.user)
         with Connection(settings.amqp_uri) as conn:
             topology.declare_retry_topology(conn.default_channel, self.service, self.delays)
         super().setup()
+
+    def routing_key_for(self, config: dict) -> str:
+        """The key this consumer's queue binds with (its broker user's topic permission allows it)."""
+        return (self._routing_key_template or self.event_model.TYPE).format(**config)
 
     def handle_message(self, body: bytes, message):
         try:
@@ -149,6 +162,10 @@ class EventConsumer(Consumer):
         except ValidationError as exc:
             # malformed: no retry will mend it
             self._dead_letter(message, attempt=0, error=f"malformed envelope: {type(exc).__name__}")
+            return
+        mismatch = self._publisher_mismatch(envelope, message)
+        if mismatch:
+            self._dead_letter(message, attempt=0, error=f"publisher mismatch: {mismatch}")
             return
         if self.batch_size > 1:
             self._buffer.append((envelope, message))
@@ -158,6 +175,28 @@ class EventConsumer(Consumer):
                 self._flush_timer = eventlet.spawn_after(self.linger, self._flush)
             return
         self._spawn_one(envelope, message)
+
+    def publisher_of(self, message) -> str | None:
+        """The broker-checked user that published `message`; for a retry (which this service's
+        own user re-published), the one recorded when it first arrived."""
+        user = (message.properties or {}).get("user_id")
+        if user == self.user and message.delivery_info.get("exchange") == topology.requeue_name(self.service):
+            return (message.headers or {}).get(topology.HEADER_PUBLISHER, user)
+        return user
+
+    def _publisher_mismatch(self, envelope: Envelope, message) -> str | None:
+        """Why `envelope` may not have come from its publisher (no personal data), or None."""
+        user = self.publisher_of(message)
+        if user is None:
+            return f"no user_id on an event from {envelope.source}"
+        if user == self.user:  # this service's own user: every service shares it, or it is our own event
+            return None
+        if envelope.source != f"/pont/{user}":
+            return f"user {user!r} may not publish events from {envelope.source}"
+        if envelope.type.startswith("pont.agency."):
+            if user != f"agency_link_{safe_name(str(envelope.data.get('org')))}":
+                return f"user {user!r} may not publish an agency event for another organisation"
+        return None
 
     def _spawn_one(self, envelope: Envelope, message) -> None:
         args = ([envelope],) if self.batch_size > 1 else (envelope,)
@@ -206,13 +245,13 @@ class EventConsumer(Consumer):
         if transient(exc_info[1]):
             outages = int(headers.get(topology.HEADER_OUTAGES, 0))
             delay = self.delays[min(outages, len(self.delays) - 1)] if self.delays else 1.0
-            self._republish(message, topology.delay_exchange(delay), self.queue_name,
+            self._republish(message, topology.delay_exchange(self.service, delay), self.queue_name,
                             {topology.HEADER_ATTEMPT: attempt, topology.HEADER_OUTAGES: outages + 1})
             metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "postponed").inc()
             log.warning("event.postponed", queue=self.queue_name, delay_s=delay, error=error)
         elif attempt < len(self.delays):
             delay = self.delays[attempt]
-            self._republish(message, topology.delay_exchange(delay), self.queue_name,
+            self._republish(message, topology.delay_exchange(self.service, delay), self.queue_name,
                             {topology.HEADER_ATTEMPT: attempt + 1})
             metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "retried").inc()
             log.warning("event.retry_scheduled", queue=self.queue_name, attempt=attempt + 1,
@@ -227,7 +266,7 @@ class EventConsumer(Consumer):
             topology.HEADER_ATTEMPT: attempt,
             topology.HEADER_FAILED_AT: datetime.now(UTC).isoformat(),
         }
-        if self._republish(message, topology.dead_exchange, self.service, headers):
+        if self._republish(message, topology.dead_exchange(self.service), self.service, headers):
             metrics.DEAD_LETTERS.labels(self.service, self.queue_name).inc()
             metrics.EVENTS_HANDLED.labels(self.service, self.queue_name, "dead_lettered").inc()
             log.error("event.dead_lettered", queue=self.queue_name, attempts=attempt, error=error)
@@ -235,6 +274,9 @@ class EventConsumer(Consumer):
     def _republish(self, message, exchange, routing_key: str, headers: dict) -> bool:
         """Publish (confirmed) a copy of `message`, then acknowledge the original. If the broker
         cannot take the copy, give the original back to it instead: nothing is lost either way."""
+        publisher = self.publisher_of(message)
+        if publisher is not None:
+            headers = {**headers, topology.HEADER_PUBLISHER: publisher}
         try:
             self.publisher.publish(message.body, exchange=exchange, routing_key=routing_key, headers=headers,
                                    content_type=message.content_type or "application/json", serializer=None)

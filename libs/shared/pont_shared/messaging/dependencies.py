@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import structlog
 from nameko.extensions import DependencyProvider, SharedExtension
@@ -28,6 +29,7 @@ class OutboxRelayExtension(SharedExtension):
         self.relay = OutboxRelay(
             engine, tables.outbox, settings.amqp_uri, self.container.service_name,
             batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
+            retention=timedelta(hours=settings.outbox_retention_hours),
         )
 
     def start(self):
@@ -65,7 +67,15 @@ class UnitOfWorkProvider(DependencyProvider):
         settings = self.container.config["PONT_SETTINGS"]
         self.source = f"/pont/{self.container.service_name}"
         self.engine = make_engine(settings.database_url, pool_size=max(5, settings.max_workers))
-        self.prepare(self.engine, self.metadata)
+        if settings.migrate_database_url and settings.migrate_database_url != settings.database_url:
+            # the schema's owner role migrates; the service runs as its own (runtime) role
+            owner = make_engine(settings.migrate_database_url)
+            try:
+                self.prepare(owner, self.metadata)
+            finally:
+                owner.dispose()
+        else:
+            self.prepare(self.engine, self.metadata)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.relay.configure(self.engine, self.tables)
 

@@ -4,7 +4,9 @@
 id order, publishes a whole batch with publisher confirms pipelined (one wait per batch,
 not per event), and marks the confirmed rows sent in the same transaction that locked
 them. A crash between publish and mark re-publishes on restart: delivery is at least
-once, and consumers de-duplicate (inbox).
+once, and consumers de-duplicate (inbox). A published row is deleted once it is older than
+the retention period (`PONT_OUTBOX_RETENTION_HOURS`): a disclosure's body carries personal
+details, and the outbox is not where a service keeps them.
 """
 from __future__ import annotations
 
@@ -17,20 +19,21 @@ from datetime import UTC, datetime, timedelta
 
 import amqp
 import structlog
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.schema import Table
 
 from pont_shared import metrics
 from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
-from pont_shared.messaging.broker import BROKER_ERRORS, HEARTBEAT_SECONDS, connect_amqp
+from pont_shared.messaging.broker import BROKER_ERRORS, HEARTBEAT_SECONDS, broker_user, connect_amqp
 from pont_shared.messaging.db import insert_rows
 
 log = structlog.get_logger(__name__)
 
 PERSISTENT = 2
 TICK_SECONDS = 1.0  # how often an idle relay reads the broker's heartbeats and sends its own
+SWEEP_BATCH = 5000  # published rows deleted per statement by the retention sweep
 
 
 class PublishNotConfirmed(Exception):
@@ -53,9 +56,10 @@ def write_outbox(conn: Connection, outbox: Table, items: Iterable[tuple[Envelope
     insert_rows(conn, outbox, rows)
 
 
-def declare_exchanges(channel) -> None:
-    channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True, auto_delete=False)
-    channel.exchange_declare(DISCLOSURES_EXCHANGE, "direct", durable=True, auto_delete=False)
+def declare_exchanges(channel, names=(EVENTS_EXCHANGE, DISCLOSURES_EXCHANGE)) -> None:
+    """Declare the exchanges outbox rows are published to (both topic exchanges)."""
+    for name in sorted(names):
+        channel.exchange_declare(name, "topic", durable=True, auto_delete=False)
 
 
 def _walk_the_unsent_index(db: Connection) -> None:
@@ -96,11 +100,15 @@ class OutboxRelay:
 
     def __init__(self, engine: Engine, outbox: Table, amqp_uri: str, service: str, *,
                  batch_size: int = 500, poll_seconds: float = 0.5, confirm_timeout: float = 10.0,
-                 heartbeat: int = HEARTBEAT_SECONDS):
+                 heartbeat: int = HEARTBEAT_SECONDS, retention: timedelta = timedelta(hours=24)):
         self.engine = engine
+        self.retention = retention
+        self.sweep_seconds = min(max(retention.total_seconds() / 4, TICK_SECONDS), 300.0)
+        self._swept_at = 0.0
         self.outbox = outbox
         self.amqp_uri = amqp_uri
         self.service = service
+        self.user = broker_user(amqp_uri)  # each message's user_id, which RabbitMQ checks and consumers trust
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.confirm_timeout = confirm_timeout
@@ -109,6 +117,7 @@ class OutboxRelay:
         self._channel = None
         self._next_tag = 1
         self._unconfirmed: set[int] = set()
+        self._declared: set[str] = set()   # exchanges declared on the current channel
         self._nacked: set[int] = set()
         self._returned: set[str] = set()
         self._wakeup = threading.Event()
@@ -132,6 +141,7 @@ class OutboxRelay:
         while not self._stopping.is_set():
             try:
                 self._measure_backlog()  # before publishing: the gauges must move during an outage too
+                self._sweep_when_due()
                 self._wakeup.clear()  # a commit from here on is one this batch may miss: it wakes the next
                 published = self.publish_pending()
                 backoff = 0.1
@@ -169,6 +179,31 @@ class OutboxRelay:
         with contextlib.suppress(socket.timeout):
             self._conn.drain_events(timeout=0)
         self._conn.heartbeat_tick()
+
+    # -- retention -----------------------------------------------------------------
+
+    def _sweep_when_due(self) -> None:
+        if time.monotonic() - self._swept_at >= self.sweep_seconds:
+            self.forget_published()
+            self._swept_at = time.monotonic()
+
+    def forget_published(self, now: datetime | None = None) -> int:
+        """Delete the rows published longer ago than the retention period; how many. Unsent rows
+        are never touched, however old (they are the relay's backlog)."""
+        cutoff = (now or datetime.now(UTC)) - self.retention
+        outbox, deleted = self.outbox, 0
+        while True:
+            with self.engine.begin() as db:
+                batch = select(outbox.c.id).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff) \
+                    .order_by(outbox.c.id).limit(SWEEP_BATCH).scalar_subquery()
+                count = db.execute(delete(outbox).where(outbox.c.id.in_(batch))).rowcount
+            deleted += count
+            if count < SWEEP_BATCH:
+                break
+        if deleted:
+            log.info("outbox.published_rows_deleted", count=deleted,
+                     retention_hours=self.retention.total_seconds() / 3600)
+        return deleted
 
     # -- one batch -----------------------------------------------------------------
 
@@ -216,12 +251,18 @@ class OutboxRelay:
         """
         channel = self._ensure_channel()
         self._nacked, self._returned = set(), set()
+        # only the exchanges it publishes to: a service's broker user may configure no other
+        # (bookings, say, may not declare the disclosures exchange)
+        undeclared = {row.exchange for row in rows} - self._declared
+        declare_exchanges(channel, undeclared)
+        self._declared |= undeclared
         # each write is bounded too: a broker that stops reading (blocked) fails the batch, and
         # frees its rows, rather than holding them until it reads again
         for row in rows:
             message = amqp.Message(
                 row.body.encode("utf-8"), content_type="application/json", content_encoding="utf-8",
-                delivery_mode=PERSISTENT, message_id=row.event_id, type=row.event_type)
+                delivery_mode=PERSISTENT, message_id=row.event_id, type=row.event_type,
+                user_id=self.user)
             channel.basic_publish(message, exchange=row.exchange, routing_key=row.routing_key,
                                   mandatory=row.exchange == DISCLOSURES_EXCHANGE, timeout=self.confirm_timeout)
             self._unconfirmed.add(self._next_tag)
@@ -261,7 +302,7 @@ class OutboxRelay:
         if self._channel is None:
             self._conn = connect_amqp(self.amqp_uri, heartbeat=self.heartbeat, connection_class=PublisherConnection)
             channel = self._conn.channel()
-            declare_exchanges(channel)
+            self._declared = set()
             channel.confirm_select()
             channel.events["basic_ack"].add(self._on_ack)
             channel.events["basic_nack"].add(self._on_nack)

@@ -35,7 +35,7 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener
 
 from pont_shared.logs import describe
-from pont_shared.messaging.broker import BROKER_ERRORS, connect_amqp
+from pont_shared.messaging.broker import BROKER_ERRORS, broker_user, connect_amqp
 
 log = structlog.get_logger(__name__)
 HEARTBEAT_SECONDS = 30
@@ -195,7 +195,8 @@ class _ReplyConnections:
         self._open: dict[str, amqp.Channel] = {}
 
     def send(self, uri: str, *, exchange: str, routing_key: str, body: bytes, **properties) -> None:
-        message = amqp.Message(body, delivery_mode=NON_PERSISTENT, **properties)
+        # user_id: RabbitMQ vouches that the reply comes from the user it claims (broker_access)
+        message = amqp.Message(body, delivery_mode=NON_PERSISTENT, user_id=broker_user(uri), **properties)
         with self._lock:
             for _attempt in range(2):
                 try:

@@ -1,16 +1,19 @@
 """RabbitMQ topology for consumers: queues, retry delays and dead letters.
 
-    pont.events (topic) ──type──▶ <service>.<handler> ◀──queue name── pont.requeue (direct)
+    pont.events (topic) ──type──▶ <service>.<handler> ◀──queue name── pont.requeue.<service> (direct)
                                         │ handler failed, attempt n
                                         ▼
-    pont.delay.<ms>ms (fanout) ─▶ queue with x-message-ttl=<ms>, dead-letters to pont.requeue
+    pont.delay.<service>.<ms>ms (fanout) ─▶ queue with x-message-ttl=<ms>, dead-letters to pont.requeue.<service>
                                         │ attempts exhausted
                                         ▼
-    pont.dead (direct) ──service──▶ <service>.dead-letters   (headers: queue, error, attempts)
+    pont.dead.<service> (direct) ──service──▶ <service>.dead-letters   (headers: queue, error, attempts)
 
-Delay queues are shared by every consumer and hold messages of one delay only, so a long
-delay never holds up a short one. Dead letters stay per service: a disclosure addressed
-to one agency never lands on a queue another service reads.
+Delay and requeue exchanges belong to one service each (its broker user alone may write to
+them, see `pont_shared.operations.broker_access`), so no service can put a retry into another's
+queues. A delay queue holds messages of one delay only, so a long delay never holds up a short
+one. Dead letters stay per service: a disclosure addressed to one agency never lands on a
+queue another service reads. Disclosures (`pont.disclosed`) are a topic exchange keyed by the
+recipient organisation, so a topic permission confines an agency's bindings to its own key.
 """
 from __future__ import annotations
 
@@ -18,35 +21,50 @@ from kombu import Exchange, Queue, binding
 
 from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE
 
-REQUEUE_EXCHANGE = "pont.requeue"
-DEAD_EXCHANGE = "pont.dead"
-
 events_exchange = Exchange(EVENTS_EXCHANGE, "topic", durable=True)
-disclosures_exchange = Exchange(DISCLOSURES_EXCHANGE, "direct", durable=True)
-requeue_exchange = Exchange(REQUEUE_EXCHANGE, "direct", durable=True)
-dead_exchange = Exchange(DEAD_EXCHANGE, "direct", durable=True)
+disclosures_exchange = Exchange(DISCLOSURES_EXCHANGE, "topic", durable=True)
 
 HEADER_ATTEMPT = "x-pont-attempt"
 HEADER_OUTAGES = "x-pont-outages"  # times postponed for a database or broker outage: no budget spent
 HEADER_QUEUE = "x-pont-queue"
 HEADER_ERROR = "x-pont-error"
 HEADER_FAILED_AT = "x-pont-failed-at"
+# the broker-validated user that first published an event, carried round the service's own
+# delay and requeue exchanges (only that service may write to them)
+HEADER_PUBLISHER = "x-pont-publisher"
 
 
-def delay_name(seconds: float) -> str:
-    return f"pont.delay.{int(round(seconds * 1000))}ms"
+def requeue_name(service: str) -> str:
+    return f"pont.requeue.{service}"
 
 
-def delay_exchange(seconds: float) -> Exchange:
-    return Exchange(delay_name(seconds), "fanout", durable=True)
+def requeue_exchange(service: str) -> Exchange:
+    return Exchange(requeue_name(service), "direct", durable=True)
 
 
-def delay_queue(seconds: float) -> Queue:
-    name = delay_name(seconds)
+def delay_name(service: str, seconds: float) -> str:
+    return f"pont.delay.{service}.{int(round(seconds * 1000))}ms"
+
+
+def delay_exchange(service: str, seconds: float) -> Exchange:
+    return Exchange(delay_name(service, seconds), "fanout", durable=True)
+
+
+def delay_queue(service: str, seconds: float) -> Queue:
+    name = delay_name(service, seconds)
     return Queue(
-        name, delay_exchange(seconds), durable=True,
-        queue_arguments={"x-message-ttl": int(round(seconds * 1000)), "x-dead-letter-exchange": REQUEUE_EXCHANGE},
+        name, delay_exchange(service, seconds), durable=True,
+        queue_arguments={"x-message-ttl": int(round(seconds * 1000)),
+                         "x-dead-letter-exchange": requeue_name(service)},
     )
+
+
+def dead_name(service: str) -> str:
+    return f"pont.dead.{service}"
+
+
+def dead_exchange(service: str) -> Exchange:
+    return Exchange(dead_name(service), "direct", durable=True)
 
 
 def dead_letter_queue_name(service: str) -> str:
@@ -54,22 +72,22 @@ def dead_letter_queue_name(service: str) -> str:
 
 
 def dead_letter_queue(service: str) -> Queue:
-    return Queue(dead_letter_queue_name(service), dead_exchange, routing_key=service, durable=True)
+    return Queue(dead_letter_queue_name(service), dead_exchange(service), routing_key=service, durable=True)
 
 
-def consumer_queue(name: str, exchange: Exchange, routing_key: str) -> Queue:
+def consumer_queue(service: str, name: str, exchange: Exchange, routing_key: str) -> Queue:
     """A durable consumer queue fed by its event binding and by its own retries."""
     return Queue(
         name,
-        bindings=[binding(exchange, routing_key=routing_key), binding(requeue_exchange, routing_key=name)],
+        bindings=[binding(exchange, routing_key=routing_key), binding(requeue_exchange(service), routing_key=name)],
         durable=True,
     )
 
 
 def declare_retry_topology(channel, service: str, delays) -> None:
-    for exchange in (events_exchange, disclosures_exchange, requeue_exchange, dead_exchange):
+    for exchange in (events_exchange, disclosures_exchange, requeue_exchange(service), dead_exchange(service)):
         exchange(channel).declare()
     for seconds in delays:
-        delay_exchange(seconds)(channel).declare()
-        delay_queue(seconds)(channel).declare()
+        delay_exchange(service, seconds)(channel).declare()
+        delay_queue(service, seconds)(channel).declare()
     dead_letter_queue(service)(channel).declare()

@@ -20,8 +20,7 @@ from pont_shared.messaging.uow import InboxKey, already_processed, record_proces
 
 def _declare_exchanges(channel) -> None:
     channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True)
-    channel.exchange_declare(DISCLOSURES_EXCHANGE, "direct", durable=True)
-    channel.exchange_declare(topology.DEAD_EXCHANGE, "direct", durable=True)
+    channel.exchange_declare(DISCLOSURES_EXCHANGE, "topic", durable=True)
 
 
 class WireObserver:
@@ -81,10 +80,12 @@ class InboxClient:
         self._conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
         self._channel = self._conn.channel()
         _declare_exchanges(self._channel)
+        dead = topology.dead_name(consumer)  # the consumer's own, as a Pont service's (broker_access)
+        self._channel.exchange_declare(dead, "direct", durable=True)
         self._channel.queue_declare(topology.dead_letter_queue_name(consumer), durable=True)
-        self._channel.queue_bind(topology.dead_letter_queue_name(consumer), topology.DEAD_EXCHANGE, consumer)
+        self._channel.queue_bind(topology.dead_letter_queue_name(consumer), dead, consumer)
         self._channel.queue_declare(consumer, durable=True, arguments={
-            "x-dead-letter-exchange": topology.DEAD_EXCHANGE, "x-dead-letter-routing-key": consumer})
+            "x-dead-letter-exchange": dead, "x-dead-letter-routing-key": consumer})
         for exchange, routing_key in bindings:
             self._channel.queue_bind(consumer, exchange, routing_key=routing_key)
         self._channel.basic_qos(prefetch_count=prefetch)

@@ -13,6 +13,7 @@ import pika
 
 from pont_shared.config import Settings
 from pont_shared.messaging import topology
+from pont_shared.messaging.broker import broker_user
 from pont_shared.operations.stack import planned
 
 
@@ -20,7 +21,7 @@ def _letters(channel, service: str):
     """Every message on the service's dead-letter queue, unacknowledged (requeued on close)."""
     queue = topology.dead_letter_queue_name(service)
     channel.queue_declare(queue, durable=True)
-    channel.queue_bind(queue, topology.DEAD_EXCHANGE, routing_key=service)
+    channel.queue_bind(queue, topology.dead_name(service), routing_key=service)
     while True:
         method, props, body = channel.basic_get(queue, auto_ack=False)
         if method is None:
@@ -48,7 +49,7 @@ def list_dead_letters(amqp_uri: str, service: str) -> list[dict]:
     conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     try:
         channel = conn.channel()
-        channel.exchange_declare(topology.DEAD_EXCHANGE, "direct", durable=True)
+        channel.exchange_declare(topology.dead_name(service), "direct", durable=True)
         return [_describe(props, body) for _m, props, body in _letters(channel, service)]
     finally:
         conn.close()  # nothing was acknowledged: every letter stays where it was
@@ -57,20 +58,25 @@ def list_dead_letters(amqp_uri: str, service: str) -> list[dict]:
 def replay_dead_letters(amqp_uri: str, service: str, queue: str | None = None) -> int:
     """Move the service's dead letters (those of `queue` only, if given) back for handling."""
     conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    user = broker_user(amqp_uri)
     replayed = 0
     try:
         channel = conn.channel()
-        channel.exchange_declare(topology.DEAD_EXCHANGE, "direct", durable=True)
-        channel.exchange_declare(topology.REQUEUE_EXCHANGE, "direct", durable=True)
+        channel.exchange_declare(topology.dead_name(service), "direct", durable=True)
+        requeue = topology.requeue_name(service)
+        channel.exchange_declare(requeue, "direct", durable=True)
         channel.confirm_delivery()
         for method, props, body in list(_letters(channel, service)):
-            target = (props.headers or {}).get(topology.HEADER_QUEUE)
+            letter_headers = props.headers or {}
+            target = letter_headers.get(topology.HEADER_QUEUE)
             if not target or (queue and target != queue):
                 continue
             channel.basic_publish(
-                topology.REQUEUE_EXCHANGE, target, body,
-                pika.BasicProperties(content_type=props.content_type, delivery_mode=2,
-                                     headers={topology.HEADER_ATTEMPT: 0, "x-pont-replayed": True}),
+                requeue, target, body,
+                pika.BasicProperties(content_type=props.content_type, delivery_mode=2, user_id=user,
+                                     headers={topology.HEADER_ATTEMPT: 0, "x-pont-replayed": True,
+                                              topology.HEADER_PUBLISHER: letter_headers.get(
+                                                  topology.HEADER_PUBLISHER, props.user_id)}),
                 mandatory=True,
             )
             channel.basic_ack(method.delivery_tag)
@@ -91,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     services = args.services or [name for name, _args, _port in planned(settings)]
     for service in services:
         if args.command == "list":
-            for letter in list_dead_letters(settings.amqp_uri, service):
+            for letter in list_dead_letters(Settings.from_env(service).amqp_uri, service):
                 print(json.dumps({"service": service, **letter}))
         else:
-            count = replay_dead_letters(settings.amqp_uri, service, args.queue)
+            # as the service's own broker user: only it may write to its requeue exchange
+            count = replay_dead_letters(Settings.from_env(service).amqp_uri, service, args.queue)
             print(f"{service}: replayed {count} dead letter(s)", file=sys.stderr)
     return 0
 

@@ -27,11 +27,11 @@ def _config(script_location: str | Path) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, script_location: str | Path) -> None:
+def upgrade(engine: Engine, script_location: str | Path, revision: str = "head") -> None:
     cfg = _config(script_location)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 def migrator(script_location: str | Path) -> Callable[[Engine, MetaData], None]:

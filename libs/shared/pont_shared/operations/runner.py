@@ -4,7 +4,8 @@ Options: `--name` (the service name, for services run once per organisation) and
 `--org`/`--port`. SIGTERM and SIGINT stop gracefully: entrypoints stop taking work,
 in-flight workers finish and acknowledge, then the process exits 0. If the service's
 container dies (nameko kills it when an extension or a managed thread fails), the process
-exits 1 rather than living on with nothing in it, so its supervisor starts it again.
+exits 1 rather than living on with nothing in it, so its supervisor starts it again. Outside
+`PONT_ENV=development` a default or short secret makes it refuse to start (exit 2, naming the variable).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import structlog  # noqa: E402
 from eventlet.event import Event  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from pont_shared.config import Settings  # noqa: E402
+from pont_shared.config import Settings, UnsafeConfiguration  # noqa: E402
 from pont_shared.logs import configure_logging  # noqa: E402
 
 log = structlog.get_logger(__name__)
@@ -62,6 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     service_cls = load_service(args.service, args.name)
     settings = Settings.from_env(service_cls.name, http_port=args.port)
     configure_logging(service_cls.name, settings.log_level)
+    try:
+        settings.check_secrets()
+    except UnsafeConfiguration as exc:  # the message names the variable, never its value
+        log.error("service.refused", reason=str(exc))
+        print(f"{service_cls.name}: refusing to start: {exc}", file=sys.stderr)
+        sys.exit(2)
     # service-specific tunables (timer intervals, periods) reach the container config as-is
     config = {**{k: v for k, v in os.environ.items() if k.startswith("PONT_")}, **settings.nameko_config()}
     if args.org:

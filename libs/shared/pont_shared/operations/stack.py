@@ -16,7 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pont_shared.config import AGENCY_LINK_BASE_PORT, SERVICE_PORTS, Settings, safe_name
+from pont_shared.config import AGENCY_LINK_BASE_PORT, SERVICE_PORTS, Settings, UnsafeConfiguration, safe_name
+from pont_shared.operations import broker_access
 from pont_shared.operations.ops import broker_reachable
 
 ROOT = Path(os.environ.get("PONT_ROOT", Path.cwd()))
@@ -30,6 +31,7 @@ SERVICE_CLASSES = {
     "bookings": "bookings.service:BookingsService",
     "transitions": "transitions.service:TransitionsService",
     "gateway": "gateway.service:GatewayService",
+    "web": "web.service:WebService",
 }
 
 
@@ -50,7 +52,7 @@ def planned(settings: Settings) -> list[tuple[str, list[str], int]]:
     return plan
 
 
-def supervisor_config(plan: list[tuple[str, list[str], int]]) -> str:
+def supervisor_config(plan: list[tuple[str, list[str], int]], environment: dict[str, str] | None = None) -> str:
     """supervisord's configuration: one program per process, restarted whenever it exits.
 
     `startsecs` is how long a process must live to count as started; one that exits sooner
@@ -67,8 +69,12 @@ def supervisor_config(plan: list[tuple[str, list[str], int]]) -> str:
     ]
     for name, args, _port in plan:
         command = " ".join([sys.executable, "-m", "pont_shared.operations.runner", *args])
+        # the process's own broker user (PONT_<NAME>_AMQP_URI), if one was provisioned
+        variable = f"PONT_{safe_name(name).upper()}_AMQP_URI"
+        env = f'environment={variable}="{environment[variable].replace("%", "%%")}"\n' \
+            if environment and variable in environment else ""
         sections.append(
-            f"[program:{name}]\ncommand={command}\ndirectory={ROOT}\nautorestart=true\nstartsecs=3\n"
+            f"[program:{name}]\ncommand={command}\ndirectory={ROOT}\n{env}autorestart=true\nstartsecs=3\n"
             f"startretries=1000\nstopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nredirect_stderr=true\n"
             f"stdout_logfile={RUN_DIR / f'{name}.log'}\nstdout_logfile_maxbytes=50MB\n")
     return "\n".join(sections)
@@ -99,17 +105,30 @@ def _supervisord_running() -> bool:
 
 
 def start() -> int:
+    # a developer's stack: the development secrets are accepted unless the caller says otherwise
+    os.environ.setdefault("PONT_ENV", "development")
     settings = Settings.from_env("gateway")
+    try:  # each process checks too; refusing here saves supervisord restarting them for ever
+        settings.check_secrets()
+    except UnsafeConfiguration as exc:
+        print(f"Not starting Pont: {exc}", file=sys.stderr)
+        return 1
     if not broker_reachable(settings.amqp_uri):
         print(f"RabbitMQ is not reachable at {settings.amqp_uri.split('@')[-1]}.\n"
               "Start it with:  rabbitmq-server -detached   (or set AMQP_URI)", file=sys.stderr)
         return 1
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     plan = planned(settings)
+    ports = {name: port for name, _args, port in plan}
+    if "gateway" in ports:  # the web pages are a client of this stack's own gateway
+        os.environ.setdefault("PONT_GATEWAY_URL", f"http://127.0.0.1:{ports['gateway']}")
     if _supervisord_running():
         print("Pont is already running under supervisord; checking it is ready")
     else:
-        CONFIG.write_text(supervisor_config(plan))
+        # a user per service and organisation, none an administrator (pont_shared.operations.broker_access)
+        uris = broker_access.provision(settings, RUN_DIR)
+        CONFIG.touch(mode=0o600)  # it holds those users' passwords
+        CONFIG.write_text(supervisor_config(plan, uris))
         subprocess.run([str(BIN / "supervisord"), "-c", str(CONFIG)], check=True, timeout=60)
     deadline = time.monotonic() + 120
     waiting = {name: port for name, _args, port in plan}
@@ -131,6 +150,8 @@ def start() -> int:
     gateway_port = dict((n, p) for n, _a, p in plan).get("gateway")
     if gateway_port:
         print(f"\nAPI: http://127.0.0.1:{gateway_port}/api/v1  OpenAPI: http://127.0.0.1:{gateway_port}/openapi.json")
+    if "web" in ports:
+        print(f"Pages (Welsh and English): http://127.0.0.1:{ports['web']}/")
     print(f"Processes: {BIN / 'supervisorctl'} -c {CONFIG} status\nStop with: make stop")
     return 0
 

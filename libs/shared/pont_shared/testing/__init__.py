@@ -40,7 +40,7 @@ def service_process(spec: str, name: str, database_url: str, *, ready: Callable[
     own database; yield the process once `ready()` holds; stop it gracefully (SIGTERM) after."""
     from pont_shared.config import safe_name
 
-    environment = {**os.environ, "AMQP_URI": AMQP_URI, "PONT_LOG_LEVEL": "WARNING",
+    environment = {**os.environ, "AMQP_URI": AMQP_URI, "PONT_LOG_LEVEL": "WARNING", "PONT_ENV": "development",
                    f"PONT_{safe_name(name).upper()}_DATABASE_URL": database_url, **env}
     process = subprocess.Popen([sys.executable, "-m", "pont_shared.operations.runner", spec, "--name", name,
                                 "--port", "0"], env=environment, stdout=subprocess.DEVNULL)

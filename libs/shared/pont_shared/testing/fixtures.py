@@ -36,6 +36,7 @@ def make_settings(broker_url):
     def make(service: str, database_url: str, **overrides) -> Settings:
         env = {
             "AMQP_URI": broker_url,
+            "PONT_ENV": "development",  # tests use the development secrets, explicitly
             "PONT_RETRY_DELAYS": "0.05,0.1,0.2",
             "PONT_OUTBOX_POLL_SECONDS": "0.2",
             "PONT_LOG_LEVEL": "WARNING",

@@ -17,6 +17,7 @@ from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from pont_shared.config import safe_name
 from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
 from pont_shared.contract.events import DisclosureDelivered
+from pont_shared.messaging.broker import broker_user
 from pont_shared.messaging.db import define_messaging_tables, make_engine
 from pont_shared.messaging.topology import dead_letter_queue_name
 from pont_shared.messaging.wire import InboxClient
@@ -37,7 +38,8 @@ def free_port() -> int:
 def publish(broker_url: str, exchange: str, routing_key: str, envelope: Envelope) -> None:
     with pika.BlockingConnection(pika.URLParameters(broker_url)) as conn:
         conn.channel().basic_publish(exchange, routing_key, envelope.model_dump_json(),
-                                     pika.BasicProperties(content_type="application/json", delivery_mode=2))
+                                     pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                                          user_id=broker_user(broker_url)))
 
 
 def queue_depth(broker_url: str, queue: str) -> int:

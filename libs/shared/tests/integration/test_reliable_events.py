@@ -16,8 +16,10 @@ from sqlalchemy.orm import sessionmaker
 
 from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
 from pont_shared.contract.events import DisclosureDelivered
+from pont_shared.messaging.broker import broker_user
 from pont_shared.messaging.db import make_engine
 from pont_shared.messaging.outbox import OutboxRelay
+from pont_shared.messaging.topology import HEADER_ATTEMPT, HEADER_PUBLISHER, requeue_name
 from pont_shared.messaging.uow import UnitOfWork
 from pont_shared.messaging.wire import WireObserver
 from pont_shared.operations.dead_letters import list_dead_letters, replay_dead_letters
@@ -205,7 +207,8 @@ class TestIdempotentConsumer:
             channel = conn.channel()
             for _ in range(2):
                 channel.basic_publish(EVENTS_EXCHANGE, Ping.TYPE, body,
-                                      pika.BasicProperties(content_type="application/json", delivery_mode=2))
+                                      pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                                           user_id=broker_user(broker_url)))
 
         wait_until(lambda: handled(container.service_name, "duplicate") >= 1)
         assert len(effect_rows(engine, run)) == 1
@@ -315,7 +318,8 @@ class TestBatchConsumer:
             channel = conn.channel()
             for envelope in sent[:20]:
                 channel.basic_publish(EVENTS_EXCHANGE, Ping.TYPE, envelope.model_dump_json(),
-                                      pika.BasicProperties(content_type="application/json", delivery_mode=2))
+                                      pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                                           user_id=broker_user(broker_url)))
 
         letters = wait_until(lambda: list_dead_letters(broker_url, service_name), timeout=15)
         wait_until(lambda: len(effect_rows(engine, good)) >= 300)
@@ -334,3 +338,73 @@ def test_a_message_that_is_not_an_event_is_dead_lettered_at_once(consumer, broke
 
     letters = wait_until(lambda: list_dead_letters(broker_url, container.service_name))
     assert letters[0]["error"].startswith("malformed envelope") and letters[0]["attempts"] == 0
+
+
+@pytest.fixture
+def impostor():
+    """A broker user of its own (not the consumer's), allowed to publish Pings to pont.events."""
+    user, password = f"impostor_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    for args in (["add_user", user, password], ["set_permissions", "-p", "/", user, "^$", "^pont\\.events$", "^$"]):
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+    yield user, f"amqp://{user}:{password}@127.0.0.1:5672/"
+    subprocess.run(["rabbitmqctl", "delete_user", user], capture_output=True, timeout=60)
+
+
+def test_an_event_whose_publisher_is_not_its_source_is_dead_lettered(consumer, broker_url, impostor):
+    container, engine = consumer
+    user, uri = impostor
+    run = run_id()
+    forged = Envelope.wrap(Ping(run=run, n=1), source="/pont/referrals")  # claims another service
+    genuine = Envelope.wrap(Ping(run=run, n=2), source=f"/pont/{user}")  # its own name: accepted
+    unsigned = Envelope.wrap(Ping(run=run, n=3), source="/pont/probe")  # no user_id at all
+    with pika.BlockingConnection(pika.URLParameters(uri)) as conn:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        for envelope in (forged, genuine):
+            channel.basic_publish(EVENTS_EXCHANGE, Ping.TYPE, envelope.model_dump_json(),
+                                  pika.BasicProperties(content_type="application/json", user_id=user))
+    with pika.BlockingConnection(pika.URLParameters(broker_url)) as conn:
+        conn.channel().basic_publish(EVENTS_EXCHANGE, Ping.TYPE, unsigned.model_dump_json(),
+                                     pika.BasicProperties(content_type="application/json"))
+
+    letters = wait_until(lambda: (found := list_dead_letters(broker_url, container.service_name))
+                         and len(found) == 2 and found)
+    errors = sorted(letter["error"] for letter in letters)
+    assert errors == ["publisher mismatch: no user_id on an event from /pont/probe",
+                      f"publisher mismatch: user '{user}' may not publish events from /pont/referrals"]
+    assert all(letter["attempts"] == 0 for letter in letters)
+    wait_until(lambda: [n for _id, n in effect_rows(engine, run)] == [2])
+
+
+def test_a_retried_event_keeps_its_first_publisher(consumer, broker_url, impostor):
+    """A retry comes back re-published by the consumer's own user; the publisher it is checked
+    against is still the one RabbitMQ vouched for on first arrival."""
+    container, _engine = consumer
+    user, uri = impostor
+    run = run_id()
+    FAILING_RUNS.add(run)
+    try:
+        with pika.BlockingConnection(pika.URLParameters(uri)) as conn:
+            channel = conn.channel()
+            channel.confirm_delivery()
+            channel.basic_publish(EVENTS_EXCHANGE, Ping.TYPE,
+                                  Envelope.wrap(Ping(run=run, n=1), source=f"/pont/{user}").model_dump_json(),
+                                  pika.BasicProperties(content_type="application/json", user_id=user))
+        letters = wait_until(lambda: list_dead_letters(broker_url, container.service_name), timeout=15)
+    finally:
+        FAILING_RUNS.discard(run)
+    retries = len(container.config["PONT_SETTINGS"].retry_delays)
+    assert [letter["attempts"] for letter in letters] == [retries]  # every retry ran: none rejected
+    assert "publisher mismatch" not in letters[0]["error"]
+
+    # a requeued copy is judged by the publisher recorded on it, not by the user that requeued it
+    forged = Envelope.wrap(Ping(run=run, n=2), source="/pont/referrals")
+    with pika.BlockingConnection(pika.URLParameters(broker_url)) as conn:
+        conn.channel().basic_publish(
+            requeue_name(container.service_name), f"{container.service_name}.on_ping", forged.model_dump_json(),
+            pika.BasicProperties(content_type="application/json", user_id=broker_user(broker_url),
+                                 headers={HEADER_PUBLISHER: user, HEADER_ATTEMPT: 1}))
+    letters = wait_until(lambda: (found := list_dead_letters(broker_url, container.service_name))
+                         and len(found) == 2 and found)
+    assert f"publisher mismatch: user '{user}' may not publish events from /pont/referrals" in [
+        letter["error"] for letter in letters]

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from pont_shared.config import Settings, parse_school_holidays
+from pont_shared.config import Settings, UnsafeConfiguration, parse_school_holidays
 
 
 class TestSchoolHolidays:
@@ -26,3 +26,35 @@ class TestSchoolHolidays:
     def test_a_value_that_is_not_dates_names_the_variable(self, raw):
         with pytest.raises(ValueError, match="PONT_SCHOOL_HOLIDAYS"):
             parse_school_holidays(raw)
+
+
+class TestSecretsOutsideDevelopment:
+    STRONG = {"PONT_JWT_SECRET": "j" * 32, "PONT_CHILD_REF_SECRET": "c" * 40, "PONT_LEDGER_KEY": "l" * 32}
+
+    def test_development_accepts_the_development_secrets(self):
+        Settings.from_env("referrals", {"PONT_ENV": "development"}).check_secrets()
+
+    def test_production_is_the_default_and_refuses_a_default_secret_naming_it(self):
+        with pytest.raises(UnsafeConfiguration, match="PONT_JWT_SECRET is the development default"):
+            Settings.from_env("referrals", {}).check_secrets()
+
+    @pytest.mark.parametrize("variable", ["PONT_JWT_SECRET", "PONT_CHILD_REF_SECRET", "PONT_LEDGER_KEY"])
+    def test_production_refuses_each_short_secret_without_printing_it(self, variable):
+        env = {**self.STRONG, "PONT_ENV": "production", variable: "short-but-secret-value"}
+        with pytest.raises(UnsafeConfiguration) as refused:
+            Settings.from_env("referrals", env).check_secrets()
+        assert variable in str(refused.value) and "32 bytes" in str(refused.value)
+        assert "short-but-secret-value" not in str(refused.value)
+
+    @pytest.mark.parametrize("variable", ["PONT_JWT_SECRET", "PONT_CHILD_REF_SECRET", "PONT_LEDGER_KEY"])
+    def test_production_refuses_each_development_default(self, variable):
+        env = {k: v for k, v in self.STRONG.items() if k != variable} | {"PONT_ENV": "production"}
+        with pytest.raises(UnsafeConfiguration, match=f"{variable} is the development default"):
+            Settings.from_env("referrals", env).check_secrets()
+
+    def test_production_accepts_secrets_of_its_own(self):
+        Settings.from_env("referrals", {**self.STRONG, "PONT_ENV": "production"}).check_secrets()
+
+    def test_an_unknown_environment_is_refused(self):
+        with pytest.raises(UnsafeConfiguration, match="PONT_ENV must be one of"):
+            Settings.from_env("referrals", {**self.STRONG, "PONT_ENV": "staging"}).check_secrets()

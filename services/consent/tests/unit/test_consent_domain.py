@@ -8,7 +8,9 @@ import pytest
 
 from consent.domain import (
     GENESIS_HASH,
+    UNKEYED,
     Agreement,
+    Anchor,
     Consent,
     LedgerEntry,
     NotPermitted,
@@ -17,6 +19,7 @@ from consent.domain import (
     SharingRequest,
     decide,
     first_broken_link,
+    verify_chain,
 )
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -221,22 +224,52 @@ class TestAgreement:
         assert refused.value.field == field_name
 
 
-def chain(n: int) -> list[LedgerEntry]:
-    entries, previous = [], None
+KEY = b"ledger-key-for-tests"
+
+
+def entry(i: int) -> LedgerEntry:
+    return LedgerEntry(seq=0, id=str(uuid.uuid4()), kind="disclosure", at=NOW + timedelta(minutes=i),
+                       child_ref=CHILD, from_org=SCHOOL, to_org=HEALTH, purpose="referral",
+                       categories=("contact",), basis="consent", basis_ref="c1", by="staff1")
+
+
+def chain(n: int, key: bytes = KEY, after: list[LedgerEntry] | None = None) -> list[LedgerEntry]:
+    entries = list(after or [])
+    previous = entries[-1] if entries else None
     for i in range(n):
-        entry = LedgerEntry(seq=0, id=str(uuid.uuid4()), kind="disclosure", at=NOW + timedelta(minutes=i),
-                            child_ref=CHILD, from_org=SCHOOL, to_org=HEALTH, purpose="referral",
-                            categories=("contact",), basis="consent", basis_ref="c1", by="staff1")
-        previous = entry.chained_after(previous)
+        previous = entry(len(entries) + i).chained_after(previous, key)
         entries.append(previous)
     return entries
+
+
+def unkeyed_chain(n: int) -> list[LedgerEntry]:
+    """A ledger as it was written before the ledger key: plain SHA-256 links."""
+    import hashlib
+    import json
+    from dataclasses import replace
+
+    entries, previous = [], None
+    for i in range(n):
+        fresh = replace(entry(i), seq=i + 1, prev_hash=previous.hash if previous else GENESIS_HASH, chain=UNKEYED)
+        body = json.dumps({"prev_hash": fresh.prev_hash, **fresh.content()}, sort_keys=True, separators=(",", ":"))
+        previous = replace(fresh, hash=hashlib.sha256(body.encode()).hexdigest())
+        entries.append(previous)
+    return entries
+
+
+def rechain(entries: list[LedgerEntry], start: int, key: bytes) -> list[LedgerEntry]:
+    """What someone with database access does after rewriting entry `start`: re-link every later one."""
+    out = entries[:start]
+    for old in entries[start:]:
+        out.append(old.chained_after(out[-1] if out else None, key))
+    return out
 
 
 class TestLedgerChain:
     def test_an_intact_chain_verifies(self):
         entries = chain(3)
 
-        assert first_broken_link(entries) is None
+        assert first_broken_link(entries, KEY) is None
         assert entries[0].prev_hash == GENESIS_HASH
         assert entries[2].prev_hash == entries[1].hash
 
@@ -246,26 +279,85 @@ class TestLedgerChain:
         entries = chain(4)
         entries[1] = replace(entries[1], to_org=SOCIAL)
 
-        broken, why = first_broken_link(entries)
+        seq, why = first_broken_link(entries, KEY)
 
-        assert broken.seq == 2 and "hash" in why
+        assert seq == 2 and "hash" in why
 
     def test_a_removed_entry_is_found(self):
         entries = chain(4)
         del entries[2]
 
-        broken, _ = first_broken_link(entries)
+        seq, _ = first_broken_link(entries, KEY)
 
-        assert broken.seq == 4
+        assert seq == 4
 
     def test_the_hash_does_not_depend_on_the_time_zone_it_is_read_in(self):
         from dataclasses import replace
         from datetime import timedelta as td
 
-        entry = chain(1)[0]
-        elsewhere = replace(entry, at=entry.at.astimezone(timezone(td(hours=1))))
+        sealed = chain(1)[0]
+        elsewhere = replace(sealed, at=sealed.at.astimezone(timezone(td(hours=1))))
 
-        assert elsewhere.computed_hash() == entry.hash
+        assert elsewhere.computed_hash(KEY) == sealed.hash
+
+    def test_an_entry_rewritten_and_re_chained_with_another_key_is_found(self):
+        from dataclasses import replace
+
+        entries = chain(4)
+        entries[1] = replace(entries[1], to_org=SOCIAL)
+        forged = rechain(entries, 1, b"a key the forger guessed")
+
+        result = verify_chain(forged, KEY)
+
+        assert not result.intact and result.first_broken["seq"] == 2
+
+    def test_an_entry_rewritten_and_re_chained_unkeyed_is_found(self):
+        """Re-chained with plain SHA-256 and marked as a legacy entry: unkeyed after keyed is refused."""
+        import hashlib
+        import json
+        from dataclasses import replace
+
+        entries = chain(4)
+        forged = entries[:2]
+        for old in entries[2:]:
+            fresh = replace(old, to_org=SOCIAL, prev_hash=forged[-1].hash, chain=UNKEYED)
+            body = json.dumps({"prev_hash": fresh.prev_hash, **fresh.content()}, sort_keys=True,
+                              separators=(",", ":"))
+            forged.append(replace(fresh, hash=hashlib.sha256(body.encode()).hexdigest()))
+
+        result = verify_chain(forged, KEY)
+
+        assert result.first_broken == {"seq": 3, "reason": "an unkeyed entry after keyed ones"}
+
+    def test_unkeyed_entries_from_before_the_key_verify_and_are_counted(self):
+        entries = chain(2, after=unkeyed_chain(3))
+
+        result = verify_chain(entries, KEY)
+
+        assert result.intact and result.entries == 5 and result.unkeyed == 3
+        assert result.head == {"seq": 5, "hash": entries[-1].hash}
+
+    def test_a_dropped_tail_is_found_through_an_anchor(self):
+        entries = chain(5)
+        anchor = Anchor(5, entries[-1].hash, "health:cardiff-vale")
+
+        assert verify_chain(entries, KEY, [anchor]).intact
+        dropped = verify_chain(entries[:3], KEY, [anchor])
+
+        assert dropped.first_broken["seq"] == 5 and "missing" in dropped.first_broken["reason"]
+        assert first_broken_link(entries[:3], KEY) is None  # without the anchor, nothing shows
+
+    def test_a_chain_rebuilt_with_the_key_from_some_point_on_differs_from_the_anchor(self):
+        from dataclasses import replace
+
+        entries = chain(5)
+        anchor = Anchor(4, entries[3].hash, "youth_work:cardiff")
+        entries[1] = replace(entries[1], to_org=SOCIAL)
+        rebuilt = rechain(entries, 1, KEY)
+
+        result = verify_chain(rebuilt, KEY, [anchor])
+
+        assert result.first_broken["seq"] == 4 and "differs" in result.first_broken["reason"]
 
 
 class TestAgreementApproval:

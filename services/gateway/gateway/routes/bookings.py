@@ -7,10 +7,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pont_shared.auth import ORG_PATTERN
+from pont_shared.contract.errors import Forbidden
 from pont_shared.messaging.dependencies import ChildRefs
 
 from ..api import api, caller_dict
-from ..rpc import ServiceRpc
+from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child
 
 PROVIDER_ROLES = ("school_nurse", "health_practitioner", "social_worker", "youth_worker")
@@ -72,6 +73,7 @@ class BookingRoutes:
 
     bookings_rpc = ServiceRpc("bookings", name_key="PONT_BOOKINGS_SERVICE")
     booking_child_refs = ChildRefs()
+    booking_agencies = AgencyLinks()
 
     @api("POST", "/api/v1/sessions", roles=PROVIDER_ROLES, body=SessionIn, status=201, idempotent=True,
          example=SESSION_EXAMPLE, summary="Schedule a session in a school room, cut into slots",
@@ -79,6 +81,11 @@ class BookingRoutes:
     def schedule_session(self, caller, body, idempotency_key=None):
         return 201, self.bookings_rpc.schedule_session(caller_dict(caller), body.model_dump(mode="json"),
                                                    idempotency_key=idempotency_key)
+
+    @api("GET", "/api/v1/sessions", summary="The sessions the caller's organisation provides or hosts, "
+         "soonest first, with their slots")
+    def list_sessions(self, caller, body):
+        return self.bookings_rpc.list_sessions(caller_dict(caller))
 
     @api("GET", "/api/v1/sessions/{id}", summary="A session with its slots (provider or host school)",
          responses={404: "no such session, or not the caller's to see"})
@@ -110,3 +117,10 @@ class BookingRoutes:
          responses={404: "no such appointment", 409: "not booked"})
     def record_was_not_brought(self, caller, body, id):
         return self.bookings_rpc.record_was_not_brought(caller_dict(caller), id)
+
+    @api("GET", "/api/v1/reviews", roles=("dsl",),
+         summary="The DSL's review queue: was-not-brought appointments at the caller's own school")
+    def dsl_reviews(self, caller, body):
+        if caller.org_kind != "school":
+            raise Forbidden("the review queue is a school's")
+        return self.booking_agencies(caller.org).dsl_reviews(caller_dict(caller))

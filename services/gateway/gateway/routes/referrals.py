@@ -1,9 +1,9 @@
 """The "Referrals" routes of API.md: raise and follow referrals; the recipient's inbox and decisions."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from pont_shared.contract.errors import Forbidden, Invalid
 from pont_shared.contract.events import Category
@@ -17,6 +17,10 @@ RECIPIENT_ROLES = ("school_staff", "dsl", "school_nurse", "health_practitioner",
 Service = Literal["school_nursing", "camhs", "social_care", "youth_work", "education_welfare", "families_first"]
 Details = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10000)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,60}$")]
+InfoKey = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
+InfoLine = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+# what a school shares under one category: free text, or (always for `contact`) a flat object of short fields
+Information = Details | Annotated[dict[InfoKey, InfoLine], Field(max_length=20)]
 
 
 class _Body(BaseModel):
@@ -31,10 +35,18 @@ class NewReferral(_Body):
     details: Details
     urgency: Literal["routine", "urgent", "safeguarding"]
     share: list[Category] = Field(min_length=1)
-    information: dict[Category, Any] = Field(
-        default_factory=dict, description="what the school shares under each category (only categories in share)")
+    information: dict[Category, Information] = Field(
+        default_factory=dict, description="what the school shares under each category (only categories in share): "
+                                          "text up to 10,000 characters, or for `contact` an object of short fields")
     basis: Literal["consent", "safeguarding"] = "consent"
     justification: Text | None = None
+
+    @field_validator("information")
+    @classmethod
+    def _contact_is_an_object(cls, value: dict) -> dict:
+        if isinstance(value.get(Category.contact), str):
+            raise ValueError("contact information is an object of fields, e.g. {\"phone\": \"...\"}")
+        return value
 
 
 class Decline(_Body):

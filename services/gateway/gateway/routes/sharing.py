@@ -47,6 +47,8 @@ class NewConsent(_Body):
 
 class Withdrawal(_Body):
     reason: Text
+    erase: bool = Field(False, description="ask every holder to delete the details disclosed on this consent "
+                                           "(they keep a tombstone: id, child, when, why) instead of restricting them")
 
 
 class SharingQuestion(_Body):
@@ -100,10 +102,10 @@ class SharingRoutes:
                                                     idempotency_key)
 
     @api("POST", "/api/v1/consents/{id}/withdraw", roles=CONSENT_ROLES, body=Withdrawal,
-         summary="Withdraw a consent: later decisions deny and recipients are told to restrict",
+         summary="Withdraw a consent: later decisions deny and holders are told to restrict (erase: true → to erase)",
          example={"reason": "parent withdrew consent by phone"}, responses={404: "unknown consent"})
     def withdraw_consent(self, caller, body, id):
-        return self.consent_rpc.withdraw_consent(id, body.reason, caller_dict(caller))
+        return self.consent_rpc.withdraw_consent(id, body.reason, caller_dict(caller), erase=body.erase)
 
     @api("GET", "/api/v1/children/{child_ref}/consents", roles=CONSENT_ROLES,
          summary="The consents the caller's organisation holds or is named in for a child",
@@ -116,6 +118,12 @@ class SharingRoutes:
          responses={404: "no record of this child for the caller's organisation"})
     def list_disclosures(self, caller, body, child_ref):
         return self.consent_rpc.disclosures(child_ref, caller_dict(caller))
+
+    @api("GET", "/api/v1/ledger/verify", roles=("admin", "dsl"),
+         summary="Check the disclosure ledger: 200 {intact, entries, head: {seq, hash}, unkeyed_entries, "
+                 "anchors_checked, first_broken?: {seq, reason}}")
+    def verify_ledger(self, caller, body):
+        return self.consent_rpc.verify_ledger()
 
     @api("POST", "/api/v1/sharing-decisions", roles=STAFF_ROLES, body=SharingQuestion,
          summary="Ask whether categories may be shared (records nothing, shares nothing)",

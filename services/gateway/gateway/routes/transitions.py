@@ -12,7 +12,7 @@ from pont_shared.contract.errors import Forbidden
 
 from ..api import api, caller_dict
 from ..rpc import AgencyLinks, ServiceRpc
-from ..schemas import Child, org_id
+from ..schemas import Child, OrgId, org_id
 
 SENDERS = ("transition_lead",)
 RECEIVERS = ("transition_lead", "dsl")
@@ -80,7 +80,7 @@ class Sections(_Strict):
     attendance: Attendance | None = None
     aln: Aln | None = None
     wellbeing: Wellbeing | None = None
-    agency_involvement: list[Involvement] | None = None
+    agency_involvement: list[Involvement] | None = Field(default=None, max_length=50)
     child_protection: ChildProtection | None = None
 
 
@@ -105,8 +105,8 @@ class NewTransitions(_Strict):
 
 
 class CohortCtf(_Strict):
-    from_school: str
-    to_school: str
+    from_school: OrgId
+    to_school: OrgId
 
 
 class ImportedQuery(_Strict):

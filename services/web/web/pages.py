@@ -1,0 +1,392 @@
+"""The pages: each a work queue first, then its forms. Framework-free but for werkzeug's Request/Response.
+
+Every page reads and writes through the gateway's public API with the signed-in user's token;
+the web keeps nothing of its own but the session cookie. A form POST needs the session's CSRF
+token; what the gateway refuses comes back as an error summary linked to the fields.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, time
+from pathlib import Path
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+from pont_shared.auth import mint
+from pont_shared.config import Settings
+
+from . import i18n
+from .cookies import LANGUAGE_COOKIE, SESSION_COOKIE, Sessions, cookie_options, csrf_ok
+from .gateway import Answer, Gateway
+
+HERE = Path(__file__).parent
+PROVIDER_ROLES = {"school_nurse", "health_practitioner", "social_worker", "youth_worker"}
+SERVICES = ("school_nursing", "camhs", "social_care", "youth_work", "education_welfare", "families_first")
+OUTCOMES = {"attended": "attended", "was-not-brought": "was-not-brought", "cancel": "cancel"}
+
+
+def _(message: str) -> str:
+    """Marks a string for the catalogue; it is translated where it is shown (a template's `_()`)."""
+    return message
+
+
+ROLE_NAMES = {
+    "dsl": _("Designated safeguarding lead"), "school_staff": _("School staff"),
+    "transition_lead": _("Transition lead"), "school_nurse": _("School nurse"),
+    "health_practitioner": _("Health practitioner"), "social_worker": _("Social worker"),
+    "youth_worker": _("Youth worker"), "admin": _("Administrator"),
+}
+SERVICE_NAMES = {
+    "school_nursing": _("School nursing"), "camhs": _("Child and adolescent mental health"),
+    "social_care": _("Social care"), "youth_work": _("Youth work"),
+    "education_welfare": _("Education welfare"), "families_first": _("Families First"),
+}
+STATUS_NAMES = {
+    "booked": _("Booked"), "attended": _("Attended"), "was_not_brought": _("Was not brought"),
+    "cancelled": _("Cancelled"), "open": _("Open"),
+}
+KIND_NAMES = {"was_not_brought": _("Was not brought")}
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    key: str
+    sub: str
+    org: str
+    roles: tuple[str, ...]
+    label: str
+
+
+def demo_users(agencies: tuple[str, ...]) -> tuple[DemoUser, ...]:
+    """The demonstration people (scripts/demo.py) in the configured organisations (PONT_AGENCIES)."""
+    def first(kind: str, nth: int = 0, default: str = "") -> str:
+        orgs = [org for org in agencies if org.startswith(kind + ":")]
+        return orgs[nth] if len(orgs) > nth else default or f"{kind}:demo"
+
+    primary, secondary = first("school"), first("school", 1)
+    people = [
+        DemoUser("nurse", "demo-nurse", first("health"), ("school_nurse",), _("School nurse")),
+        DemoUser("dsl", "demo-dsl", primary, ("dsl", "school_staff"), _("Designated safeguarding lead")),
+        DemoUser("teacher", "demo-teacher", primary, ("school_staff",), _("Teacher")),
+        DemoUser("lead", "demo-lead", primary, ("transition_lead", "dsl"), _("Transition lead")),
+        DemoUser("receiver", "demo-receiver", secondary, ("transition_lead", "dsl"), _("Transition lead")),
+        DemoUser("social-worker", "demo-social-worker", first("social_care"), ("social_worker",),
+                 _("Social worker")),
+        DemoUser("admin", "demo-admin", first("local_authority", default="local_authority:cardiff"), ("admin",),
+                 _("Administrator")),
+    ]
+    return tuple(people)
+
+
+class Page:
+    """One request's context: its language, session, and what it will set on the response."""
+
+    def __init__(self, app: Web, request: Request):
+        self.app, self.request = app, request
+        self.session = app.sessions.load(request.cookies.get(SESSION_COOKIE))
+        self.language = i18n.choose(request.cookies.get(LANGUAGE_COOKIE), request.accept_languages)
+        self.dirty = SESSION_COOKIE not in request.cookies
+
+    @property
+    def user(self) -> dict | None:
+        return self.session.get("user")
+
+    def gettext(self, message: str) -> str:
+        return i18n.translations(self.language).gettext(message)
+
+    def render(self, template: str, status: int = 200, **context) -> Response:
+        # the page's own gettext, so concurrent requests in different languages never mix
+        body = self.app.env.get_template(template).render(
+            page=self, user=self.user, lang=self.language, csrf=self.session["csrf"], _=self.gettext,
+            gettext=self.gettext, **context)
+        return self.finish(Response(body, status=status, content_type="text/html; charset=utf-8"))
+
+    def finish(self, response: Response) -> Response:
+        if self.dirty:
+            response.set_cookie(SESSION_COOKIE, self.app.sessions.dump(self.session),
+                                **cookie_options(self.app.secure_cookies))
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["Content-Security-Policy"] = ("default-src 'self'; style-src 'self'; script-src 'self'; "
+                                                       "form-action 'self'; frame-ancestors 'none'")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    def go(self, path: str) -> Response:
+        return self.finish(redirect(path, code=303))
+
+    def call(self, method: str, path: str, body: dict | None = None, idempotency_key: str | None = None) -> Answer:
+        return self.app.gateway.call(method, path, self.user["token"], body, idempotency_key)
+
+    # template helpers
+    def when(self, value) -> str:
+        return i18n.when(value, self.language)
+
+    def day(self, value) -> str:
+        return i18n.day(value, self.language)
+
+    def clock(self, value) -> str:
+        return i18n.clock(value, self.language)
+
+    def named(self, names: dict, key: str) -> str:
+        return self.gettext(names[key]) if key in names else key
+
+
+class Web:
+    def __init__(self, settings: Settings, gateway: Gateway | None = None):
+        self.settings = settings
+        self.gateway = gateway or Gateway(settings.gateway_url)
+        self.sessions = Sessions(settings.jwt_secret)
+        self.secure_cookies = settings.environment != "development"
+        self.demo_users = demo_users(settings.agencies)
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    service_names, status_names, kind_names = SERVICE_NAMES, STATUS_NAMES, KIND_NAMES
+
+    @property
+    def development(self) -> bool:
+        return self.settings.environment == "development"
+
+    def page(self, request: Request) -> Page:
+        return Page(self, request)
+
+    # --- the pages -----------------------------------------------------------------------
+
+    def home(self, request: Request) -> Response:
+        page = self.page(request)
+        if page.user is None:
+            return page.go("/sign-in")
+        if PROVIDER_ROLES.intersection(page.user["roles"]):
+            return page.go("/sessions")
+        if "dsl" in page.user["roles"]:
+            return page.go("/reviews")
+        return page.render("home.html")
+
+    def sign_in(self, request: Request) -> Response:
+        page = self.page(request)
+        if not self.development:
+            return page.render("sign_in_unavailable.html", status=404)
+        if request.method == "POST":
+            if not csrf_ok(page.session, request.form.get("csrf")):
+                return page.render("forbidden.html", status=403)
+            chosen = next((u for u in self.demo_users if u.key == request.form.get("user")), None)
+            if chosen is None:
+                return page.render("sign_in.html", status=422, users=self.demo_users,
+                                   errors=[("user", page.gettext("Choose who to sign in as"))])
+            token = mint(chosen.sub, chosen.org, list(chosen.roles), self.settings.jwt_secret)
+            page.session = {"csrf": page.session["csrf"], "user": {
+                "key": chosen.key, "sub": chosen.sub, "org": chosen.org, "roles": list(chosen.roles),
+                "label": chosen.label, "token": token}}
+            page.dirty = True
+            return page.go("/")
+        return page.render("sign_in.html", users=self.demo_users, errors=[])
+
+    def sign_out(self, request: Request) -> Response:
+        page = self.page(request)
+        if not csrf_ok(page.session, request.form.get("csrf")):
+            return page.render("forbidden.html", status=403)
+        page.session, page.dirty = self.sessions.load(None), True
+        return page.go("/sign-in")
+
+    def language(self, request: Request) -> Response:
+        page = self.page(request)
+        if not csrf_ok(page.session, request.form.get("csrf")):
+            return page.render("forbidden.html", status=403)
+        chosen = request.form.get("lang")
+        back = request.form.get("next") or "/"
+        if not back.startswith("/") or back.startswith("//"):
+            back = "/"
+        response = page.go(back)
+        if chosen in i18n.LANGUAGES:
+            response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600,
+                                **cookie_options(self.secure_cookies))
+        return response
+
+    def sessions_list(self, request: Request) -> Response:
+        page = self.page(request)
+        if (refused := self._needs(page)) is not None:
+            return refused
+        answer = page.call("GET", "/api/v1/sessions")
+        if not answer.ok:
+            return self._failed(page, answer)
+        return page.render("sessions.html", sessions=answer.body,
+                           can_schedule=bool(PROVIDER_ROLES.intersection(page.user["roles"])))
+
+    def session_new(self, request: Request) -> Response:
+        page = self.page(request)
+        if (refused := self._needs(page, PROVIDER_ROLES)) is not None:
+            return refused
+        values = {"site": "", "room": "", "service": "school_nursing", "date": "", "start": "09:00", "end": "12:00",
+                  "slot_minutes": "20", "capacity_per_slot": "1"}
+        if request.method == "GET":
+            return self._session_form(page, values, [])
+        if not csrf_ok(page.session, request.form.get("csrf")):
+            return page.render("forbidden.html", status=403)
+        values.update({key: request.form.get(key, "").strip() for key in values})
+        body, errors = _session_body(values, page.gettext)
+        if not errors:
+            answer = page.call("POST", "/api/v1/sessions", body, idempotency_key=request.form.get("key"))
+            if answer.ok:
+                return page.go(f"/sessions/{quote(answer.body['id'])}")
+            errors = self._refusal(page, answer, SESSION_FIELDS)
+        return self._session_form(page, values, errors, status=422)
+
+    def _session_form(self, page: Page, values: dict, errors: list, status: int = 200) -> Response:
+        schools = [org for org in self.settings.agencies if org.startswith("school:")]
+        return page.render("session_new.html", status=status, values=values, errors=errors, schools=schools,
+                           services=SERVICES, key=str(uuid.uuid4()))
+
+    def session_detail(self, request: Request, session_id: str, errors: list | None = None,
+                       values: dict | None = None, status: int = 200) -> Response:
+        page = self.page(request)
+        if (refused := self._needs(page)) is not None:
+            return refused
+        answer = page.call("GET", f"/api/v1/sessions/{quote(session_id, safe='')}")
+        if not answer.ok:
+            return self._failed(page, answer)
+        session = answer.body
+        slot_times = {slot["id"]: slot for slot in session["slots"]}
+        return page.render("session.html", status=status, session=session, slot_times=slot_times,
+                           errors=errors or [], values=values or {}, key=str(uuid.uuid4()),
+                           free=[slot for slot in session["slots"] if slot["booked"] < slot["capacity"]])
+
+    def book(self, request: Request, session_id: str) -> Response:
+        page = self.page(request)
+        if (refused := self._needs(page, PROVIDER_ROLES)) is not None:
+            return refused
+        if not csrf_ok(page.session, request.form.get("csrf")):
+            return page.render("forbidden.html", status=403)
+        values = {key: request.form.get(key, "").strip()
+                  for key in ("slot_id", "upn", "given_name", "family_name", "date_of_birth")}
+        errors = [(field, page.gettext(message)) for field, message in BOOKING_REQUIRED if not values[field]]
+        if values["date_of_birth"] and not _is_date(values["date_of_birth"]):
+            errors.append(("date_of_birth", page.gettext("Enter the date of birth as a date, e.g. 2015-03-14")))
+        if not errors:
+            answer = page.call("POST", "/api/v1/appointments", {
+                "slot_id": values["slot_id"], "child": {key: values[key] for key in
+                                                        ("upn", "given_name", "family_name", "date_of_birth")}},
+                idempotency_key=request.form.get("key"))
+            if answer.ok:
+                return page.go(f"/sessions/{quote(session_id, safe='')}#appointments")
+            errors = self._refusal(page, answer, BOOKING_FIELDS)
+        return self.session_detail(request, session_id, errors=errors, values=values, status=422)
+
+    def outcome(self, request: Request, appointment_id: str, action: str) -> Response:
+        page = self.page(request)
+        if (refused := self._needs(page, PROVIDER_ROLES)) is not None:
+            return refused
+        if action not in OUTCOMES:
+            return page.render("not_found.html", status=404)
+        if not csrf_ok(page.session, request.form.get("csrf")):
+            return page.render("forbidden.html", status=403)
+        session_id = request.form.get("session_id", "")
+        body = {}
+        if action == "cancel":
+            reason = request.form.get("reason", "").strip()
+            if not reason:
+                return self.session_detail(request, session_id, status=422, errors=[
+                    (f"reason-{appointment_id}", page.gettext("Give a reason for cancelling"))])
+            body = {"reason": reason}
+        answer = page.call("POST", f"/api/v1/appointments/{quote(appointment_id, safe='')}/{action}", body)
+        if not answer.ok:
+            return self.session_detail(request, session_id, status=answer.status if answer.status < 500 else 502,
+                                       errors=self._refusal(page, answer, {}))
+        return page.go(f"/sessions/{quote(session_id, safe='')}#appointments")
+
+    def reviews(self, request: Request) -> Response:
+        page = self.page(request)
+        if (refused := self._needs(page, {"dsl"})) is not None:
+            return refused
+        answer = page.call("GET", "/api/v1/reviews")
+        if not answer.ok:
+            return self._failed(page, answer)
+        return page.render("reviews.html", reviews=list(reversed(answer.body)))
+
+    # --- shared ---------------------------------------------------------------------------
+
+    def _needs(self, page: Page, roles: set[str] | None = None) -> Response | None:
+        if page.user is None:
+            return page.go("/sign-in")
+        if roles is not None and not roles.intersection(page.user["roles"]):
+            return page.render("forbidden.html", status=403)
+        return None
+
+    def _failed(self, page: Page, answer: Answer) -> Response:
+        if answer.status == 401:
+            page.session, page.dirty = self.sessions.load(None), True
+            return page.go("/sign-in")
+        if answer.status in (403, 404):
+            return page.render("forbidden.html" if answer.status == 403 else "not_found.html", status=answer.status)
+        return page.render("unavailable.html", status=502)
+
+    def _refusal(self, page: Page, answer: Answer, fields: dict[str, str]) -> list[tuple[str, str]]:
+        """What the gateway refused, as (field id, message in the page's language)."""
+        if answer.status == 422 and answer.errors:
+            found = []
+            for error in answer.errors:
+                field = fields.get(str(error.get("field", "")))
+                found.append((field or "", page.gettext("Check this answer") if field
+                              else page.gettext("Check your answers")))
+            return found
+        if answer.status == 409:
+            return [("", page.gettext("That could not be done: the room or the slot is taken, the pupil is "
+                                      "booked elsewhere then, or the appointment has not started yet."))]
+        if answer.status in (403, 404):
+            return [("", page.gettext("You cannot do that here."))]
+        return [("", page.gettext("Pont could not be reached. Try again in a moment."))]
+
+
+# gateway field → form field id
+SESSION_FIELDS = {name: name for name in ("site", "room", "service", "date", "start", "end", "slot_minutes",
+                                          "capacity_per_slot")}
+BOOKING_FIELDS = {"slot_id": "slot_id", "child.upn": "upn", "child.given_name": "given_name",
+                  "child.family_name": "family_name", "child.date_of_birth": "date_of_birth"}
+BOOKING_REQUIRED = (
+    ("slot_id", _("Choose a time")), ("upn", _("Enter the pupil's UPN")),
+    ("given_name", _("Enter the pupil's given name")), ("family_name", _("Enter the pupil's family name")),
+    ("date_of_birth", _("Enter the pupil's date of birth")),
+)
+SESSION_REQUIRED = (
+    ("site", _("Choose the school")), ("room", _("Enter the room")), ("date", _("Enter the date")),
+    ("start", _("Enter the start time")), ("end", _("Enter the end time")),
+    ("slot_minutes", _("Enter the length of each slot in minutes")),
+    ("capacity_per_slot", _("Enter how many pupils each slot takes")),
+)
+
+
+def _session_body(values: dict, gettext) -> tuple[dict, list[tuple[str, str]]]:
+    errors = [(field, gettext(message)) for field, message in SESSION_REQUIRED if not values[field]]
+    if values["date"] and not _is_date(values["date"]):
+        errors.append(("date", gettext("Enter the date as a date, e.g. 2027-03-02")))
+    for field in ("start", "end"):
+        if values[field] and not _is_time(values[field]):
+            errors.append((field, gettext("Enter a time, e.g. 09:00")))
+    for field in ("slot_minutes", "capacity_per_slot"):
+        if values[field] and not values[field].isdigit():
+            errors.append((field, gettext("Enter a whole number")))
+    if errors:
+        return {}, errors
+    body = dict(values, slot_minutes=int(values["slot_minutes"]),
+                capacity_per_slot=int(values["capacity_per_slot"]))
+    return body, []
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_time(value: str) -> bool:
+    try:
+        time.fromisoformat(value)
+        return True
+    except ValueError:
+        return False
+
+
