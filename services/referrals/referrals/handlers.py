@@ -168,7 +168,14 @@ def _record_raised(uow: UnitOfWork, cmd: RaiseReferral, idempotency: _Idempotenc
             return replayed
         repo = ReferralRepository(uow.session)
         ref = derive_child_ref(cmd.child["upn"], child_ref_secret)
-        _refuse_duplicate(repo, caller["org"], ref, cmd.service)
+        try:
+            _refuse_duplicate(repo, caller["org"], ref, cmd.service)
+        except Conflict:
+            # the same key, sent again while the first was running: it committed after our replay
+            replayed = uow.replay(idempotency.scope, idempotency.key, idempotency.request)
+            if replayed is not None:
+                return replayed
+            raise
         referral = Referral(
             id=str(uuid.uuid4()), child_ref=ref, from_org=caller["org"], to_org=cmd.to_org, service=cmd.service,
             urgency=cmd.urgency, reason=cmd.reason, details=cmd.details, child=dict(cmd.child),

@@ -1,0 +1,64 @@
+"""Two attempts with one Idempotency-Key at once, on PostgreSQL (on SQLite, BEGIN IMMEDIATE serialises them).
+
+Seen in the fault suite after a broker outage: a client retried while its first request, queued
+during the outage, was being handled. The first committed between the retry's look for its key
+and its look for an open referral of the child; the retry answered 409 instead of the replay.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+from pont_shared.identity import make_upn
+from pont_shared.messaging.db import make_engine
+from pont_shared.messaging.uow import UnitOfWork
+from referrals import handlers
+from referrals.orm import metadata, tables
+
+pytestmark = pytest.mark.integration
+
+STAFF = {"sub": "t1", "org": "school:1", "roles": ["school_staff"]}
+
+
+class AllowsContact:
+    def share(self, request):
+        return {"decisions": [{"category": c, "allowed": c == "contact", "basis": "consent" if c == "contact" else None,
+                               "basis_ref": "consent-1" if c == "contact" else None, "reason": ""}
+                              for c in request["categories"]],
+                "disclosure_id": f"d-{request['idempotency_key']}", "flagged_for_review": False}
+
+
+def test_a_retry_whose_first_attempt_commits_after_the_retry_looked_for_its_key_is_a_replay(
+        postgres_url, monkeypatch):
+    engine = make_engine(postgres_url)
+    metadata.create_all(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    command = handlers.RaiseReferral(
+        child={"upn": make_upn(4242), "given_name": "Ffion", "family_name": "Jones", "date_of_birth": "2015-04-12"},
+        to_org="health:1", service="school_nursing", reason="low mood", details="withdrawn", urgency="urgent",
+        share=["contact"], caller=STAFF, idempotency_key="k1")
+
+    def attempt() -> dict:
+        return handlers.raise_referral(UnitOfWork(sessions, tables, source="/pont/referrals"), command,
+                                       consent=AllowsContact(), clock=lambda: datetime.now(UTC),
+                                       child_ref_secret="integration-test-key")
+
+    find_open, first = handlers.ReferralRepository.find_open, {}
+
+    def first_attempt_commits_meanwhile(repo, *args):
+        monkeypatch.setattr(handlers.ReferralRepository, "find_open", find_open)
+        first.update(attempt())   # its own connection and transaction, committed before we look
+        return find_open(repo, *args)
+
+    monkeypatch.setattr(handlers.ReferralRepository, "find_open", first_attempt_commits_meanwhile)
+    try:
+        second = attempt()
+        with UnitOfWork(sessions, tables, source="/pont/referrals") as uow:
+            raised = handlers.ReferralRepository(uow.session).list_for(STAFF["org"])
+    finally:
+        engine.dispose()
+
+    assert second["id"] == first["id"] and second["status"] == "sent"
+    assert len(raised) == 1
