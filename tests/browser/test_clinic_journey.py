@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from nameko.containers import ServiceContainer
 
 from agency_link.service import AgencyLinkService
 from bookings.service import BookingsService
@@ -29,7 +28,7 @@ from gateway.rpc import agency_link_name
 from gateway.service import GatewayService
 from pont_shared.config import Settings
 from pont_shared.identity import make_upn
-from pont_shared.testing import AMQP_URI, fresh_database, http_url, random_name, wait_until, web_address
+from pont_shared.testing import AMQP_URI, fresh_database, http_url, random_name, start_container, wait_until
 from pont_shared.testing.fixtures import delete_queues
 from web.service import WebService
 
@@ -46,12 +45,6 @@ def _settings(service: str, database_url: str, **env: str) -> Settings:
     return dataclasses.replace(Settings.from_env(service, env, http_port=0), database_url=database_url)
 
 
-def _start(cls, settings: Settings, name: str, extra: dict | None = None) -> ServiceContainer:
-    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": web_address(), **(extra or {})}
-    container = ServiceContainer(type(cls.__name__, (cls,), {"name": name}), config)
-    container.start()
-    return container
-
 
 @pytest.fixture(scope="module")
 def platform():
@@ -61,13 +54,14 @@ def platform():
     with fresh_database("pont_web_bookings") as bookings_db, fresh_database("pont_web_link") as link_db:
         try:
             bookings_name = random_name("bookings")
-            containers.append(_start(BookingsService, _settings("bookings", bookings_db), bookings_name))
+            containers.append(start_container(BookingsService, _settings("bookings", bookings_db), bookings_name))
             link_name = agency_link_name(site)  # the name the gateway calls the school's agency_link by
-            containers.append(_start(AgencyLinkService, _settings(link_name, link_db), link_name, {"org": site}))
-            gateway = _start(GatewayService, _settings("gateway", "sqlite://"), random_name("gateway"),
+            containers.append(start_container(AgencyLinkService, _settings(link_name, link_db), link_name,
+                                              {"org": site}))
+            gateway = start_container(GatewayService, _settings("gateway", "sqlite://"), random_name("gateway"),
                              {"PONT_BOOKINGS_SERVICE": bookings_name})
             containers.append(gateway)
-            web = _start(WebService, _settings("web", "sqlite://", PONT_AGENCIES=f"{site},{health}",
+            web = start_container(WebService, _settings("web", "sqlite://", PONT_AGENCIES=f"{site},{health}",
                                                PONT_GATEWAY_URL=http_url(gateway)), random_name("web"))
             containers.append(web)
             url = http_url(web)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import eventlet
 import pytest
 import requests
-from nameko.containers import ServiceContainer
 from sqlalchemy import create_engine, text
 
 from bookings.service import BookingsService
@@ -29,8 +28,8 @@ from pont_shared.testing import (
     fresh_database,
     http_url,
     random_name,
+    start_container,
     wait_until,
-    web_address,
 )
 from pont_shared.testing.fixtures import delete_queues
 
@@ -49,12 +48,6 @@ def _settings(service: str, database_url: str, broker_url: str) -> Settings:
     return dataclasses.replace(Settings.from_env(service, env, http_port=0), database_url=database_url)
 
 
-def _start(cls, settings: Settings, name: str, extra: dict | None = None) -> ServiceContainer:
-    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": web_address(), **(extra or {})}
-    container = ServiceContainer(type(cls.__name__, (cls,), {"name": name}), config)
-    container.start()
-    return container
-
 
 @pytest.fixture(scope="module")
 def pont():
@@ -64,8 +57,9 @@ def pont():
     with fresh_database("pont_bookings") as url:
         bookings_name, gateway_name = random_name("bookings"), random_name("gateway")
         clock = MovableClock(start=BEFORE_CLINICS)
-        bookings = _start(BookingsService, _settings("bookings", url, AMQP_URI), bookings_name, {"PONT_CLOCK": clock})
-        gateway = _start(GatewayService, _settings("gateway", "sqlite://", AMQP_URI), gateway_name,
+        bookings = start_container(BookingsService, _settings("bookings", url, AMQP_URI), bookings_name,
+                                   {"PONT_CLOCK": clock})
+        gateway = start_container(GatewayService, _settings("gateway", "sqlite://", AMQP_URI), gateway_name,
                          {"PONT_BOOKINGS_SERVICE": bookings_name})
         engine = create_engine(url)
         try:
@@ -394,7 +388,7 @@ def school_link(pont):
     site = school_site()
     with fresh_database("pont_bookings_link") as url:
         name = random_name("agency_link")
-        container = _start(AgencyLinkService, _settings(name, url, AMQP_URI), name, {"org": site})
+        container = start_container(AgencyLinkService, _settings(name, url, AMQP_URI), name, {"org": site})
         engine = create_engine(url)
         try:
             yield site, name, engine

@@ -200,6 +200,16 @@ def web_address() -> str:
     return f"127.0.0.1:{free_port_run(1)}"
 
 
+def start_container(service_cls, settings, name: str, extra: dict | None = None):
+    """A started nameko container of `service_cls` under `name`, with `settings`, on a free port."""
+    from nameko.containers import ServiceContainer
+
+    config = {**settings.nameko_config(), "WEB_SERVER_ADDRESS": web_address(), **(extra or {})}
+    container = ServiceContainer(type(service_cls.__name__, (service_cls,), {"name": name}), config)
+    container.start()
+    return container
+
+
 def http_url(container) -> str:
     """Base URL of a running container's web server, from its configured address (`web_address()`)."""
     from nameko.web.server import WebServer
