@@ -119,6 +119,7 @@ class TestAdaptiveBatching:
         producer.emit(run, 1)
 
         observer.wait_for(lambda seen: any(e.data["run"] == run for e in seen), timeout=5)
+        wait_until(lambda: producer.relay.batches, message="the relay did not finish its batch")  # noted after confirms
         assert producer.relay.batches == [1]
 
     def test_commits_made_while_a_batch_awaits_its_confirms_leave_together_in_the_next(
@@ -133,7 +134,7 @@ class TestAdaptiveBatching:
         producer.relay.released.set()
 
         observer.wait_for(lambda seen: len([e for e in seen if e.data["run"] == run]) == 31, timeout=10)
-        wait_until(lambda: producer.unsent() == 0)
+        wait_until(lambda: sum(producer.relay.batches) == 31)
         assert producer.relay.batches == [1, 30]
 
     def test_a_backlog_larger_than_a_batch_leaves_in_full_batches_one_after_another(
@@ -147,7 +148,8 @@ class TestAdaptiveBatching:
 
         producer = start_producer(batch_size=100)
 
-        wait_until(lambda: producer.unsent() == 0, timeout=10)
+        wait_until(lambda: sum(producer.relay.batches) == 250, timeout=10)
+        assert producer.unsent() == 0
         assert producer.relay.batches == [100, 100, 50]
 
 
