@@ -54,7 +54,7 @@ from pont_shared.logs import configure_logging  # noqa: E402
 from pont_shared.messaging.db import make_engine  # noqa: E402
 from pont_shared.messaging.rpc import TRANSIENT, RpcProxy, rpc  # noqa: E402
 from pont_shared.operations.runner import settle_collector  # noqa: E402
-from pont_shared.testing import AMQP_URI, fresh_database, service_process, web_address  # noqa: E402
+from pont_shared.testing import AMQP_URI, fresh_database, service_process, signed, web_address  # noqa: E402
 from pont_shared.testing.fixtures import delete_queues  # noqa: E402
 from transitions.orm import tables  # noqa: E402
 from transitions.service import TransitionsService  # noqa: E402
@@ -250,7 +250,7 @@ def _measure(label, work, transitions_name, outboxes) -> None:
         started = time.perf_counter()
         replies = call_all("prepare", [
             ({"to_school": secondary, "pupils": pupils, "send": True},
-             {"sub": f"lead-{primary}", "org": primary, "roles": ["transition_lead"]})
+             signed({"sub": f"lead-{primary}", "org": primary, "roles": ["transition_lead"]}))
             for primary, secondary, pupils in work])
         prepared_sent = time.perf_counter() - started
         sent = [(secondary, records) for (_, secondary, _), records in zip(work, replies, strict=True)]
@@ -260,7 +260,7 @@ def _measure(label, work, transitions_name, outboxes) -> None:
 
         started = time.perf_counter()
         call_all("acknowledge_many", [
-            (ids[i:i + 2000], {"sub": f"lead-{secondary}", "org": secondary, "roles": ["transition_lead"]})
+            (ids[i:i + 2000], signed({"sub": f"lead-{secondary}", "org": secondary, "roles": ["transition_lead"]}))
             for secondary, ids in by_secondary.items() for i in range(0, len(ids), 2000)])
         acknowledged = time.perf_counter() - started
         cpu_used = cpu.report(prepared_sent + acknowledged)
@@ -319,7 +319,7 @@ def real_consent_run(run: str) -> None:
                                                 consent_url, probe=("decide_many", [])))
             processes.enter_context(own_process(
                 "bench_transitions:BenchTransitions", TransitionsService, transitions_name, url,
-                probe=("inbox", {"sub": "bench", "org": "school:0000000", "roles": ["transition_lead"]}),
+                probe=("inbox", signed({"sub": "bench", "org": "school:0000000", "roles": ["transition_lead"]})),
                 BENCH_CONSENT_SERVICE=consent_name, BENCH_REFERRALS_SERVICE=referrals_name))
             engine, consent_engine = make_engine(url), make_engine(consent_url)
             work = list(cohorts(PUPILS, str(700 + int(run, 16) % 200)))
@@ -367,7 +367,7 @@ def seed_consent(consent_name: str, consent_engine, secret: str, work) -> None:
     from consent.domain import Consent
     from consent.orm import consent_row, consents
 
-    admin = {"sub": "admin", "org": "local_authority:bench", "roles": ["admin"]}
+    admin = signed({"sub": "admin", "org": "local_authority:bench", "roles": ["admin"]})
     today = date.today()
     with callers(consent_name) as call_all:
         created = call_all("create_agreement", [
@@ -376,7 +376,7 @@ def seed_consent(consent_name: str, consent_engine, secret: str, work) -> None:
               "valid_from": str(today - timedelta(days=1)), "valid_to": str(today + timedelta(days=365))}, admin)
             for primary, secondary, _ in work])
         call_all("approve_agreement", [
-            (agreement["id"], {"sub": "admin", "org": party, "roles": ["admin"]})
+            (agreement["id"], signed({"sub": "admin", "org": party, "roles": ["admin"]}))
             for agreement, (primary, secondary, _) in zip(created, work, strict=True)
             for party in (primary, secondary)])
     now = datetime.now(UTC)

@@ -28,6 +28,7 @@ from pont_shared.testing import (
     fresh_database,
     http_url,
     random_name,
+    signed,
     start_container,
     wait_until,
 )
@@ -410,9 +411,9 @@ class TestSchoolLink:
         dsl = {"sub": "dsl1", "org": site, "roles": ["dsl"]}
 
         with ServiceRpcProxy(link_name, {"AMQP_URI": pont.settings.amqp_uri}) as link:
-            reviews = wait_until(lambda: [r for r in link.dsl_reviews(dsl)
+            reviews = wait_until(lambda: [r for r in link.dsl_reviews(signed(dsl))
                                           if r["appointment_id"] == appointment["id"]], timeout=10)
-            stored = link.appointments(dsl, child_ref=appointment["child_ref"])
+            stored = link.appointments(signed(dsl), child_ref=appointment["child_ref"])
 
         assert reviews[0]["kind"] == "was_not_brought" and reviews[0]["child_ref"] == appointment["child_ref"]
         assert [(a["appointment_id"], a["room"], a["status"]) for a in stored] == [

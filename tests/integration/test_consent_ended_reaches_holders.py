@@ -32,6 +32,7 @@ from pont_shared.testing import (
     bearer,
     fresh_database,
     http_url,
+    signed,
     wait_until,
     web_address,
 )
@@ -115,7 +116,7 @@ def record_consent(stack, p: dict, categories: list[str], expires_on: date | Non
             "purposes": ["transition"], "evidence": "written", "categories": categories,
             **({"expires_on": str(expires_on)} if expires_on else {})}
     with ServiceRpcProxy(stack["names"]["consent"], {"AMQP_URI": AMQP_URI}) as consent:
-        return consent.record_consent(body, staff)["id"]
+        return consent.record_consent(body, signed(staff))["id"]
 
 
 def send(stack, p: dict) -> str:
@@ -154,7 +155,7 @@ def withdraw(stack, consent_id: str, **extra) -> None:
 def link_copy(stack, transition_id: str) -> dict | None:
     caller = {"sub": "sec1", "org": stack["secondary"], "roles": ["transition_lead"]}
     with ServiceRpcProxy(stack["link"], {"AMQP_URI": AMQP_URI}) as link:
-        return next((i for i in link.inbox("transition", caller) if i["id"] == transition_id), None)
+        return next((i for i in link.inbox("transition", signed(caller)) if i["id"] == transition_id), None)
 
 
 def test_withdrawing_one_of_two_consents_withholds_exactly_the_sections_that_rested_on_it(stack):
@@ -181,7 +182,7 @@ def test_withdrawing_one_of_two_consents_withholds_exactly_the_sections_that_res
     # the sending school sees it too
     lead = {"sub": "lead1", "org": stack["primary"], "roles": ["transition_lead"]}
     with ServiceRpcProxy(stack["names"]["transitions"], {"AMQP_URI": AMQP_URI}) as transitions:
-        mine = transitions.get(transition_id, lead)
+        mine = transitions.get(transition_id, signed(lead))
     assert withheld(mine) == {"aln": "withdrawn", "wellbeing": "withdrawn"}
     # the secondary's agency link: its copy names the consents per section, so it withholds the same two
     copy = wait_until(lambda: once(link_copy(stack, transition_id), lambda c: c["withheld"]), timeout=15)
@@ -263,7 +264,8 @@ def test_a_send_retried_after_its_transaction_failed_leaves_one_ledger_entry(sta
     assert retried.json()["ids"] == [blocked] and again.json() == retried.json()
     dsl = {"sub": "dsl1", "org": stack["primary"], "roles": ["dsl"]}
     with ServiceRpcProxy(stack["names"]["consent"], {"AMQP_URI": AMQP_URI}) as consent:
-        entries = consent.disclosures(child_ref(p["child"]["upn"], Settings.from_env("x", {}).child_ref_secret), dsl)
+        ref = child_ref(p["child"]["upn"], Settings.from_env("x", {}).child_ref_secret)
+        entries = consent.disclosures(ref, signed(dsl))
     [entry] = [e for e in entries if e["kind"] == "disclosure"]
     assert entry["subject_id"] == blocked
 

@@ -34,6 +34,7 @@ from pont_shared.testing import (
     bearer,
     fresh_database,
     http_url,
+    signed,
     wait_until,
     web_address,
 )
@@ -145,7 +146,7 @@ def cohort(stack):
                 "purposes": ["transition"], "evidence": "written",
                 "categories": ["education", "attendance", "aln", "health_wellbeing"] if wide
                 else ["education", "attendance"],
-            }, staff)
+            }, signed(staff))
     return pupils
 
 
@@ -195,7 +196,7 @@ class TestCohortHandOver:
 
         def held():
             with rpc(stack, stack["link"]) as link:
-                items = link.inbox("transition", caller)
+                items = link.inbox("transition", signed(caller))
             return items if len({i["child_ref"] for i in items}) == COHORT else None
 
         items = wait_until(held, timeout=30)
@@ -210,7 +211,7 @@ class TestCohortHandOver:
     def test_the_ledger_records_each_disclosure_with_its_basis(self, stack, cohort, sent):
         dsl = {"sub": "dsl1", "org": stack["primary"], "roles": ["dsl"]}
         with rpc(stack, stack["names"]["consent"]) as consent:
-            entries = consent.disclosures(ref(cohort[45]), dsl)
+            entries = consent.disclosures(ref(cohort[45]), signed(dsl))
 
         [entry] = [e for e in entries if e["kind"] == "disclosure"]
         assert entry["basis"] == "consent" and sorted(entry["categories"]) == ["attendance", "education"]
@@ -224,7 +225,7 @@ class TestChildProtection:
             consent.record_consent({
                 "child": {"upn": p["child"]["upn"]}, "given_by": {"name": "Parent", "relationship": "parent"},
                 "recipients": [stack["secondary"]], "purposes": ["transition"], "evidence": "written",
-                "categories": ["education"]}, {"sub": "s", "org": stack["primary"], "roles": ["school_staff"]})
+                "categories": ["education"]}, signed({"sub": "s", "org": stack["primary"], "roles": ["school_staff"]}))
 
         response = requests.post(f"{stack['base']}/api/v1/transitions",
                                  json={"to_school": stack["secondary"], "pupils": [p], "send": True},
@@ -243,8 +244,8 @@ class TestChildProtection:
         assert "child_protection" not in for_lead["sections"]
         assert for_lead["restricted"][0]["section"] == "child_protection"
         with rpc(stack, stack["names"]["consent"]) as consent:
-            entries = consent.disclosures(record["child_ref"], {"sub": "a", "org": stack["primary"],
-                                                                "roles": ["admin"]})
+            entries = consent.disclosures(record["child_ref"], signed({"sub": "a", "org": stack["primary"],
+                                                                "roles": ["admin"]}))
         legal = [e for e in entries if e["basis"] == "legal_obligation"]
         assert len(legal) == 1 and legal[0]["categories"] == ["safeguarding"]
         assert legal[0]["to_org"] == stack["secondary"] and legal[0]["subject_id"] == record["id"]
@@ -295,7 +296,8 @@ class TestCtf:
             consent.record_consent({
                 "child": {"upn": shared["child"]["upn"]}, "given_by": {"name": "Parent", "relationship": "parent"},
                 "recipients": [stack["secondary"]], "purposes": ["transition"], "evidence": "written",
-                "categories": ["education", "attendance"]}, {"sub": "s", "org": primary, "roles": ["school_staff"]})
+                "categories": ["education", "attendance"]},
+                signed({"sub": "s", "org": primary, "roles": ["school_staff"]}))
         lead = headers(primary, "transition_lead")
         created = requests.post(f"{stack['base']}/api/v1/transitions",
                                 json={"to_school": stack["secondary"], "pupils": [shared, unshared], "send": True},
@@ -508,12 +510,13 @@ class TestOpenAgencyInvolvementFromReferrals:
                 consent.record_consent({
                     "child": {"upn": p["child"]["upn"], "date_of_birth": p["child"]["date_of_birth"]},
                     "given_by": {"name": "Parent", "relationship": "parent"}, "recipients": [stack["secondary"]],
-                    "purposes": ["transition"], "evidence": "written", "categories": categories}, staff)
+                    "purposes": ["transition"], "evidence": "written", "categories": categories}, signed(staff))
         with rpc(stack, stack["names"]["referrals"]) as referrals:
             for p in (allowed, refused, own):
                 raised = referrals.raise_referral({
                     "child": p["child"], "to_org": health, "service": "school_nursing", "reason": "low mood",
-                    "details": "Withdrawn in class.", "urgency": "routine", "share": ["contact"], "caller": staff})
+                    "details": "Withdrawn in class.", "urgency": "routine", "share": ["contact"],
+                    "caller": signed(staff)})
                 assert raised["status"] == "awaiting_consent"
 
         response = requests.post(f"{stack['base']}/api/v1/transitions",

@@ -37,6 +37,7 @@ class Caller:
     sub: str
     org: str
     roles: frozenset[str]
+    assertion: str = ""  # the gateway's signed assertion of this caller, for services (pont_shared.contract.caller)
 
     def has_any(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from pont_shared.contract.caller import DEV_CALLER_SIGNING_KEY, DEV_CALLER_VERIFY_KEY
 from pont_shared.messaging.broker import HEARTBEAT_SECONDS, kombu_ssl_options, parse_brokers
 
 DEV_JWT_SECRET = "pont-development-secret-change-me"
@@ -22,12 +23,16 @@ DEV_BROKER_PASSWORD = "pont-broker-dev"  # docker-compose's default for every se
 
 ENVIRONMENTS = ("development", "production")
 MIN_SECRET_BYTES = 32
-# (environment variable, Settings attribute, development default): every secret a process holds.
-# Outside PONT_ENV=development none may be its development default or shorter than MIN_SECRET_BYTES.
-SECRETS: list[tuple[str, str, str]] = [
-    ("PONT_JWT_SECRET", "jwt_secret", DEV_JWT_SECRET),
-    ("PONT_CHILD_REF_SECRET", "child_ref_secret", DEV_CHILD_REF_SECRET),
-    ("PONT_LEDGER_KEY", "ledger_key", DEV_LEDGER_KEY),
+# (environment variable, Settings attribute, development default, the services that hold it or None
+# for every process). Outside PONT_ENV=development none may be its development default or shorter
+# than MIN_SECRET_BYTES.
+SECRETS: list[tuple[str, str, str, frozenset[str] | None]] = [
+    ("PONT_JWT_SECRET", "jwt_secret", DEV_JWT_SECRET, None),
+    ("PONT_CHILD_REF_SECRET", "child_ref_secret", DEV_CHILD_REF_SECRET, None),
+    ("PONT_LEDGER_KEY", "ledger_key", DEV_LEDGER_KEY, None),
+    ("PONT_CALLER_SIGNING_KEY", "caller_signing_key", DEV_CALLER_SIGNING_KEY, frozenset({"gateway"})),
+    # public, but its development value's private half is in this repository: anyone could sign with it
+    ("PONT_CALLER_VERIFY_KEY", "caller_verify_key", DEV_CALLER_VERIFY_KEY, None),
 ]
 
 
@@ -114,6 +119,10 @@ class Settings:
     # the owner role's URL, for migrations at start (PostgreSQL roles: pont_shared.operations.roles); "" = database_url
     migrate_database_url: str = ""
     ledger_key: str = DEV_LEDGER_KEY  # HMAC key of the consent ledger chain; lives outside the database
+    # the gateway's Ed25519 key for caller assertions (pont_shared.contract.caller); deployments give it
+    # to the gateway alone, and only the gateway uses it (or has it checked: SECRETS)
+    caller_signing_key: str = DEV_CALLER_SIGNING_KEY
+    caller_verify_key: str = DEV_CALLER_VERIFY_KEY  # its public half, with which every service verifies them
     ledger_anchor_seconds: float = 300.0
     ledger_verify_seconds: float = 3600.0
     environment: str = "production"
@@ -149,6 +158,8 @@ class Settings:
             school_holidays=parse_school_holidays(env.get("PONT_SCHOOL_HOLIDAYS", "")),
             migrate_database_url=env.get(f"PONT_{key}_MIGRATE_DATABASE_URL", ""),
             ledger_key=env.get("PONT_LEDGER_KEY", DEV_LEDGER_KEY),
+            caller_signing_key=env.get("PONT_CALLER_SIGNING_KEY", DEV_CALLER_SIGNING_KEY),
+            caller_verify_key=env.get("PONT_CALLER_VERIFY_KEY", DEV_CALLER_VERIFY_KEY),
             ledger_anchor_seconds=float(env.get("PONT_LEDGER_ANCHOR_SECONDS", "300")),
             ledger_verify_seconds=float(env.get("PONT_LEDGER_VERIFY_SECONDS", "3600")),
             environment=env.get("PONT_ENV", "production"),
@@ -166,7 +177,9 @@ class Settings:
             raise UnsafeConfiguration(f"PONT_ENV must be one of {', '.join(ENVIRONMENTS)}")
         if self.environment == "development":
             return
-        for variable, attribute, development_default in SECRETS:
+        for variable, attribute, development_default, holders in SECRETS:
+            if holders is not None and self.service not in holders:
+                continue
             value = getattr(self, attribute)
             if value == development_default:
                 raise UnsafeConfiguration(f"{variable} is the development default; set a secret of its own "

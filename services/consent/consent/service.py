@@ -64,19 +64,19 @@ class ConsentService(OpsEndpoints):
     def disclosures(self, child_ref: str, caller: dict) -> list[dict]:
         return handlers.disclosures(self.uow, child_ref, caller)
 
-    @rpc(expected_exceptions=EXPECTED)
+    @rpc(expected_exceptions=EXPECTED, caller="request.caller")
     def decide(self, request: dict) -> dict:
         return handlers.decide(self.uow, request, self.clock())
 
-    @rpc(expected_exceptions=EXPECTED)
+    @rpc(expected_exceptions=EXPECTED, caller="request.caller", vouched_by=("referrals",))
     def share(self, request: dict) -> dict:
         return handlers.share(self.uow, request, self.clock(), self._ledger_key)
 
-    @rpc(expected_exceptions=EXPECTED)
+    @rpc(expected_exceptions=EXPECTED, caller="requests[].caller", vouched_by=("transitions",))
     def decide_many(self, requests: list) -> list[dict]:
         return handlers.decide_many(self.uow, requests, self.clock())
 
-    @rpc(expected_exceptions=EXPECTED)
+    @rpc(expected_exceptions=EXPECTED, caller="requests[].caller", vouched_by=("transitions",))
     def share_many(self, requests: list) -> list[dict]:
         return handlers.share_many(self.uow, requests, self.clock(), self._ledger_key)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
 from functools import partial
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.wrappers import Response
 
 from pont_shared.auth import Caller, verify
+from pont_shared.contract.caller import CallerSigner
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 
 from .problems import BodyTooLarge, LengthRequired, MalformedBody, RequestInvalid, problem_for
@@ -139,6 +140,10 @@ class ApiEndpoint(HttpRequestHandler):
         kwargs.setdefault("expected_exceptions", (NotFound, Conflict, Forbidden, Invalid))
         super().__init__(method, _werkzeug_rule(path), **kwargs)
 
+    def setup(self):
+        super().setup()
+        self.signer = CallerSigner(self.container.config["PONT_SETTINGS"].caller_signing_key)
+
     def handle_request(self, request):
         request.shallow = False
         try:
@@ -163,6 +168,7 @@ class ApiEndpoint(HttpRequestHandler):
         caller = verify(request.headers.get("Authorization"), settings.jwt_secret, settings.oidc)
         if route.roles is not None and not caller.has_any(*route.roles):
             raise Forbidden(f"this needs one of the roles: {', '.join(route.roles)}")
+        caller = replace(caller, assertion=self.signer.sign(caller.sub, caller.org, caller.roles))
         body = None
         if route.body is not None:
             raw = parse_json(read_body(request, settings.max_body_bytes))
@@ -208,6 +214,6 @@ def routes_of(service_cls: type) -> list[Route]:
     return list(routes.values())
 
 
-def caller_dict(caller: Caller) -> dict:
-    """The caller as passed over RPC to the services."""
-    return {"sub": caller.sub, "org": caller.org, "roles": sorted(caller.roles)}
+def assertion(caller: Caller) -> str:
+    """The caller as passed over RPC to the services: signed by the gateway, verified by them."""
+    return caller.assertion

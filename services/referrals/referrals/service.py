@@ -34,7 +34,7 @@ class ReferralsService(OpsEndpoints):
     holidays = Setting("school_holidays")
     config = Config()
 
-    @rpc(expected_exceptions=EXPECTED)
+    @rpc(expected_exceptions=EXPECTED, caller="request.caller")
     def raise_referral(self, request: dict) -> dict:
         command = handlers.RaiseReferral(**request)
         return handlers.raise_referral(self.uow, command, consent=self.consent, clock=self.clock,
@@ -48,7 +48,7 @@ class ReferralsService(OpsEndpoints):
     def list_referrals(self, caller: dict, status: str | None = None, child_ref: str | None = None) -> list:
         return handlers.list_referrals(self.uow, caller, status, child_ref)
 
-    @rpc(expected_exceptions=EXPECTED)
+    @rpc(expected_exceptions=EXPECTED, vouched_by=("transitions",))  # a transition lead's, checked there
     def open_involvement(self, child_refs: list, caller: dict) -> dict:
         """{child_ref: [{service, to_org, status, since}]} for the caller's school's open referrals."""
         return handlers.open_involvement(self.uow, child_refs, caller)

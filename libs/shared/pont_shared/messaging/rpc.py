@@ -18,6 +18,7 @@ service's `rpc-<service>` consumer either way.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 import sys
 import time
@@ -34,6 +35,7 @@ from nameko.exceptions import RpcTimeout, UnserializableValueError, serialize
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener
 
+from pont_shared.contract.caller import DEV_CALLER_VERIFY_KEY, CallerRefused, CallerVerifier, checked
 from pont_shared.logs import describe
 from pont_shared.messaging.broker import BROKER_ERRORS, broker_user, connect_amqp
 
@@ -98,6 +100,8 @@ class RpcProxy(DependencyProvider):
 
     def setup(self):
         self.timeout = float(self.container.config.get(self.timeout_key, self.default_timeout))
+        # RabbitMQ vouches that the request comes from the user it claims (`Rpc.vouched_by`)
+        self.options["user_id"] = broker_user(self.container.config[AMQP_URI_CONFIG_KEY])
         if self.name_key:
             self.target = self.container.config.get(self.name_key, self.target)
 
@@ -143,9 +147,66 @@ class _Reply:
 
 
 class Rpc(nameko.rpc.Rpc):
-    """nameko's RPC entrypoint, replying transient, unconfirmed and serialised once."""
+    """nameko's RPC entrypoint, replying transient, unconfirmed and serialised once, and
+    verifying who the method works for before it runs.
+
+    The caller is the argument named `caller` if the method has one, or where `caller` says:
+    `"request.caller"` (a key of the `request` argument) or `"requests[].caller"` (of each item
+    of `requests`). It must be the gateway's signed assertion, which is replaced by its claims
+    (a dict) before the method sees it; or claims a service vouches for, if the method names
+    that service in `vouched_by` and RabbitMQ authenticated the request as coming from it
+    (`user_id`). A missing or forged caller is answered `CallerRefused`, and the method never
+    runs (pont_shared.contract.caller).
+    """
 
     rpc_consumer = _RpcConsumer()
+
+    def __init__(self, expected_exceptions=(), sensitive_arguments=(), *, caller: str | None = None,
+                 vouched_by: tuple[str, ...] = (), **kwargs):
+        super().__init__(expected_exceptions=expected_exceptions, sensitive_arguments=sensitive_arguments, **kwargs)
+        self.caller_at, self.vouched_by = caller, vouched_by
+
+    def setup(self):
+        super().setup()
+        settings = self.container.config.get("PONT_SETTINGS")
+        self.verifier = CallerVerifier(settings.caller_verify_key if settings else DEV_CALLER_VERIFY_KEY)
+        self.signature = inspect.signature(getattr(self.container.service_cls, self.method_name))
+        if self.caller_at is None and "caller" in self.signature.parameters:
+            self.caller_at = "caller"
+        own_user = broker_user(self.container.config[AMQP_URI_CONFIG_KEY])
+        # a broker user shared by every process (guest, in development) cannot tell services apart
+        shared = own_user != self.container.service_name
+        self.vouchers = {own_user} if shared and self.vouched_by else set(self.vouched_by)
+
+    def handle_message(self, body, message):
+        if self.caller_at and isinstance(body, dict) and "args" in body and "kwargs" in body:
+            sender = message.properties.get("user_id")
+            body = {**body, **self._with_verified_caller(body["args"], body["kwargs"], sender)}
+        super().handle_message(body, message)
+
+    def _with_verified_caller(self, args, kwargs, sender: str | None) -> dict:
+        try:
+            bound = self.signature.bind(None, *args, **kwargs)
+        except TypeError:
+            return {}  # nameko answers IncorrectSignature
+        if self.caller_at == "caller":
+            bound.arguments["caller"] = self._verified(bound.arguments["caller"], sender)
+        else:
+            name, key = self.caller_at.split(".")
+            held = bound.arguments.get(name.removesuffix("[]"))
+            holders = held if name.endswith("[]") else [held]
+            if not isinstance(holders, list) or not all(isinstance(holder, dict) for holder in holders):
+                raise CallerRefused(f"{self.method_name} needs its caller in {self.caller_at}")
+            for holder in holders:
+                holder[key] = self._verified(holder.get(key), sender)
+        return {"args": list(bound.args[1:]), "kwargs": bound.kwargs}
+
+    def _verified(self, caller, sender: str | None) -> dict:
+        if isinstance(caller, str):
+            return self.verifier.verify(caller)
+        if isinstance(caller, dict) and sender is not None and sender in self.vouchers:
+            return checked(caller)
+        raise CallerRefused(f"{self.method_name} needs the gateway's signed caller assertion")
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         result, exc_info = reply(self.container.config, message, result, exc_info)

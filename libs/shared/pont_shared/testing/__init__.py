@@ -22,6 +22,13 @@ ADMIN_URL = os.environ.get("PONT_TEST_POSTGRES_URL", "postgresql+psycopg2://post
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 
 
+def signed(caller: dict) -> str:
+    """`caller` ({sub, org, roles}) asserted as the gateway does, with the development key: what a
+    test calling a service's RPC directly passes as the caller (pont_shared.contract.caller)."""
+    from pont_shared.contract.caller import DEV_CALLER_SIGNING_KEY, CallerSigner  # after green's monkey-patching
+    return CallerSigner(DEV_CALLER_SIGNING_KEY).sign(caller["sub"], caller["org"], caller["roles"])
+
+
 def wait_until(probe: Callable[[], T], timeout: float = 5.0, interval: float = 0.02, message: str = "") -> T:
     """Call `probe` until it returns something truthy; raise TimeoutError at the deadline."""
     deadline = time.monotonic() + timeout
@@ -233,9 +240,9 @@ def bearer(sub: str, org: str, roles, secret: str | None = None, ttl_seconds: in
 
 def agreement_in_force(consent_rpc, agreement: dict, proposer: str = "local_authority:cardiff") -> str:
     """Over consent's RPC: an agreement proposed by `proposer`'s admin and approved by an admin of every party."""
-    created = consent_rpc.create_agreement(agreement, {"sub": "admin", "org": proposer, "roles": ["admin"]})
+    created = consent_rpc.create_agreement(agreement, signed({"sub": "admin", "org": proposer, "roles": ["admin"]}))
     for party in agreement["parties"]:
-        consent_rpc.approve_agreement(created["id"], {"sub": "admin", "org": party, "roles": ["admin"]})
+        consent_rpc.approve_agreement(created["id"], signed({"sub": "admin", "org": party, "roles": ["admin"]}))
     return created["id"]
 
 

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from pont_shared.config import Settings, UnsafeConfiguration
+from pont_shared.contract.caller import new_signing_key, public_key_of
 from pont_shared.operations import broker_access
 
 ENV = {"PONT_AGENCIES": "health:cardiff-vale,school:6612001"}
@@ -66,6 +67,7 @@ def test_a_service_uri_of_its_own_falls_back_to_amqp_uri():
 
 def test_production_refuses_the_development_broker_password_without_printing_it():
     strong = {name: "s" * 40 for name in ("PONT_JWT_SECRET", "PONT_CHILD_REF_SECRET", "PONT_LEDGER_KEY")}
+    strong["PONT_CALLER_VERIFY_KEY"] = public_key_of(new_signing_key())
     env = {**strong, "PONT_ENV": "production", "PONT_CONSENT_AMQP_URI": "amqp://consent:pont-broker-dev@rabbit/"}
     with pytest.raises(UnsafeConfiguration, match="PONT_CONSENT_AMQP_URI") as caught:
         Settings.from_env("consent", env).check_secrets()

@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 
 from pont_shared.config import Settings, UnsafeConfiguration, parse_school_holidays
+from pont_shared.contract.caller import new_signing_key, public_key_of
 
 
 class TestSchoolHolidays:
@@ -29,7 +30,9 @@ class TestSchoolHolidays:
 
 
 class TestSecretsOutsideDevelopment:
-    STRONG = {"PONT_JWT_SECRET": "j" * 32, "PONT_CHILD_REF_SECRET": "c" * 40, "PONT_LEDGER_KEY": "l" * 32}
+    SIGNING_KEY = new_signing_key()
+    STRONG = {"PONT_JWT_SECRET": "j" * 32, "PONT_CHILD_REF_SECRET": "c" * 40, "PONT_LEDGER_KEY": "l" * 32,
+              "PONT_CALLER_VERIFY_KEY": public_key_of(SIGNING_KEY)}
 
     def test_development_accepts_the_development_secrets(self):
         Settings.from_env("referrals", {"PONT_ENV": "development"}).check_secrets()
@@ -54,6 +57,18 @@ class TestSecretsOutsideDevelopment:
 
     def test_production_accepts_secrets_of_its_own(self):
         Settings.from_env("referrals", {**self.STRONG, "PONT_ENV": "production"}).check_secrets()
+
+    def test_only_the_gateway_holds_the_caller_signing_key_and_it_may_not_be_the_development_one(self):
+        production = {**self.STRONG, "PONT_ENV": "production"}
+        Settings.from_env("agency_link_health_1", production).check_secrets()
+        with pytest.raises(UnsafeConfiguration, match="PONT_CALLER_SIGNING_KEY is the development default"):
+            Settings.from_env("gateway", production).check_secrets()
+        Settings.from_env("gateway", {**production, "PONT_CALLER_SIGNING_KEY": self.SIGNING_KEY}).check_secrets()
+
+    def test_production_refuses_the_development_caller_verify_key(self):
+        env = {k: v for k, v in self.STRONG.items() if k != "PONT_CALLER_VERIFY_KEY"} | {"PONT_ENV": "production"}
+        with pytest.raises(UnsafeConfiguration, match="PONT_CALLER_VERIFY_KEY is the development default"):
+            Settings.from_env("consent", env).check_secrets()
 
     def test_an_unknown_environment_is_refused(self):
         with pytest.raises(UnsafeConfiguration, match="PONT_ENV must be one of"):

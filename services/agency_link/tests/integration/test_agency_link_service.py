@@ -23,7 +23,7 @@ from pont_shared.identity import make_upn
 from pont_shared.messaging.db import define_messaging_tables, make_engine
 from pont_shared.messaging.outbox import OutboxRelay
 from pont_shared.messaging.uow import UnitOfWork
-from pont_shared.testing import fresh_database, wait_until
+from pont_shared.testing import fresh_database, signed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -74,14 +74,14 @@ class TestHostSchool:
 
         publisher.emit(booked, elsewhere, missed)
 
-        listed = wait_until(lambda: len(rpc.appointments(dsl)) == 2 and rpc.appointments(dsl))
+        listed = wait_until(lambda: len(rpc.appointments(signed(dsl))) == 2 and rpc.appointments(signed(dsl)))
         assert {a["appointment_id"] for a in listed} == {booked.appointment_id, missed.appointment_id}
         assert set(listed[0]) == {"appointment_id", "child_ref", "room", "provider_org", "starts_at", "ends_at",
                                   "status"}
-        reviews = rpc.dsl_reviews(dsl)
+        reviews = rpc.dsl_reviews(signed(dsl))
         assert [r["appointment_id"] for r in reviews] == [missed.appointment_id]
         with pytest.raises(Forbidden):
-            rpc.dsl_reviews({"sub": "t1", "org": school, "roles": ["school_staff"]})
+            rpc.dsl_reviews(signed({"sub": "t1", "org": school, "roles": ["school_staff"]}))
 
 
 class TestDisclosures:
@@ -96,10 +96,10 @@ class TestDisclosures:
         publisher.emit(other, mine)
 
         staff = {"sub": "t1", "org": school, "roles": ["school_staff"]}
-        items = wait_until(lambda: rpc.inbox("referral", staff))
+        items = wait_until(lambda: rpc.inbox("referral", signed(staff)))
         assert [i["disclosure_id"] for i in items] == [mine.disclosure_id]
         with pytest.raises(NotFound):
-            rpc.inbox("referral", {"sub": "x", "org": "school:someone-else", "roles": ["school_staff"]})
+            rpc.inbox("referral", signed({"sub": "x", "org": "school:someone-else", "roles": ["school_staff"]}))
 
 
 class TestWithdrawalHandledBeforeTheDisclosure:
@@ -124,7 +124,7 @@ class TestWithdrawalHandledBeforeTheDisclosure:
             content={"categories": {"contact": {"given_name": "Ffion"}}}))
 
         staff = {"sub": "t1", "org": school, "roles": ["school_staff"]}
-        [item] = wait_until(lambda: rpc.inbox("referral", staff), timeout=10)
+        [item] = wait_until(lambda: rpc.inbox("referral", signed(staff)), timeout=10)
         assert item["restricted"] and item["content"] is None
 
 
@@ -145,14 +145,14 @@ class TestImportedTransfers:
         upns = [make_upn(n, prefix="702") for n in range(1, 4)]
         first_file = transfer(school, upns + upns[:1])          # one pupil listed twice
 
-        first = rpc.import_transfer(first_file, lead)
-        again = rpc.import_transfer(first_file, {**lead, "roles": ["dsl"]})
-        other_file = rpc.import_transfer(transfer(school, upns[:1]), lead)
+        first = rpc.import_transfer(first_file, signed(lead))
+        again = rpc.import_transfer(first_file, signed({**lead, "roles": ["dsl"]}))
+        other_file = rpc.import_transfer(transfer(school, upns[:1]), signed(lead))
 
         assert (first["imported"], first["already_held"]) == (3, 0)
         assert (again["imported"], again["already_held"]) == (0, 3)
         assert (other_file["imported"], other_file["already_held"]) == (1, 0)
-        held = [i for i in rpc.imported_transfers(lead) if i["source_file"] == first_file["source_file"]]
+        held = [i for i in rpc.imported_transfers(signed(lead)) if i["source_file"] == first_file["source_file"]]
         assert len(held) == 3
         assert all(set(i["sections"]) == {"identifiers", "attendance"} for i in held)
 
@@ -160,20 +160,20 @@ class TestImportedTransfers:
         school, rpc, _ = link
         upns = [make_upn(9, prefix="703")]
         with pytest.raises(Forbidden):
-            rpc.import_transfer(transfer(school, upns), {"sub": "s", "org": school, "roles": ["school_staff"]})
+            rpc.import_transfer(transfer(school, upns), signed({"sub": "s", "org": school, "roles": ["school_staff"]}))
         with pytest.raises(NotFound):
-            rpc.import_transfer(transfer(school, upns), {"sub": "x", "org": "school:else", "roles": ["dsl"]})
+            rpc.import_transfer(transfer(school, upns), signed({"sub": "x", "org": "school:else", "roles": ["dsl"]}))
         with pytest.raises(NotFound):
-            rpc.imported_transfers({"sub": "x", "org": "school:else", "roles": ["dsl"]})
+            rpc.imported_transfers(signed({"sub": "x", "org": "school:else", "roles": ["dsl"]}))
 
     def test_a_file_for_another_school_or_with_a_bad_upn_is_invalid_and_stores_nothing(self, link):
         school, rpc, _ = link
         lead = {"sub": "t1", "org": school, "roles": ["transition_lead"]}
-        before = len(rpc.imported_transfers(lead))
+        before = len(rpc.imported_transfers(signed(lead)))
 
         with pytest.raises(Invalid):
-            rpc.import_transfer(transfer("school:6619999", [make_upn(5, prefix="704")]), lead)
+            rpc.import_transfer(transfer("school:6619999", [make_upn(5, prefix="704")]), signed(lead))
         with pytest.raises(Invalid):
-            rpc.import_transfer(transfer(school, [make_upn(6, prefix="704"), "A123"]), lead)
+            rpc.import_transfer(transfer(school, [make_upn(6, prefix="704"), "A123"]), signed(lead))
 
-        assert len(rpc.imported_transfers(lead)) == before
+        assert len(rpc.imported_transfers(signed(lead))) == before

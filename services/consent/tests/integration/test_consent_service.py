@@ -21,7 +21,7 @@ from pont_shared.config import DEV_CHILD_REF_SECRET
 from pont_shared.contract.errors import Forbidden, Invalid, NotFound
 from pont_shared.identity import child_ref, make_upn
 from pont_shared.messaging.wire import WireObserver
-from pont_shared.testing import agreement_in_force, wait_until
+from pont_shared.testing import agreement_in_force, signed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -76,11 +76,11 @@ class Consent:
                 "given_by": {"name": "Rhian Jones", "relationship": "parent"}, "recipients": [HEALTH],
                 "purposes": ["referral"], "categories": list(categories), "evidence": "written",
                 "expires_on": expires_on, **extra}
-        return self.rpc.record_consent(body, STAFF)
+        return self.rpc.record_consent(body, signed(STAFF))
 
     def ask(self, ref, categories=("contact",), caller=STAFF, **extra):
         return {"child_ref": ref, "from_org": SCHOOL, "to_org": HEALTH, "purpose": "referral",
-                "categories": list(categories), "caller": caller, **extra}
+                "categories": list(categories), "caller": signed(caller), **extra}
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ class TestWithdrawConsent:
         assert shared["disclosure_id"] and allowed(shared) == {"contact": True}
 
         started = time.monotonic()
-        result = consent.rpc.withdraw_consent(given["id"], "parent changed their mind", STAFF)
+        result = consent.rpc.withdraw_consent(given["id"], "parent changed their mind", signed(STAFF))
         observer.wait_for(lambda seen: any(e.type == "pont.consent.withdrawn.v1" for e in seen), timeout=1.0)
         took = time.monotonic() - started
 
@@ -127,7 +127,7 @@ class TestWithdrawConsent:
         later = consent.rpc.decide(consent.ask(given["child_ref"]))
         assert allowed(later) == {"contact": False}
         assert "withdrawn" in later["decisions"][0]["reason"]
-        kinds = [e["kind"] for e in consent.rpc.disclosures(given["child_ref"], DSL)]
+        kinds = [e["kind"] for e in consent.rpc.disclosures(given["child_ref"], signed(DSL))]
         assert kinds == ["disclosure", "withdrawal"]
         assert REGISTRY.get_sample_value("pont_consent_withdrawals_total") >= 1
 
@@ -140,7 +140,7 @@ class TestWithdrawConsent:
                                     "subject_kind": "referral", "subject_id": "r-2"})
         assert allowed(shared) == {"contact": True, "health_wellbeing": True}
 
-        consent.rpc.withdraw_consent(second["id"], "changed mind", STAFF)
+        consent.rpc.withdraw_consent(second["id"], "changed mind", signed(STAFF))
 
         seen = observer.wait_for(lambda seen: any(e.type == "pont.consent.withdrawn.v1" for e in seen))
         withdrawn = next(e for e in seen if e.type == "pont.consent.withdrawn.v1")
@@ -151,11 +151,11 @@ class TestWithdrawConsent:
         stranger = {"sub": "sw1", "org": SOCIAL, "roles": ["social_worker"]}
 
         with pytest.raises(NotFound):
-            consent.rpc.withdraw_consent(given["id"], "no", stranger)
+            consent.rpc.withdraw_consent(given["id"], "no", signed(stranger))
         with pytest.raises(NotFound):
-            consent.rpc.list_consents(given["child_ref"], stranger)
+            consent.rpc.list_consents(given["child_ref"], signed(stranger))
         recipient = {"sub": "n1", "org": HEALTH, "roles": ["school_nurse"]}
-        assert [c["id"] for c in consent.rpc.list_consents(given["child_ref"], recipient)] == [given["id"]]
+        assert [c["id"] for c in consent.rpc.list_consents(given["child_ref"], signed(recipient))] == [given["id"]]
 
 
 class TestRecordConsent:
@@ -186,8 +186,8 @@ class TestRecordConsent:
                 "purposes": ["referral"], "categories": ["contact"], "evidence": "verbal"}
         key = uuid.uuid4().hex
 
-        first = consent.rpc.record_consent(body, STAFF, key)
-        second = consent.rpc.record_consent(body, STAFF, key)
+        first = consent.rpc.record_consent(body, signed(STAFF), key)
+        second = consent.rpc.record_consent(body, signed(STAFF), key)
 
         assert first == second
         assert consent.sql("SELECT count(*) FROM consents").scalar() == 1
@@ -203,7 +203,7 @@ class TestShare:
                                     "subject_id": "r-9"})
 
         assert shared["flagged_for_review"] is True and allowed(shared) == {"contact": True, "aln": True}
-        entry, = consent.rpc.disclosures(ref, DSL)
+        entry, = consent.rpc.disclosures(ref, signed(DSL))
         assert entry["basis"] == "safeguarding" and entry["flagged_for_review"]
         assert entry["id"] == shared["disclosure_id"]
         recorded = observer.wait_for(lambda seen: any(e.type == "pont.disclosure.recorded.v1" for e in seen))
@@ -275,7 +275,7 @@ class TestBatchShare:
                 continue                                   # no consent at all
             given[i] = consent.consent(upn=upn, categories=("contact",) if i % 3 == 1 else ("contact", "aln"))
         for i in list(given)[::7]:
-            consent.rpc.withdraw_consent(given[i]["id"], "changed mind", STAFF)
+            consent.rpc.withdraw_consent(given[i]["id"], "changed mind", signed(STAFF))
         shapes = [
             lambda ref: consent.ask(ref, ("contact", "aln")),
             lambda ref: consent.ask(ref, ("contact", "health_wellbeing", "family_context")),
@@ -358,7 +358,7 @@ class TestExpiry:
         assert expired == 1
         observer.wait_for(lambda seen: any(e.type == "pont.consent.expired.v1" and e.data["consent_id"] == given["id"]
                                            for e in seen))
-        assert consent.rpc.list_consents(given["child_ref"], STAFF)[0]["status"] == "expired"
+        assert consent.rpc.list_consents(given["child_ref"], signed(STAFF))[0]["status"] == "expired"
         assert allowed(consent.rpc.decide(consent.ask(given["child_ref"]))) == {"contact": False}
 
 

@@ -14,7 +14,7 @@ from consent.domain import LedgerEntry
 from consent.orm import ledger, ledger_entry_from
 from consent.service import ConsentService
 from pont_shared.config import safe_name
-from pont_shared.testing import fresh_database, wait_until
+from pont_shared.testing import fresh_database, signed, wait_until
 
 from .test_consent_service import HEALTH, Consent, FakeClock
 
@@ -217,8 +217,8 @@ class TestTheRuntimeRole:
     def test_the_service_works_as_the_runtime_role_and_its_ledger_verifies(self, least_privilege):
         record_disclosures(least_privilege, 2)
         given = least_privilege.consent()
-        least_privilege.rpc.withdraw_consent(given["id"], "parent asked", {"sub": "s", "org": "school:6612001",
-                                                                           "roles": ["school_staff"]})
+        least_privilege.rpc.withdraw_consent(given["id"], "parent asked", signed(
+            {"sub": "s", "org": "school:6612001", "roles": ["school_staff"]}))
 
         assert least_privilege.sql("SELECT current_user").scalar().endswith("_app")
         result = least_privilege.rpc.verify_ledger()

@@ -10,7 +10,7 @@ from pont_shared.auth import ORG_PATTERN
 from pont_shared.contract.errors import Forbidden
 from pont_shared.messaging.dependencies import ChildRefs
 
-from ..api import api, caller_dict
+from ..api import api, assertion
 from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child
 
@@ -79,25 +79,25 @@ class BookingRoutes:
          example=SESSION_EXAMPLE, summary="Schedule a session in a school room, cut into slots",
          responses={409: "the room is taken at an overlapping time"})
     def schedule_session(self, caller, body, idempotency_key=None):
-        return 201, self.bookings_rpc.schedule_session(caller_dict(caller), body.model_dump(mode="json"),
+        return 201, self.bookings_rpc.schedule_session(assertion(caller), body.model_dump(mode="json"),
                                                    idempotency_key=idempotency_key)
 
     @api("GET", "/api/v1/sessions", summary="The sessions the caller's organisation provides or hosts, "
          "soonest first, with their slots")
     def list_sessions(self, caller, body):
-        return self.bookings_rpc.list_sessions(caller_dict(caller))
+        return self.bookings_rpc.list_sessions(assertion(caller))
 
     @api("GET", "/api/v1/sessions/{id}", summary="A session with its slots (provider or host school)",
          responses={404: "no such session, or not the caller's to see"})
     def get_session(self, caller, body, id):
-        return self.bookings_rpc.get_session(caller_dict(caller), id)
+        return self.bookings_rpc.get_session(assertion(caller), id)
 
     @api("POST", "/api/v1/appointments", roles=PROVIDER_ROLES, body=AppointmentIn, status=201, idempotent=True,
          example=APPOINTMENT_EXAMPLE, summary="Book a child into a slot",
          responses={404: "no such slot", 409: "the slot is full or the child is booked elsewhere at that time"})
     def book_appointment(self, caller, body, idempotency_key=None):
         result = self.bookings_rpc.book_appointment(
-            caller_dict(caller), body.slot_id, self.booking_child_refs(body.child.upn), referral_id=body.referral_id,
+            assertion(caller), body.slot_id, self.booking_child_refs(body.child.upn), referral_id=body.referral_id,
             idempotency_key=idempotency_key)
         return 201, result
 
@@ -105,22 +105,22 @@ class BookingRoutes:
          example={"reason": "family asked to rearrange"}, summary="Cancel an appointment: its place is freed",
          responses={404: "no such appointment", 409: "not booked"})
     def cancel_appointment(self, caller, body, id):
-        return self.bookings_rpc.cancel_appointment(caller_dict(caller), id, reason=body.reason)
+        return self.bookings_rpc.cancel_appointment(assertion(caller), id, reason=body.reason)
 
     @api("POST", "/api/v1/appointments/{id}/attended", roles=PROVIDER_ROLES, example={},
          summary="Record that the child attended", responses={404: "no such appointment", 409: "not booked"})
     def record_attended(self, caller, body, id):
-        return self.bookings_rpc.record_attended(caller_dict(caller), id)
+        return self.bookings_rpc.record_attended(assertion(caller), id)
 
     @api("POST", "/api/v1/appointments/{id}/was-not-brought", roles=PROVIDER_ROLES, example={},
          summary="Record that the child was not brought (raised to the host school's DSL)",
          responses={404: "no such appointment", 409: "not booked"})
     def record_was_not_brought(self, caller, body, id):
-        return self.bookings_rpc.record_was_not_brought(caller_dict(caller), id)
+        return self.bookings_rpc.record_was_not_brought(assertion(caller), id)
 
     @api("GET", "/api/v1/reviews", roles=("dsl",),
          summary="The DSL's review queue: was-not-brought appointments at the caller's own school")
     def dsl_reviews(self, caller, body):
         if caller.org_kind != "school":
             raise Forbidden("the review queue is a school's")
-        return self.booking_agencies(caller.org).dsl_reviews(caller_dict(caller))
+        return self.booking_agencies(caller.org).dsl_reviews(assertion(caller))

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pont_shared.contract.errors import Forbidden, Invalid
 from pont_shared.contract.events import Category
 
-from ..api import api, caller_dict
+from ..api import api, assertion
 from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child, OrgId, Text
 
@@ -95,41 +95,41 @@ class ReferralRoutes:
                 raise Invalid("a safeguarding basis needs a written justification",
                               [{"field": "justification", "message": "required when basis is safeguarding"}])
         request = body.model_dump(mode="json")
-        request.update(caller=caller_dict(caller), idempotency_key=idempotency_key)
+        request.update(caller=assertion(caller), idempotency_key=idempotency_key)
         return 201, self.referrals_rpc.raise_referral(request)
 
     @api("GET", "/api/v1/referrals/{id}", summary="A referral with its chronology (referring school or recipient)",
          responses={404: "unknown referral, or not the caller's organisation's"})
     def get_referral(self, caller, body, id):
-        return self.referrals_rpc.get(id, caller_dict(caller))
+        return self.referrals_rpc.get(id, assertion(caller))
 
     @api("GET", "/api/v1/referrals", roles=RAISER_ROLES, query=ReferralQuery,
          summary="The referrals the caller's school raised")
     def list_referrals(self, caller, body, query):
-        return self.referrals_rpc.list_referrals(caller_dict(caller), query.status, query.child_ref)
+        return self.referrals_rpc.list_referrals(assertion(caller), query.status, query.child_ref)
 
     @api("POST", "/api/v1/referrals/{id}/withdraw", roles=RAISER_ROLES,
          summary="The referring school withdraws its referral", responses={404: "unknown referral", 409: "not open"})
     def withdraw_referral(self, caller, body, id):
-        return self.referrals_rpc.withdraw(id, caller_dict(caller))
+        return self.referrals_rpc.withdraw(id, assertion(caller))
 
     @api("GET", "/api/v1/inbox/referrals", roles=RECIPIENT_ROLES,
          summary="What was disclosed to the caller's organisation, from its own store")
     def referral_inbox(self, caller, body):
-        return self.referral_agencies(caller.org).inbox("referral", caller_dict(caller))
+        return self.referral_agencies(caller.org).inbox("referral", assertion(caller))
 
     @api("POST", "/api/v1/referrals/{id}/accept", roles=RECIPIENT_ROLES,
          summary="The recipient accepts the referral", responses={404: "not a referral to the caller's organisation",
                                                                   409: "not in a state to accept"})
     def accept_referral(self, caller, body, id):
-        return self.referral_agencies(caller.org).decide(id, "accepted", caller_dict(caller))
+        return self.referral_agencies(caller.org).decide(id, "accepted", assertion(caller))
 
     @api("POST", "/api/v1/referrals/{id}/decline", roles=RECIPIENT_ROLES, body=Decline,
          summary="The recipient declines the referral; the reason stays in its own store, the code is shared",
          example={"reason": "Already open to CAMHS.", "reason_code": "already_involved"},
          responses={404: "not a referral to the caller's organisation", 409: "not in a state to decline"})
     def decline_referral(self, caller, body, id):
-        return self.referral_agencies(caller.org).decide(id, "declined", caller_dict(caller), reason=body.reason,
+        return self.referral_agencies(caller.org).decide(id, "declined", assertion(caller), reason=body.reason,
                                                          reason_code=body.reason_code)
 
     @api("POST", "/api/v1/referrals/{id}/close", roles=RECIPIENT_ROLES, body=Close,
@@ -137,5 +137,5 @@ class ReferralRoutes:
          example={"outcome": "Six sessions completed; sleeping better.", "outcome_code": "support_completed"},
          responses={404: "not a referral to the caller's organisation", 409: "not in a state to close"})
     def close_referral(self, caller, body, id):
-        return self.referral_agencies(caller.org).decide(id, "closed", caller_dict(caller), outcome=body.outcome,
+        return self.referral_agencies(caller.org).decide(id, "closed", assertion(caller), outcome=body.outcome,
                                                          reason_code=body.outcome_code)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pont_shared.contract.events import Basis, Category, Purpose
 
-from ..api import api, caller_dict
+from ..api import api, assertion
 from ..rpc import ServiceRpc
 from ..schemas import Child, Name, OrgId, Text
 
@@ -71,24 +71,24 @@ class SharingRoutes:
                   "categories": ["contact", "health_wellbeing"], "valid_from": "2026-01-01",
                   "valid_to": "2027-08-31"})
     def create_agreement(self, caller, body):
-        return 201, self.consent_rpc.create_agreement(body.model_dump(mode="json"), caller_dict(caller))
+        return 201, self.consent_rpc.create_agreement(body.model_dump(mode="json"), assertion(caller))
 
     @api("GET", "/api/v1/agreements", roles=("admin",),
          summary="The agreements the caller's organisation is a party to or proposed, with their status")
     def list_agreements(self, caller, body):
-        return self.consent_rpc.list_agreements(caller_dict(caller))
+        return self.consent_rpc.list_agreements(assertion(caller))
 
     @api("POST", "/api/v1/agreements/{id}/approve", roles=("admin",),
          summary="Approve an agreement for the caller's organisation, a party; in force once every party has",
          responses={404: "no such agreement the caller's organisation can see", 409: "the agreement was revoked"})
     def approve_agreement(self, caller, body, id):
-        return self.consent_rpc.approve_agreement(id, caller_dict(caller))
+        return self.consent_rpc.approve_agreement(id, assertion(caller))
 
     @api("POST", "/api/v1/agreements/{id}/revoke", roles=("admin",), body=Withdrawal,
          summary="Revoke an agreement (a party or the proposer): no new sharing rests on it from now on",
          responses={404: "no such agreement the caller's organisation can see", 409: "already revoked"})
     def revoke_agreement(self, caller, body, id):
-        return self.consent_rpc.revoke_agreement(id, body.reason, caller_dict(caller))
+        return self.consent_rpc.revoke_agreement(id, body.reason, assertion(caller))
 
     @api("POST", "/api/v1/consents", roles=CONSENT_ROLES, body=NewConsent, status=201, idempotent=True,
          summary="Record consent given by a parent, carer or the young person",
@@ -98,26 +98,26 @@ class SharingRoutes:
                   "recipients": ["health:cardiff-vale"], "purposes": ["referral"],
                   "categories": ["contact", "health_wellbeing"], "expires_on": "2027-07-31", "evidence": "written"})
     def record_consent(self, caller, body, idempotency_key=None):
-        return 201, self.consent_rpc.record_consent(body.model_dump(mode="json"), caller_dict(caller),
+        return 201, self.consent_rpc.record_consent(body.model_dump(mode="json"), assertion(caller),
                                                     idempotency_key)
 
     @api("POST", "/api/v1/consents/{id}/withdraw", roles=CONSENT_ROLES, body=Withdrawal,
          summary="Withdraw a consent: later decisions deny and holders are told to restrict (erase: true → to erase)",
          example={"reason": "parent withdrew consent by phone"}, responses={404: "unknown consent"})
     def withdraw_consent(self, caller, body, id):
-        return self.consent_rpc.withdraw_consent(id, body.reason, caller_dict(caller), erase=body.erase)
+        return self.consent_rpc.withdraw_consent(id, body.reason, assertion(caller), erase=body.erase)
 
     @api("GET", "/api/v1/children/{child_ref}/consents", roles=CONSENT_ROLES,
          summary="The consents the caller's organisation holds or is named in for a child",
          responses={404: "no consent record of this child for the caller's organisation"})
     def list_consents(self, caller, body, child_ref):
-        return self.consent_rpc.list_consents(child_ref, caller_dict(caller))
+        return self.consent_rpc.list_consents(child_ref, assertion(caller))
 
     @api("GET", "/api/v1/children/{child_ref}/disclosures", roles=("dsl", "admin"),
          summary="What was shared about a child, with whom and why (the disclosure ledger)",
          responses={404: "no record of this child for the caller's organisation"})
     def list_disclosures(self, caller, body, child_ref):
-        return self.consent_rpc.disclosures(child_ref, caller_dict(caller))
+        return self.consent_rpc.disclosures(child_ref, assertion(caller))
 
     @api("GET", "/api/v1/ledger/verify", roles=("admin", "dsl"),
          summary="Check the disclosure ledger: 200 {intact, entries, head: {seq, hash}, unkeyed_entries, "
@@ -130,5 +130,5 @@ class SharingRoutes:
          example={"child_ref": "c_0123456789abcdef0123456789abcdef", "to_org": "health:cardiff-vale",
                   "purpose": "referral", "categories": ["contact", "health_wellbeing"]})
     def sharing_decision(self, caller, body):
-        request = {**body.model_dump(mode="json"), "from_org": caller.org, "caller": caller_dict(caller)}
+        request = {**body.model_dump(mode="json"), "from_org": caller.org, "caller": assertion(caller)}
         return self.consent_rpc.decide(request)

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from pont_shared.contract.errors import Forbidden
 
-from ..api import api, caller_dict
+from ..api import api, assertion
 from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child, OrgId, org_id
 
@@ -161,35 +161,35 @@ class TransitionRoutes:
     @api("POST", "/api/v1/transitions", roles=SENDERS, body=NewTransitions, status=201, idempotent=True,
          example=EXAMPLE, summary="Prepare (and with send: true, send) transition records for a cohort")
     def create_transitions(self, caller, body, idempotency_key=None):
-        records = self.transitions.prepare(body.model_dump(mode="json", exclude_none=True), caller_dict(caller),
+        records = self.transitions.prepare(body.model_dump(mode="json", exclude_none=True), assertion(caller),
                                            idempotency_key)
         return 201, {"ids": [r["id"] for r in records], "records": records}
 
     @api("POST", "/api/v1/transitions/{id}/send", roles=SENDERS, summary="Send a prepared record",
          example={}, responses={404: "not your school's record", 409: "already sent"})
     def send_transition(self, caller, body, id):
-        return self.transitions.send(id, caller_dict(caller))
+        return self.transitions.send(id, assertion(caller))
 
     @api("GET", "/api/v1/transitions/inbox", roles=RECEIVERS, query=InboxQuery,
          summary="Records sent to the caller's school, with included and withheld sections")
     def transitions_inbox(self, caller, body, query):
-        return self.transitions.inbox(caller_dict(caller), query.status)
+        return self.transitions.inbox(assertion(caller), query.status)
 
     @api("POST", "/api/v1/transitions/{id}/acknowledge", roles=RECEIVERS, example={},
          summary="The receiving school confirms receipt", responses={404: "not sent to your school"})
     def acknowledge_transition(self, caller, body, id):
-        return self.transitions.acknowledge(id, caller_dict(caller))
+        return self.transitions.acknowledge(id, assertion(caller))
 
     @api("GET", "/api/v1/transitions/{id}/ctf", roles=SCHOOLS, content_type="application/xml",
          summary="One record as a Common Transfer File", responses={404: "not your school's record"})
     def transition_ctf(self, caller, body, id):
-        return _ctf_response(self.transitions.ctf(id, caller_dict(caller)))
+        return _ctf_response(self.transitions.ctf(id, assertion(caller)))
 
     @api("GET", "/api/v1/transitions/ctf", roles=SCHOOLS, query=CohortCtf, content_type="application/xml",
          summary="A cohort (every record between two schools) as one Common Transfer File; records whose "
                  "identifiers were withheld are left out, counted in the Pont-CTF-Omitted header")
     def cohort_ctf(self, caller, body, query):
-        return _ctf_response(self.transitions.cohort_ctf(query.from_school, query.to_school, caller_dict(caller)))
+        return _ctf_response(self.transitions.cohort_ctf(query.from_school, query.to_school, assertion(caller)))
 
     @api("POST", "/api/v1/transitions/ctf-import", roles=SCHOOLS, body=CtfImport,
          example={"xml": "<?xml version='1.0' encoding='UTF-8'?><CTfile>...</CTfile>"},
@@ -197,15 +197,15 @@ class TransitionRoutes:
          responses={422: "not a valid CTF, or addressed to another school (`xml`)"})
     def import_ctf(self, caller, body):
         _school_only(caller)
-        parsed = self.transitions.import_ctf(body.xml, caller_dict(caller))
+        parsed = self.transitions.import_ctf(body.xml, assertion(caller))
         transfer = {"source_file": "sha256:" + hashlib.sha256(body.xml.encode("utf-8")).hexdigest(),
                     "from_school": parsed["from_school"], "to_school": parsed["to_school"],
                     "pupils": [{k: v for k, v in p.items() if k != "child_ref"} for p in parsed["pupils"]]}
-        counts = self.transition_agencies(caller.org).import_transfer(transfer, caller_dict(caller))
+        counts = self.transition_agencies(caller.org).import_transfer(transfer, assertion(caller))
         return {**parsed, **counts}
 
     @api("GET", "/api/v1/transitions/imported", roles=SCHOOLS, query=ImportedQuery,
          summary="The transfer records the caller's school imported from Common Transfer Files")
     def imported_transfers(self, caller, body, query):
         _school_only(caller)
-        return self.transition_agencies(caller.org).imported_transfers(caller_dict(caller), query.child_ref)
+        return self.transition_agencies(caller.org).imported_transfers(assertion(caller), query.child_ref)

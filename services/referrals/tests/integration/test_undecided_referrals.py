@@ -11,7 +11,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from consent.service import ConsentService
 from pont_shared.identity import make_upn
 from pont_shared.messaging.rpc import RpcProxy
-from pont_shared.testing import agreement_in_force, fresh_database, wait_until
+from pont_shared.testing import agreement_in_force, fresh_database, signed, wait_until
 from referrals.service import ReferralsService
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def test_a_referral_raised_while_consent_is_down_is_sent_by_the_sweep_when_conse
                                  "valid_to": str(date.today() + timedelta(days=30))})
         rpc.record_consent({"child": {"upn": upn}, "given_by": {"name": "Parent", "relationship": "parent"},
                             "recipients": [HEALTH], "purposes": ["referral"], "categories": ["contact"],
-                            "evidence": "written"}, STAFF)
+                            "evidence": "written"}, signed(STAFF))
     consent.stop()   # its durable request queue stays: questions wait there, unanswered
 
     with start_referrals_pointing_at(consent_name, start_service, make_settings, service_name) as referrals:
@@ -41,16 +41,16 @@ def test_a_referral_raised_while_consent_is_down_is_sent_by_the_sweep_when_conse
             referrals.raise_referral({
                 "child": {"upn": upn, "given_name": "Ffion", "family_name": "Jones", "date_of_birth": "2015-04-12"},
                 "to_org": HEALTH, "service": "school_nursing", "reason": "sleep", "details": "tired",
-                "urgency": "routine", "share": ["contact"], "caller": STAFF})
-        [undecided] = referrals.list_referrals(STAFF)
+                "urgency": "routine", "share": ["contact"], "caller": signed(STAFF)})
+        [undecided] = referrals.list_referrals(signed(STAFF))
         assert undecided["status"] == "awaiting_consent" and undecided["history"] == []
 
         start_service(ConsentService, consent_settings, name=consent_name)
-        sent = wait_until(lambda: (r := referrals.get(undecided["id"], STAFF))["status"] == "sent" and r,
+        sent = wait_until(lambda: (r := referrals.get(undecided["id"], signed(STAFF)))["status"] == "sent" and r,
                           timeout=30, message="the sweep sends the undecided referral")
     assert [step["status"] for step in sent["history"]] == ["sent"]
     with ServiceRpcProxy(consent_name, with_consent) as rpc:
-        ledger = rpc.disclosures(sent["child_ref"], STAFF)
+        ledger = rpc.disclosures(sent["child_ref"], signed(STAFF))
     assert [entry["kind"] for entry in ledger].count("disclosure") == 1   # asked twice, disclosed once
 
 
