@@ -198,7 +198,8 @@ def ready(port: int) -> bool:
 def start_stack(stack: ExitStack, logs: Path) -> tuple[str, dict[str, str]]:
     """Health's agency_link, consent, referrals and the gateway; the gateway's URL and the databases."""
     broker = stack.enter_context(own_vhost("pont_bench_latency"))
-    env = {**os.environ, "AMQP_URI": broker, "PONT_JWT_SECRET": SECRET, "PONT_AGENCIES": HEALTH,
+    env = {**os.environ, "PONT_ENV": "development", "AMQP_URI": broker, "PONT_JWT_SECRET": SECRET,
+           "PONT_AGENCIES": HEALTH,
            "PONT_LOG_LEVEL": "WARNING", "PONT_DATA_DIR": str(logs)}
     databases = {name: stack.enter_context(fresh_database(f"pont_bench_latency_{name}"))
                  for name in ("agency", "consent", "referrals")}
