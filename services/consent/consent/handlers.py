@@ -302,7 +302,8 @@ def share_many(uow: UnitOfWork, requests: list[dict], now: datetime, ledger_key:
             decision = _decide(known, data, now)
             decisions.append(decision)
             result = {**decision.as_dict(), "disclosure_id": _record_disclosure(uow, chain, data, decision, now)}
-            uow.remember(scope, data.idempotency_key, request, result)
+            if result["disclosure_id"] is not None:  # nothing shared is nothing to repeat: asked again, decide afresh
+                uow.remember(scope, data.idempotency_key, request, result)
             results.append(result)
         chain.write()
         uow.commit()

@@ -122,7 +122,7 @@ def _validate(cmd: RaiseReferral) -> None:
 
 # What an Idempotency-Key keeps while its referral is committed but consent not yet asked or answered.
 UNDECIDED = "undecided_referral"
-# The occasions consent is asked about a referral; each asks under a key of its own (`_ask`).
+# The occasions consent is asked about a referral (all under the referral's one key: `_ask`).
 ON_RAISING, ASKED_AGAIN = "raised", "asked_again"
 
 
@@ -215,7 +215,7 @@ def _decide(uow: UnitOfWork, referral_id: str, occasion: str, *, consent: Consen
         raise NotFound("no such referral")
     if referral.status != domain.AWAITING_CONSENT or (occasion == ON_RAISING and referral.history):
         return referral
-    outcome = _ask(consent, referral, occasion)
+    outcome = _ask(consent, referral)
     with uow:
         repo = ReferralRepository(uow.session)
         referral = repo.get(referral_id, for_update=True)
@@ -288,15 +288,18 @@ def _share_request(referral: Referral, caller: dict) -> dict:
     return request
 
 
-def _ask(consent: ConsentPort, referral: Referral, occasion: str) -> dict:
+def _ask(consent: ConsentPort, referral: Referral) -> dict:
     """Ask consent to share the referral (it records the disclosure of what it allows).
 
-    Called with no transaction open. The key names the referral and the occasion, so consent
-    answers a question asked again (a retried request, a redelivered event) as it did the first
-    time, from its own record, and the disclosure is in its ledger once.
+    Called with no transaction open. A referral is sent once, so every question about it — on
+    raising, asked again, on a `consent.granted`, by the sweep, retried or redelivered — goes
+    under the one key that names it: consent answers a question after the first that shared
+    something from its own record, so the disclosure is in its ledger once even when two of them
+    are asked at the same moment (consent answers them in turn). An answer that shared nothing
+    is not kept, so a later question is decided afresh.
     """
     request = _share_request(referral, _raiser(referral))
-    request["idempotency_key"] = f"referral:{referral.id}:{occasion}"
+    request["idempotency_key"] = f"referral:{referral.id}"
     return consent.share(request)
 
 
@@ -398,16 +401,16 @@ def on_consent_granted(uow: UnitOfWork, event: ConsentGranted, *, consent: Conse
                        holidays: frozenset[date] = frozenset()) -> int:
     """Release the child's held referrals to recipients this consent covers; returns how many were sent.
 
-    Consent is asked with no transaction open, about each referral under this consent's own
-    occasion (a redelivered event asks again and is answered as before); the answers and the
-    event's inbox record commit together.
+    Consent is asked with no transaction open, about each referral under its key (a redelivered
+    event asks again and is answered as before); the answers and the event's inbox record commit
+    together.
     """
     waiting: list[Referral] = []
     with uow:
         if PURPOSE in [getattr(p, "value", p) for p in event.purposes]:
             repo = ReferralRepository(uow.session)
             waiting = [referral for to_org in event.recipients for referral in repo.held_for(event.child_ref, to_org)]
-    answers = {referral.id: _ask(consent, referral, f"granted:{event.consent_id}") for referral in waiting}
+    answers = {referral.id: _ask(consent, referral) for referral in waiting}
     released = 0
     with uow:
         repo = ReferralRepository(uow.session)

@@ -194,6 +194,25 @@ class TestRecordConsent:
 
 
 class TestShare:
+    def test_one_key_discloses_once_and_an_answer_that_shared_nothing_is_decided_afresh(self, consent):
+        consent.agreement()
+        upn = make_upn(uuid.uuid4().int % 10**9)
+        ref = child_ref(upn, DEV_CHILD_REF_SECRET)
+
+        def question():
+            return {**consent.ask(ref), "subject_kind": "referral", "subject_id": "r-once",
+                    "idempotency_key": "referral:r-once"}
+
+        held = consent.rpc.share(question())            # no consent yet: nothing shared, nothing kept
+        consent.consent(upn=upn)
+        shared = consent.rpc.share(question())          # asked again under the same key: decided afresh
+        again = consent.rpc.share(question())           # and now answered from the record
+
+        assert held["disclosure_id"] is None and allowed(held) == {"contact": False}
+        assert shared["disclosure_id"] and again == shared
+        kinds = [e["kind"] for e in consent.rpc.disclosures(ref, signed(DSL))]
+        assert kinds.count("disclosure") == 1
+
     def test_a_statutory_share_by_a_dsl_is_recorded_and_flagged(self, consent, observer):
         consent.agreement()
         ref = child_ref(make_upn(uuid.uuid4().int % 10**9), DEV_CHILD_REF_SECRET)

@@ -59,8 +59,9 @@ class ConsentGoneAfterFirstQuestion(FakeConsent):
 
 class LedgerConsent(FakeConsent):
     """Like the consent service: records one disclosure per allowed question, and answers a question
-    asked again under the same idempotency key as the first time; its first `lose` replies are lost
-    after the disclosure was recorded (the caller sees an error, as on an RPC timeout)."""
+    asked again under the same idempotency key as the first one that shared something (one that
+    shared nothing is decided afresh); its first `lose` replies are lost after the disclosure was
+    recorded (the caller sees an error, as on an RPC timeout)."""
 
     def __init__(self, allowed=(), lose=0, during=None):
         super().__init__(allowed)
@@ -72,14 +73,16 @@ class LedgerConsent(FakeConsent):
         if self.during is not None:
             self.during(request)
         key = request.get("idempotency_key") or f"unkeyed-{len(self.requests)}"   # each unkeyed question is new
-        if key not in self.answers:
-            self.answers[key] = super().share(request)
-            if self.answers[key]["disclosure_id"]:
-                self.ledger.append(self.answers[key]["disclosure_id"])
+        answer = self.answers.get(key)
+        if answer is None:
+            answer = super().share(request)
+            if answer["disclosure_id"]:
+                self.ledger.append(answer["disclosure_id"])
+                self.answers[key] = answer
         if self.lose:
             self.lose -= 1
             raise ConnectionError("the reply was lost")
-        return self.answers[key]
+        return answer
 
 
 @pytest.fixture
@@ -296,6 +299,23 @@ class TestConsentGranted:
         handlers.on_consent_granted(uow_factory(), granted(held), consent=consent, clock=lambda: NOW)
 
         assert open_connections == [0]
+
+    def test_the_raisers_second_question_and_a_consent_granted_at_the_same_moment_disclose_once(self, uow_factory):
+        questions = []
+
+        def parent_consents_meanwhile(request):
+            questions.append(request["idempotency_key"])
+            if len(questions) == 2:   # the raiser's question asked again is in flight when the grant is handled
+                consent.allowed = {"contact"}
+                handlers.on_consent_granted(uow_factory(), granted(request), consent=consent, clock=lambda: NOW)
+
+        consent = LedgerConsent(during=parent_consents_meanwhile)
+        raised = raise_(uow_factory, consent)
+
+        assert len(questions) == 3 and raised["status"] == "sent"
+        assert len(consent.ledger) == 1   # asked twice with something allowed, disclosed once
+        delivered = [e for e in events(uow_factory) if e["type"] == "pont.disclosure.delivered.v1"]
+        assert [e["data"]["disclosure_id"] for e in delivered] == consent.ledger
 
     def test_a_redelivery_after_a_lost_reply_sends_it_with_one_disclosure(self, uow_factory):
         held = raise_(uow_factory, FakeConsent())
