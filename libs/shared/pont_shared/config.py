@@ -119,6 +119,7 @@ class Settings:
     # the owner role's URL, for migrations at start (PostgreSQL roles: pont_shared.operations.roles); "" = database_url
     migrate_database_url: str = ""
     ledger_key: str = DEV_LEDGER_KEY  # HMAC key of the consent ledger chain; lives outside the database
+    ledger_previous_keys: tuple[str, ...] = ()  # the keys it replaced, oldest first: their entries still verify
     # the gateway's Ed25519 key for caller assertions (pont_shared.contract.caller); deployments give it
     # to the gateway alone, and only the gateway uses it (or has it checked: SECRETS)
     caller_signing_key: str = DEV_CALLER_SIGNING_KEY
@@ -158,6 +159,7 @@ class Settings:
             school_holidays=parse_school_holidays(env.get("PONT_SCHOOL_HOLIDAYS", "")),
             migrate_database_url=env.get(f"PONT_{key}_MIGRATE_DATABASE_URL", ""),
             ledger_key=env.get("PONT_LEDGER_KEY", DEV_LEDGER_KEY),
+            ledger_previous_keys=tuple(k for k in env.get("PONT_LEDGER_PREVIOUS_KEYS", "").split(",") if k),
             caller_signing_key=env.get("PONT_CALLER_SIGNING_KEY", DEV_CALLER_SIGNING_KEY),
             caller_verify_key=env.get("PONT_CALLER_VERIFY_KEY", DEV_CALLER_VERIFY_KEY),
             ledger_anchor_seconds=float(env.get("PONT_LEDGER_ANCHOR_SECONDS", "300")),

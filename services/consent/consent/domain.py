@@ -22,9 +22,49 @@ AGE_OF_CONSENT = 16
 
 ACTIVE, WITHDRAWN, EXPIRED = "active", "withdrawn", "expired"
 GENESIS_HASH = "0" * 64
-# how an entry's link was computed: the keyed HMAC since the ledger key, or (entries written
-# before it, kept as they were) plain SHA-256, which only ever precedes keyed entries
+# how an entry's link was computed: HMAC-SHA256 under the key whose fingerprint follows
+# (`hmac-sha256:<fingerprint>`, since keys rotate); entries from before fingerprints, kept as they
+# were, are `hmac-sha256` (under a key of the keyring) or, before the ledger key, plain SHA-256.
+# Each kind only ever precedes the next.
 KEYED, UNKEYED = "hmac-sha256", "sha256"
+
+
+def fingerprint(key: bytes) -> str:
+    """A key's name in the ledger: 8 hex digits of its SHA-256 (the key itself is never stored)."""
+    return hashlib.sha256(b"pont-ledger-key\0" + key).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class LedgerKeys:
+    """The ledger's HMAC keys: `current` seals new entries; `previous` (oldest first) are the keys
+    it replaced, kept so the entries they sealed still verify. Rotating: the new key becomes
+    current, the old one goes to the end of `previous`."""
+
+    current: bytes
+    previous: tuple[bytes, ...] = ()
+
+    @classmethod
+    def from_secrets(cls, current: str, previous=()) -> LedgerKeys:
+        return cls(current.encode(), tuple(key.encode() for key in previous))
+
+    @classmethod
+    def of(cls, keys: LedgerKeys | bytes) -> LedgerKeys:
+        return keys if isinstance(keys, LedgerKeys) else cls(keys)
+
+    @property
+    def in_order(self) -> tuple[bytes, ...]:
+        return (*self.previous, self.current)
+
+    @property
+    def sealing_chain(self) -> str:
+        return f"{KEYED}:{fingerprint(self.current)}"
+
+    def rank(self, chain: str) -> int | None:
+        """The position (oldest first) of the key a `hmac-sha256:<fingerprint>` entry names; None if not held."""
+        if not chain.startswith(f"{KEYED}:"):
+            return None
+        named = chain.removeprefix(f"{KEYED}:")
+        return next((i for i, key in enumerate(self.in_order) if fingerprint(key) == named), None)
 
 
 class RuleViolation(Exception):
@@ -374,24 +414,36 @@ class LedgerEntry:
             "consent_refs": list(self.consent_refs),
         }
 
-    def computed_hash(self, key: bytes) -> str:
-        return _link_hash(self.chain, key, self.prev_hash, self.content())
+    def matches(self, keys: LedgerKeys | bytes) -> bool:
+        """Whether the entry's content and link give its hash, under the key it names (an entry from
+        before fingerprints: under any key held)."""
+        keys = LedgerKeys.of(keys)
+        body = _link_body(self.prev_hash, self.content())
+        if self.chain == UNKEYED:
+            candidates = [hashlib.sha256(body).hexdigest()]
+        elif self.chain == KEYED:
+            candidates = [_hmac(key, body) for key in keys.in_order]
+        elif self.chain.startswith(f"{KEYED}:") and (rank := keys.rank(self.chain)) is not None:
+            candidates = [_hmac(keys.in_order[rank], body)]
+        else:
+            return False
+        return any(hmac.compare_digest(candidate, self.hash) for candidate in candidates)
 
-    def chained_after(self, previous: LedgerEntry | None, key: bytes) -> LedgerEntry:
-        """This entry sealed (keyed) onto the end of the chain."""
+    def chained_after(self, previous: LedgerEntry | None, keys: LedgerKeys | bytes) -> LedgerEntry:
+        """This entry sealed onto the end of the chain, under the current key."""
+        keys = LedgerKeys.of(keys)
         seq = previous.seq + 1 if previous else 1
         prev_hash = previous.hash if previous else GENESIS_HASH
-        return replace(self, seq=seq, prev_hash=prev_hash, chain=KEYED,
-                       hash=_link_hash(KEYED, key, prev_hash, {**self.content(), "seq": seq}))
+        return replace(self, seq=seq, prev_hash=prev_hash, chain=keys.sealing_chain,
+                       hash=_hmac(keys.current, _link_body(prev_hash, {**self.content(), "seq": seq})))
 
 
-def _link_hash(chain: str, key: bytes, prev_hash: str, content: dict) -> str:
-    body = json.dumps({"prev_hash": prev_hash, **content}, sort_keys=True, separators=(",", ":")).encode()
-    if chain == KEYED:
-        return hmac.new(key, body, hashlib.sha256).hexdigest()
-    if chain == UNKEYED:
-        return hashlib.sha256(body).hexdigest()
-    raise ValueError(f"unknown chain {chain!r}")
+def _link_body(prev_hash: str, content: dict) -> bytes:
+    return json.dumps({"prev_hash": prev_hash, **content}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _hmac(key: bytes, body: bytes) -> str:
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -418,31 +470,42 @@ class Verification:
         return self.first_broken is None
 
 
-def verify_chain(entries, key: bytes, anchors=()) -> Verification:
-    """Recompute every link (HMAC under `key`) and compare the chain with the anchors held elsewhere.
+def verify_chain(entries, keys: LedgerKeys | bytes, anchors=()) -> Verification:
+    """Recompute every link (HMAC under the key each entry names) and compare the chain with the
+    anchors held elsewhere.
 
     Detects an altered entry (its link no longer matches), one rewritten and re-chained without
-    the key, a removed entry (sequence gap), an unkeyed entry after a keyed one, and a dropped
+    the key, a removed entry (sequence gap), an entry of an older kind after a newer one (unkeyed
+    after keyed, unnamed after named), one sealed with a key older than its predecessor's (a retired
+    key, leaked, cannot rewrite what came after the rotation) or with a key not held, and a dropped
     tail or a chain rebuilt from some point on (an anchor's seq is missing, or its hash differs).
     """
+    keys = LedgerKeys.of(keys)
     by_seq: dict[int, str] = {}
     checked, unkeyed, previous, broken = 0, 0, None, None
-    keyed_seen = False
+    kind_seen, rank_seen = 0, -1   # kinds in order: 0 unkeyed, 1 keyed unnamed, 2 keyed named
     for entry in entries:
         checked += 1
         expected_prev = previous.hash if previous else GENESIS_HASH
         expected_seq = previous.seq + 1 if previous else 1
+        kind = 0 if entry.chain == UNKEYED else 1 if entry.chain == KEYED else 2
+        rank = keys.rank(entry.chain) if kind == 2 else None
         if entry.seq != expected_seq:
             broken = _broken(entry.seq, f"sequence gap: expected {expected_seq}")
         elif entry.prev_hash != expected_prev:
             broken = _broken(entry.seq, "does not link to the previous entry's hash")
-        elif entry.chain == UNKEYED and keyed_seen:
-            broken = _broken(entry.seq, "an unkeyed entry after keyed ones")
-        elif entry.chain not in (KEYED, UNKEYED) or entry.computed_hash(key) != entry.hash:
+        elif kind < kind_seen:
+            broken = _broken(entry.seq, "an unkeyed entry after keyed ones" if kind == 0
+                             else "an entry without its key's name after named ones")
+        elif kind == 2 and rank is None:
+            broken = _broken(entry.seq, "sealed with a key this service does not hold")
+        elif kind == 2 and rank < rank_seen:
+            broken = _broken(entry.seq, "sealed with a key older than the previous entry's (a retired key)")
+        elif not entry.matches(keys):
             broken = _broken(entry.seq, "content does not match its hash")
         if broken:
             break
-        keyed_seen = keyed_seen or entry.chain == KEYED
+        kind_seen, rank_seen = kind, rank if rank is not None else rank_seen
         unkeyed += entry.chain == UNKEYED
         by_seq[entry.seq] = entry.hash
         previous = entry
@@ -464,7 +527,7 @@ def _broken(seq: int, why: str) -> dict:
     return {"seq": seq, "reason": why}
 
 
-def first_broken_link(entries, key: bytes) -> tuple[int, str] | None:
+def first_broken_link(entries, keys: LedgerKeys | bytes) -> tuple[int, str] | None:
     """The first entry (seq) whose content or link does not match, and why; None if intact."""
-    broken = verify_chain(entries, key).first_broken
+    broken = verify_chain(entries, keys).first_broken
     return None if broken is None else (broken["seq"], broken["reason"])

@@ -176,7 +176,7 @@ def record_consent(uow: UnitOfWork, consent: dict, caller: dict, idempotency_key
 
 
 def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict, now: datetime,
-                     ledger_key: bytes, *, erase: bool = False) -> dict:
+                     ledger_key: domain.LedgerKeys, *, erase: bool = False) -> dict:
     """Withdraw; every holder of a copy disclosed on it restricts it (`erase`: deletes its details)."""
     who = _caller(caller)
     with uow:
@@ -274,12 +274,12 @@ def decide_many(uow: UnitOfWork, requests: list[dict], now: datetime) -> list[di
     return [decision.as_dict() for decision in decisions]
 
 
-def share(uow: UnitOfWork, request: dict, now: datetime, ledger_key: bytes) -> dict:
+def share(uow: UnitOfWork, request: dict, now: datetime, ledger_key: domain.LedgerKeys) -> dict:
     """Decide and, in the same transaction, append the disclosure of the allowed categories to the ledger."""
     return share_many(uow, [request], now, ledger_key)[0]
 
 
-def share_many(uow: UnitOfWork, requests: list[dict], now: datetime, ledger_key: bytes) -> list[dict]:
+def share_many(uow: UnitOfWork, requests: list[dict], now: datetime, ledger_key: domain.LedgerKeys) -> list[dict]:
     """`share` for several requests in one transaction, answered in order.
 
     The work is done per batch, not per request: the agreements and the children's consents
@@ -452,7 +452,7 @@ class _Chain:
     Entries are sealed in order onto the head; `write` inserts them all at once.
     """
 
-    def __init__(self, uow: UnitOfWork, key: bytes):
+    def __init__(self, uow: UnitOfWork, key: domain.LedgerKeys):
         self._uow = uow
         self._key = key
         self._head: LedgerEntry | None = None
@@ -474,7 +474,7 @@ class _Chain:
             self._rows = []
 
 
-def _append(uow: UnitOfWork, key: bytes, entry: LedgerEntry) -> LedgerEntry:
+def _append(uow: UnitOfWork, key: domain.LedgerKeys, entry: LedgerEntry) -> LedgerEntry:
     chain = _Chain(uow, key)
     sealed = chain.append(entry)
     chain.write()
@@ -502,8 +502,8 @@ def anchor_ledger(uow: UnitOfWork, now: datetime) -> dict | None:
     return {"seq": last.seq, "hash": last.hash}
 
 
-def verify_ledger(uow: UnitOfWork, key: bytes, anchors: list[domain.Anchor]) -> dict:
-    """Recompute the whole chain under the ledger key and compare it with the anchors held elsewhere."""
+def verify_ledger(uow: UnitOfWork, key: domain.LedgerKeys, anchors: list[domain.Anchor]) -> dict:
+    """Recompute the whole chain under the ledger keys and compare it with the anchors held elsewhere."""
     with uow:  # streamed in pages: the ledger is never all in memory
         rows = uow.session.execute(select(ledger).order_by(ledger.c.seq).execution_options(yield_per=1000))
         result = domain.verify_chain((ledger_entry_from(row) for row in rows), key, anchors)

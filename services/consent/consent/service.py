@@ -11,6 +11,7 @@ from pont_shared.operations.ops import OpsEndpoints
 
 from . import handlers
 from .dependencies import AgencyAnchors, PontSettings
+from .domain import LedgerKeys
 from .orm import metadata, tables
 
 EXPECTED = (NotFound, Conflict, Forbidden, Invalid)
@@ -27,8 +28,8 @@ class ConsentService(OpsEndpoints):
     anchors = AgencyAnchors()
 
     @property
-    def _ledger_key(self) -> bytes:
-        return self.settings.ledger_key.encode()
+    def _ledger_key(self) -> LedgerKeys:
+        return LedgerKeys.from_secrets(self.settings.ledger_key, self.settings.ledger_previous_keys)
 
     @rpc(expected_exceptions=EXPECTED)
     def create_agreement(self, agreement: dict, caller: dict) -> dict:

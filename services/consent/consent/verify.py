@@ -15,11 +15,11 @@ from sqlalchemy import select
 from pont_shared.config import Settings
 from pont_shared.messaging.db import make_engine
 
-from .domain import verify_chain
+from .domain import LedgerKeys, verify_chain
 from .orm import ledger, ledger_entry_from
 
 
-def verify(database_url: str, key: bytes) -> tuple[int, dict | None]:
+def verify(database_url: str, keys: LedgerKeys) -> tuple[int, dict | None]:
     """(entries checked, {seq, reason} of the first broken entry or None)."""
     engine = make_engine(database_url)
     try:
@@ -27,7 +27,7 @@ def verify(database_url: str, key: bytes) -> tuple[int, dict | None]:
             rows = db.execute(select(ledger).order_by(ledger.c.seq)).all()
     finally:
         engine.dispose()
-    result = verify_chain([ledger_entry_from(row) for row in rows], key)
+    result = verify_chain([ledger_entry_from(row) for row in rows], keys)
     return result.entries, result.first_broken
 
 
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="the consent database (default: PONT_CONSENT_DATABASE_URL)")
     args = parser.parse_args(argv)
     settings = Settings.from_env("consent")
-    checked, broken = verify(args.database_url or settings.database_url, settings.ledger_key.encode())
+    keys = LedgerKeys.from_secrets(settings.ledger_key, settings.ledger_previous_keys)
+    checked, broken = verify(args.database_url or settings.database_url, keys)
     if broken is None:
         print(f"ledger intact: {checked} entries verified")
         return 0

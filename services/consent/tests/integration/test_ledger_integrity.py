@@ -270,3 +270,35 @@ def test_a_ledger_chained_before_the_key_still_verifies_and_keyed_entries_follow
     finally:
         engine.dispose()
 
+
+
+def test_after_a_key_rotation_the_ledger_verifies_with_the_old_key_kept_and_not_without_it(
+        anchoring, start_service, make_settings, postgres_url, broker_url):
+    """PONT_LEDGER_KEY becomes a new key and the old one moves to PONT_LEDGER_PREVIOUS_KEYS."""
+    record_disclosures(anchoring, 2)
+    new_key = "the-ledger-key-after-the-rotation-0123456789"
+
+    def consent_with(**keys) -> Consent:
+        name = f"consent_rotated_{uuid.uuid4().hex[:8]}"
+        container = start_service(ConsentService, make_settings(name, postgres_url, **keys), name=name)
+        return Consent(container, postgres_url, broker_url, FakeClock())
+
+    rotated = consent_with(ledger_key=new_key, ledger_previous_keys=(KEY,))
+    try:
+        given = rotated.consent()
+        for i in range(2):
+            rotated.rpc.share({**rotated.ask(given["child_ref"]), "subject_kind": "referral", "subject_id": f"n{i}"})
+        result = rotated.rpc.verify_ledger()
+        chains = [row.chain for row in rotated.sql("SELECT chain FROM disclosure_ledger ORDER BY seq")]
+    finally:
+        rotated.close()
+    forgetful = consent_with(ledger_key=new_key)
+    try:
+        without_old = forgetful.rpc.verify_ledger()
+    finally:
+        forgetful.close()
+
+    assert result["intact"] is True and result["entries"] == 4
+    assert len(set(chains[:2])) == 1 and len(set(chains[2:])) == 1 and chains[0] != chains[2]
+    assert without_old["intact"] is False and without_old["first_broken"] == {
+        "seq": 1, "reason": "sealed with a key this service does not hold"}

@@ -8,16 +8,19 @@ import pytest
 
 from consent.domain import (
     GENESIS_HASH,
+    KEYED,
     UNKEYED,
     Agreement,
     Anchor,
     Consent,
     LedgerEntry,
+    LedgerKeys,
     NotPermitted,
     NotVisible,
     RuleViolation,
     SharingRequest,
     decide,
+    fingerprint,
     first_broken_link,
     verify_chain,
 )
@@ -298,7 +301,7 @@ class TestLedgerChain:
         sealed = chain(1)[0]
         elsewhere = replace(sealed, at=sealed.at.astimezone(timezone(td(hours=1))))
 
-        assert elsewhere.computed_hash(KEY) == sealed.hash
+        assert elsewhere.matches(KEY)
 
     def test_an_entry_rewritten_and_re_chained_with_another_key_is_found(self):
         from dataclasses import replace
@@ -389,3 +392,60 @@ class TestAgreementApproval:
             proposed.approved_by(SOCIAL)
         with pytest.raises(NotVisible):
             proposed.revoked_by(SOCIAL, datetime(2026, 3, 1, tzinfo=UTC))
+
+
+OLD, NEW = b"the ledger key until the rotation", b"the ledger key from the rotation on"
+
+
+class TestKeyRotation:
+    def test_entries_sealed_before_a_rotation_verify_with_the_old_key_kept_and_new_ones_use_the_new(self):
+        before = chain(2, OLD)
+        rotated = LedgerKeys(NEW, previous=(OLD,))
+
+        entries = chain(2, rotated, after=before)
+
+        assert [e.chain for e in entries] == [f"{KEYED}:{fingerprint(OLD)}"] * 2 + [f"{KEYED}:{fingerprint(NEW)}"] * 2
+        assert verify_chain(entries, rotated).intact
+
+    def test_without_the_old_key_its_entries_do_not_verify(self):
+        entries = chain(2, LedgerKeys(NEW, previous=(OLD,)), after=chain(2, OLD))
+
+        assert verify_chain(entries, NEW).first_broken == {
+            "seq": 1, "reason": "sealed with a key this service does not hold"}
+
+    def test_a_retired_key_cannot_seal_an_entry_after_one_of_the_new_key(self):
+        from dataclasses import replace
+
+        rotated = LedgerKeys(NEW, previous=(OLD,))
+        entries = chain(3, rotated, after=chain(2, OLD))
+        entries[4] = replace(entries[4], to_org=SOCIAL)
+        forged = rechain(entries, 4, OLD)   # the last entry rewritten with a retired key that leaked
+
+        assert verify_chain(forged, rotated).first_broken == {
+            "seq": 5, "reason": "sealed with a key older than the previous entry's (a retired key)"}
+
+    def test_a_leaked_retired_key_re_sealing_everything_since_the_rotation_is_caught_by_the_anchors(self):
+        from dataclasses import replace
+
+        rotated = LedgerKeys(NEW, previous=(OLD,))
+        entries = chain(2, rotated, after=chain(2, OLD))
+        anchor = Anchor(seq=4, hash=entries[3].hash, held_by="health:cardiff-vale")
+        entries[2] = replace(entries[2], to_org=SOCIAL)
+        forged = rechain(entries, 2, OLD)
+
+        assert verify_chain(forged, rotated).intact   # the chain alone cannot tell
+        assert verify_chain(forged, rotated, [anchor]).first_broken == {
+            "seq": 4, "reason": "the hash differs from the one health:cardiff-vale holds"}
+
+    def test_entries_sealed_before_keys_were_named_verify_under_any_key_held_and_only_precede_named_ones(self):
+        from dataclasses import replace
+
+        unnamed = [replace(e, chain=KEYED) for e in chain(2, OLD)]   # as written before fingerprints
+        rotated = LedgerKeys(NEW, previous=(OLD,))
+        entries = chain(1, rotated, after=unnamed)
+
+        assert verify_chain(entries, rotated).intact
+        assert not verify_chain(entries, NEW).intact
+        tail = replace(chain(1, rotated, after=entries)[-1], chain=KEYED)
+        assert verify_chain([*entries, tail], rotated).first_broken == {
+            "seq": 4, "reason": "an entry without its key's name after named ones"}
