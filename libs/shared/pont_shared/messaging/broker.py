@@ -109,3 +109,22 @@ def connect_amqp(uri: str, *, heartbeat: int = HEARTBEAT_SECONDS,
             conn.collect()
             error = exc
     raise error
+
+
+class TracksConsuming:
+    """Mixed into a nameko queue consumer: `consuming` says whether its consumers are attached.
+
+    kombu's consumer loop calls `on_consume_ready` once the consumers are attached, after every
+    (re)connection, and `on_connection_error` for each attempt that cannot reach the broker; a
+    service's `/ready` reports the two (pont_shared.operations.ops).
+    """
+
+    consuming = False
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
+        self.consuming = True
+
+    def on_connection_error(self, exc, interval):
+        self.consuming = False
+        super().on_connection_error(exc, interval)

@@ -41,7 +41,7 @@ from pont_shared.contract.envelope import Envelope, Payload
 from pont_shared.logs import describe
 from pont_shared.messaging import topology
 from pont_shared.messaging.acks import AckWindow
-from pont_shared.messaging.broker import broker_user
+from pont_shared.messaging.broker import TracksConsuming, broker_user
 from pont_shared.messaging.uow import AlreadyProcessed
 
 log = structlog.get_logger(__name__)
@@ -56,7 +56,7 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT)
 
 
-class EventQueueConsumer(QueueConsumer):
+class EventQueueConsumer(TracksConsuming, QueueConsumer):
     """nameko's queue consumer, for the `@handles` entrypoints only, on a connection of
     their own. It hands each entrypoint the raw message (the envelope is parsed once, by
     the entrypoint) and acknowledges with as few frames as is safe (`AckWindow`)."""

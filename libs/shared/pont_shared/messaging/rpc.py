@@ -37,7 +37,7 @@ from nameko.rpc import ReplyListener
 
 from pont_shared.contract.caller import DEV_CALLER_VERIFY_KEY, CallerRefused, CallerVerifier, checked
 from pont_shared.logs import describe
-from pont_shared.messaging.broker import BROKER_ERRORS, broker_user, connect_amqp
+from pont_shared.messaging.broker import BROKER_ERRORS, TracksConsuming, broker_user, connect_amqp
 
 log = structlog.get_logger(__name__)
 HEARTBEAT_SECONDS = 30
@@ -45,7 +45,7 @@ RPC_TIMEOUT_KEY = "PONT_RPC_TIMEOUT_SECONDS"
 TRANSIENT = {"delivery_mode": NON_PERSISTENT}
 
 
-class _QueueConsumer(nameko.messaging.QueueConsumer):
+class _QueueConsumer(TracksConsuming, nameko.messaging.QueueConsumer):
     """nameko's queue consumer, whose acknowledgements never raise.
 
     A delivery whose connection the broker dropped is the broker's again, and nameko means to

@@ -9,12 +9,16 @@ from nameko.web.handlers import http
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
+from pont_shared.messaging.consumer import EventConsumer
 from pont_shared.messaging.dependencies import LogContext, UnitOfWorkProvider
+from pont_shared.messaging.rpc import Rpc
 from pont_shared.metrics import EntrypointMetrics, exposition
 
 
 class Readiness(DependencyProvider):
-    """Answers whether the broker and (where the service has one) its database are reachable."""
+    """Answers whether the broker and (where the service has one) its database are reachable, and
+    whether (where it has them) its event and RPC consumers are attached: after a broker outage
+    a service is ready again only once it consumes again."""
 
     def get_dependency(self, worker_ctx):
         return self.check
@@ -25,6 +29,12 @@ class Readiness(DependencyProvider):
         for provider in self.container.dependencies:
             if isinstance(provider, UnitOfWorkProvider):
                 checks["database"] = _database_reachable(provider.engine)
+        consumers = {entrypoint.queue_consumer for entrypoint in self.container.entrypoints
+                     if isinstance(entrypoint, EventConsumer)}
+        consumers |= {entrypoint.rpc_consumer.queue_consumer for entrypoint in self.container.entrypoints
+                      if isinstance(entrypoint, Rpc)}
+        if consumers:
+            checks["consumers"] = all(consumer.consuming for consumer in consumers)
         return checks
 
 

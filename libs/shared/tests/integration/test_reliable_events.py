@@ -10,6 +10,7 @@ from pathlib import Path
 import eventlet
 import pika
 import pytest
+import requests
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
@@ -23,7 +24,7 @@ from pont_shared.messaging.topology import HEADER_ATTEMPT, HEADER_PUBLISHER, req
 from pont_shared.messaging.uow import UnitOfWork
 from pont_shared.messaging.wire import WireObserver
 from pont_shared.operations.dead_letters import list_dead_letters, replay_dead_letters
-from pont_shared.testing import drop_broker_connections_of_this_process, fresh_database, wait_until
+from pont_shared.testing import drop_broker_connections_of_this_process, fresh_database, http_url, wait_until
 
 from .probe import ATTEMPTS, FAILING_RUNS, OUTAGE_RUNS, Ping, PingBatchConsumer, PingConsumer, effects, metadata, tables
 
@@ -228,6 +229,23 @@ class TestIdempotentConsumer:
         rows = effect_rows(engine, run)
         assert len(rows) == 2000
         assert sorted(n for _id, n in rows) == list(range(2000))
+
+
+class TestReadiness:
+    def test_ready_only_once_the_consumers_are_attached_again_after_the_broker_drops_them(self, consumer, producer):
+        container, engine = consumer
+        ready = f"{http_url(container)}/ready"
+
+        def checks() -> dict:
+            answer = requests.get(ready, timeout=5)
+            return answer.json()["checks"] if answer.status_code == 200 else {}
+
+        assert wait_until(checks, message="never ready") == {"broker": True, "database": True, "consumers": True}
+        assert drop_broker_connections_of_this_process() >= 1
+        wait_until(lambda: checks().get("consumers"), timeout=30, message="not ready again")
+        run = run_id()
+        producer.emit(Ping(run=run, n=1))
+        wait_until(lambda: effect_rows(engine, run), timeout=10, message="ready, but the ping was not consumed")
 
 
 class TestAcknowledgements:
