@@ -404,13 +404,15 @@ def seed_consent(consent_name: str, consent_engine, secret: str, work) -> None:
 
 
 def verify_ledger(consent_url: str) -> None:
+    from consent.domain import LedgerKeys
     from consent.verify import verify
 
+    settings = Settings.from_env("consent")   # the keys the bench's consent ran with (from the environment)
     started = time.perf_counter()
-    checked, broken = verify(consent_url)
+    checked, broken = verify(consent_url, LedgerKeys.from_secrets(settings.ledger_key, settings.ledger_previous_keys))
     took = time.perf_counter() - started
     print(f"ledger: {checked} entries, " + ("chain intact" if broken is None else
-                                            f"BROKEN at seq={broken[0].seq}: {broken[1]}") + f" ({took:.1f} s)")
+                                            f"BROKEN at seq={broken['seq']}: {broken['reason']}") + f" ({took:.1f} s)")
 
 
 def standin_run(run: str) -> None:
