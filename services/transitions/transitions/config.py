@@ -4,9 +4,12 @@
 a record before it goes overdue. `PONT_TRANSITIONS_OVERDUE_CHECK_SECONDS` (default 60): how
 often the overdue timer looks. `PONT_TRANSITIONS_REFERRALS_TIMEOUT_SECONDS` (default 5): how
 long preparing waits for the referrals service's open involvement before doing without.
+`PONT_TRANSITIONS_UNSENT_AFTER_SECONDS` (default 60): how long a send may stay between asking
+consent and being recorded before the sweep (every `PONT_TRANSITIONS_UNSENT_SECONDS`, default
+30) completes it; longer than any send takes, so the sweep does not race a live one.
 The nameko config keys of the same meaning
 (`TRANSITIONS_ACK_PERIOD_SECONDS`, `TRANSITIONS_OVERDUE_CHECK_SECONDS`,
-`TRANSITIONS_REFERRALS_TIMEOUT_SECONDS`) win, for tests.
+`TRANSITIONS_REFERRALS_TIMEOUT_SECONDS`, `TRANSITIONS_UNSENT_AFTER_SECONDS`) win, for tests.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ class TransitionsConfig:
     ack_period: timedelta
     overdue_check_seconds: float
     referrals_timeout_seconds: float = 5.0
+    unsent_after: timedelta = timedelta(seconds=60)
 
     @classmethod
     def from_config(cls, config: dict, env: dict | None = None) -> TransitionsConfig:
@@ -33,5 +37,9 @@ class TransitionsConfig:
         referrals_timeout = config.get("TRANSITIONS_REFERRALS_TIMEOUT_SECONDS")
         if referrals_timeout is None:
             referrals_timeout = float(env.get("PONT_TRANSITIONS_REFERRALS_TIMEOUT_SECONDS", "5"))
+        unsent_after = config.get("TRANSITIONS_UNSENT_AFTER_SECONDS")
+        if unsent_after is None:
+            unsent_after = float(env.get("PONT_TRANSITIONS_UNSENT_AFTER_SECONDS", "60"))
         return cls(ack_period=timedelta(seconds=float(ack_seconds)), overdue_check_seconds=float(check),
-                   referrals_timeout_seconds=float(referrals_timeout))
+                   referrals_timeout_seconds=float(referrals_timeout),
+                   unsent_after=timedelta(seconds=float(unsent_after)))

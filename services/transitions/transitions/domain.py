@@ -88,6 +88,9 @@ class Transition:
     disclosure_ids: tuple[str, ...] = field(default=())
     # section → the consent ids it was disclosed on (empty for a legal-obligation section)
     section_basis: dict = field(default_factory=dict)
+    # a send committed but not yet recorded: when, and the sender (sub, org, roles) consent is asked for
+    send_requested_at: datetime | None = None
+    send_requested_by: dict | None = None
 
     # -- who may see it ---------------------------------------------------------------
 
@@ -107,12 +110,27 @@ class Transition:
     def decided(self, outcome: SectionOutcome) -> Transition:
         return replace(self, included=outcome.included, withheld=outcome.withheld)
 
+    def request_send(self, now: datetime, sender: dict) -> Transition:
+        """The first of a send's two steps: the record still prepared, and invisible to the receiving
+        school, until consent has answered and `send` records what it allowed. A send requested
+        and never completed (a crash, a consent outage) is completed by whoever finds it."""
+        if self.status != PREPARED:
+            raise WrongState(f"a {self.status} record cannot be sent again")
+        if self.awaiting_send:
+            return self
+        return replace(self, send_requested_at=now, send_requested_by=dict(sender))
+
+    @property
+    def awaiting_send(self) -> bool:
+        return self.status == PREPARED and self.send_requested_at is not None
+
     def send(self, outcome: SectionOutcome, now: datetime, period: timedelta,
              disclosure_ids: tuple[str, ...]) -> Transition:
         if self.status != PREPARED:
             raise WrongState(f"a {self.status} record cannot be sent again")
         return replace(self, included=outcome.included, withheld=outcome.withheld, status=SENT, sent_at=now,
-                       due_at=now + period, disclosure_ids=disclosure_ids, section_basis=outcome.basis())
+                       due_at=now + period, disclosure_ids=disclosure_ids, section_basis=outcome.basis(),
+                       send_requested_at=None, send_requested_by=None)
 
     def resting_on(self, consent_id: str) -> tuple[str, ...]:
         """The sections that travelled on this consent (a section disclosed on consents A and B

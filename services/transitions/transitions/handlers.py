@@ -6,12 +6,15 @@ the events written to the outbox in the same transaction.
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import (
@@ -28,6 +31,8 @@ from pont_shared.messaging.db import insert_rows
 from . import ctf, domain, metrics
 from .domain import CHILD_PROTECTION, Transition, Withheld
 from .orm import ctf_sequences, ended_consents, transitions
+
+log = structlog.get_logger(__name__)
 
 SENDER_ROLE = "transition_lead"
 RECEIVER_ROLES = frozenset({"transition_lead", "dsl"})
@@ -59,6 +64,7 @@ def _row(t: Transition) -> dict:
         "disclosure_ids": list(t.disclosure_ids), "section_basis": dict(t.section_basis),
         "sent_at": t.sent_at, "due_at": t.due_at,
         "acknowledged_at": t.acknowledged_at, "acknowledged_by": t.acknowledged_by, "overdue_at": t.overdue_at,
+        "send_requested_at": t.send_requested_at, "send_requested_by": t.send_requested_by,
     }
 
 
@@ -71,23 +77,25 @@ def _transition(row) -> Transition:
         disclosure_ids=tuple(m["disclosure_ids"]), section_basis=m["section_basis"] or {},
         sent_at=m["sent_at"], due_at=m["due_at"],
         acknowledged_at=m["acknowledged_at"], acknowledged_by=m["acknowledged_by"], overdue_at=m["overdue_at"],
+        send_requested_at=m["send_requested_at"], send_requested_by=m["send_requested_by"],
     )
 
 
-def _load(uow, ids: list[str]) -> dict[str, Transition]:
-    rows = uow.session.execute(select(transitions).where(transitions.c.id.in_(ids))).all()
+def _load(uow, ids: list[str], *, for_update: bool = False) -> dict[str, Transition]:
+    query = select(transitions).where(transitions.c.id.in_(ids))
+    rows = uow.session.execute(query.with_for_update() if for_update else query).all()
     return {row.id: _transition(row) for row in rows}
 
 
-def _load_one(uow, transition_id: str) -> Transition:
-    found = _load(uow, [transition_id]).get(transition_id)
+def _load_one(uow, transition_id: str, *, for_update: bool = False) -> Transition:
+    found = _load(uow, [transition_id], for_update=for_update).get(transition_id)
     if found is None:
         raise NotFound(f"no transition {transition_id}")
     return found
 
 
 _UPDATABLE = ("status", "included", "withheld", "disclosure_ids", "section_basis", "sent_at", "due_at",
-              "acknowledged_at", "acknowledged_by", "overdue_at")
+              "acknowledged_at", "acknowledged_by", "overdue_at", "send_requested_at", "send_requested_by")
 
 
 def _save(uow, records: list[Transition], columns: tuple[str, ...] = _UPDATABLE) -> None:
@@ -287,9 +295,13 @@ def with_open_involvement(command: PrepareCohort, open_involvement) -> PrepareCo
     return dataclasses.replace(command, pupils=pupils)
 
 
+# What an Idempotency-Key keeps while its records are committed, awaiting send, and not yet sent.
+SENDING = "sending_transitions"
+
+
 def prepare_cohort(uow, sharing, command: PrepareCohort, now: datetime, period: timedelta,
                    idempotency: tuple[str, dict] | None = None, open_involvement=None) -> list[dict]:
-    """Prepare one record per pupil; with `send`, share and send them in the same transaction.
+    """Prepare one record per pupil; with `send`, share and send them (`_send_requested`).
 
     With `open_involvement` (the referrals service's answer, see `with_open_involvement`),
     pupils whose request carried no `agency_involvement` get their school's open referrals.
@@ -300,6 +312,8 @@ def prepare_cohort(uow, sharing, command: PrepareCohort, now: datetime, period: 
     if idempotency is not None:
         with uow:
             first = uow.replay(scope, idempotency[0], idempotency[1])
+        if isinstance(first, dict) and SENDING in first:
+            return _send_requested(uow, sharing, first[SENDING], now, period, _Answer(scope, idempotency))
         if first is not None:
             return first
     if command.to_school == caller["org"]:
@@ -310,20 +324,20 @@ def prepare_cohort(uow, sharing, command: PrepareCohort, now: datetime, period: 
     records = [Transition(id=record_id(scope, idempotency, index), child_ref=p.child_ref,
                           from_school=caller["org"], to_school=command.to_school, prepared_by=caller["sub"],
                           prepared_at=now, sections=p.sections) for index, p in enumerate(command.pupils)]
-    outcomes = _ask(sharing, records, caller, share=command.send)
+    if command.send:
+        ids = _request_send(uow, records, now, caller, scope, idempotency)
+        return _send_requested(uow, sharing, ids, now, period, _Answer(scope, idempotency))
+    outcomes = _ask(sharing, records, caller, share=False)
     with uow:
         for record in records:
             uow.emit(_event(TransitionPrepared, record), subject=record.child_ref)
-        if command.send:
-            records = _send(uow, records, outcomes, now, period)
-        else:
-            records = [record.decided(outcome) for record, (outcome, _) in zip(records, outcomes, strict=True)]
+        records = [record.decided(outcome) for record, (outcome, _) in zip(records, outcomes, strict=True)]
         insert_rows(uow.session.connection(), transitions, [_row(r) for r in records])
         result = [_summary(r) for r in records]
         if idempotency is not None:
             uow.remember(scope, idempotency[0], idempotency[1], result)
         uow.commit()
-    _count(records, domain.SENT if command.send else domain.PREPARED)
+    _count(records, domain.PREPARED)
     return result
 
 
@@ -335,24 +349,130 @@ def record_id(scope: str, idempotency: tuple[str, dict] | None, index: int) -> s
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pont:{scope}:{idempotency[0]}:{index}"))
 
 
+def _sender(caller: dict) -> dict:
+    """The claims consent is asked for, kept with a requested send so whoever completes it asks as the sender."""
+    return {"sub": caller["sub"], "org": caller["org"], "roles": sorted(caller.get("roles", ()))}
+
+
+def _request_send(uow, records: list[Transition], now: datetime, caller: dict, scope: str,
+                  idempotency: tuple[str, dict] | None) -> list[str]:
+    """Sending, step one: commit the records, prepared and awaiting send, with the Idempotency-Key
+    marked `SENDING`; their ids (or, if a retry of the same request committed first, its).
+
+    Nothing is asked of consent before this commits, so records that cannot be stored (a
+    constraint, a database outage) leave nothing in its ledger.
+    """
+    sender = _sender(caller)
+    requested = [record.request_send(now, sender) for record in records]
+    ids = [record.id for record in requested]
+    with uow:
+        for record in requested:
+            uow.emit(_event(TransitionPrepared, record), subject=record.child_ref)
+        try:
+            insert_rows(uow.session.connection(), transitions, [_row(r) for r in requested])
+            if idempotency is not None:
+                uow.remember(scope, idempotency[0], idempotency[1], {SENDING: ids})
+            uow.commit()
+        except IntegrityError:
+            uow.rollback()
+            # the same key, sent twice at once: the other request committed the records first
+            first = uow.replay(scope, idempotency[0], idempotency[1]) if idempotency is not None else None
+            if not (isinstance(first, dict) and SENDING in first):
+                raise
+            return first[SENDING]
+    return ids
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """Where a completed send keeps its response: the Idempotency-Key that replays it (if any)."""
+
+    scope: str
+    idempotency: tuple[str, dict] | None
+
+    def keep(self, uow, result: list[dict]) -> None:
+        if self.idempotency is None:
+            return
+        table = uow.tables.idempotency
+        uow.session.execute(update(table).where(table.c.scope == self.scope, table.c.key == self.idempotency[0])
+                            .values(response=json.dumps(result, default=str)))
+
+
+def _send_requested(uow, sharing, ids: list[str], now: datetime, period: timedelta,
+                    answer: _Answer | None = None) -> list[dict]:
+    """Sending, steps two and three: ask consent to share the records of `ids` awaiting send, then
+    record them sent in a second transaction (and the response `answer` keeps); every record's summary.
+
+    No transaction is open while consent is asked. Each disclosure is asked under a key naming
+    its record (`_requests`), so a record asked about again — the request retried, the sweep
+    (`send_unsent`), two of them at once — is answered with the same disclosure, once in the
+    ledger; only the transaction that finds the record still awaiting send sends it.
+    """
+    with uow:
+        found = _load(uow, ids)
+    waiting = [found[i] for i in ids if found[i].awaiting_send]
+    outcomes = {}
+    for sender, records in _by_sender(waiting):
+        outcomes.update(zip([r.id for r in records], _ask(sharing, records, sender, share=True), strict=True))
+    with uow:
+        current = _load(uow, ids, for_update=True)
+        still = [current[i] for i in ids if i in outcomes and current[i].awaiting_send]
+        sent = _send(uow, still, [outcomes[r.id] for r in still], now, period)
+        _save(uow, sent)
+        current.update((r.id, r) for r in sent)
+        result = [_summary(current[i]) for i in ids]
+        if answer is not None:
+            answer.keep(uow, result)
+        uow.commit()
+    _count(sent, domain.SENT)
+    return result
+
+
+def _by_sender(records: list[Transition]):
+    """(sender, their records) — consent is asked for the staff member who asked to send."""
+    groups: dict[str, list[Transition]] = {}
+    for record in records:
+        groups.setdefault(json.dumps(record.send_requested_by, sort_keys=True), []).append(record)
+    return [(json.loads(sender), group) for sender, group in groups.items()]
+
+
+def send_unsent(uow, sharing, now: datetime, period: timedelta, older_than: timedelta, limit: int = 500) -> int:
+    """Send every record whose send was committed longer than `older_than` ago and never completed.
+
+    A crash, a restart or a consent outage between asking to send and recording the send leaves
+    a record awaiting send, where only a retry with the same Idempotency-Key would take it up.
+    Asked again under the same keys, consent answers with the disclosures it recorded (or
+    records them now), so each is in its ledger once. How many were sent; those that still
+    cannot be are left for the next sweep.
+    """
+    with uow:
+        ids = list(uow.session.execute(
+            select(transitions.c.id).where(transitions.c.status == domain.PREPARED,
+                                           transitions.c.send_requested_at < now - older_than)
+            .order_by(transitions.c.send_requested_at).limit(limit)).scalars())
+    if not ids:
+        return 0
+    try:
+        summaries = _send_requested(uow, sharing, ids, now, period)
+    except Exception as exc:  # consent still unreachable: the next sweep asks again
+        log.warning("transitions.still_unsent", records=len(ids), error=type(exc).__name__)
+        return 0
+    return sum(summary["status"] == domain.SENT for summary in summaries)
+
+
 def send(uow, sharing, transition_id: str, caller: dict, now: datetime, period: timedelta) -> dict:
-    """Send one prepared record: sections re-decided and recorded in the ledger now."""
+    """Send one prepared record: sections re-decided and recorded in the ledger now (as a cohort's are)."""
     _check_sender(caller)
     with uow:
-        record = _load_one(uow, transition_id)
+        record = _load_one(uow, transition_id, for_update=True)
         _guard(record.check_sender, caller["org"])
         if record.status != domain.PREPARED:
             raise Conflict(f"this record is already {record.status}")
-    outcomes = _ask(sharing, [record], caller, share=True)
-    with uow:
-        current = _load_one(uow, transition_id)
-        if current.status != domain.PREPARED:
-            raise Conflict(f"this record is already {current.status}")
-        [sent] = _send(uow, [current], outcomes, now, period)
-        _save(uow, [sent])
-        uow.commit()
-    _count([sent], domain.SENT)
-    return _summary(sent)
+        if not record.awaiting_send:
+            _save(uow, [record.request_send(now, _sender(caller))], ("send_requested_at", "send_requested_by"))
+            uow.commit()
+    [summary] = _send_requested(uow, sharing, [transition_id], now, period)
+    return summary
 
 
 def acknowledge(uow, transition_ids: list[str], caller: dict, now: datetime) -> list[dict]:

@@ -27,10 +27,14 @@ transitions = Table(
     Column("acknowledged_at", UtcDateTime()),
     Column("acknowledged_by", String(120)),
     Column("overdue_at", UtcDateTime()),
+    # a send committed but not yet recorded as sent: when, and by whom (sub, org, roles) consent is asked
+    Column("send_requested_at", UtcDateTime()),
+    Column("send_requested_by", JSON),
 )
 Index("ix_transitions_to_school_status", transitions.c.to_school, transitions.c.status)
 Index("ix_transitions_from_school", transitions.c.from_school)
 Index("ix_transitions_status_due", transitions.c.status, transitions.c.due_at)
+Index("ix_transitions_send_requested_at", transitions.c.send_requested_at)
 
 ctf_sequences = Table(
     "ctf_sequences", metadata,

@@ -6,7 +6,7 @@ from pathlib import Path
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import ConsentExpired, ConsentWithdrawn
 from pont_shared.messaging.consumer import handles
-from pont_shared.messaging.dependencies import ChildRefs, Clock, UnitOfWorkProvider
+from pont_shared.messaging.dependencies import ChildRefs, Clock, UnitOfWorkProvider, every
 from pont_shared.messaging.rpc import RpcProxy, rpc
 from pont_shared.operations.migrations import migrator
 from pont_shared.operations.ops import OpsEndpoints
@@ -93,3 +93,9 @@ class TransitionsService(OpsEndpoints):
     @configured_timer(interval=60)
     def check_overdue(self):
         handlers.mark_overdue(self.uow, self.clock())
+
+    @every(interval=30, config_key="PONT_TRANSITIONS_UNSENT_SECONDS")
+    def send_unsent(self):
+        """Records whose send a crash or a consent outage left between asking consent and recording it."""
+        handlers.send_unsent(self.uow, ConsentSharing(self.consent), self.clock(), self.config.ack_period,
+                             self.config.unsent_after)

@@ -109,3 +109,22 @@ class TestLifecycle:
         assert domain.ctf_file_name("school:6612001", "school:6614002", 7) == "6612001_CTF_6614002_007.xml"
         with pytest.raises(ValueError):
             domain.ctf_file_name("health:cardiff", "school:6614002", 1)
+
+
+class TestRequestSend:
+    def record(self) -> Transition:
+        return Transition(id="t1", child_ref="c_1", from_school="school:6612001", to_school="school:6614002",
+                          prepared_by="lead", prepared_at=NOW, sections={"identifiers": {"upn": "A1"}})
+
+    def test_a_requested_send_stays_prepared_and_unseen_by_the_receiving_school(self):
+        requested = self.record().request_send(NOW, {"sub": "lead", "org": "school:6612001", "roles": []})
+
+        assert requested.awaiting_send and requested.status == "prepared"
+        assert not requested.visible_to("school:6614002")
+
+    def test_sending_completes_the_request(self):
+        requested = self.record().request_send(NOW, {"sub": "lead", "org": "school:6612001", "roles": []})
+
+        sent = requested.send(SectionOutcome(("identifiers",), ()), NOW, timedelta(days=7), ("d1",))
+
+        assert not sent.awaiting_send and sent.send_requested_by is None and sent.visible_to("school:6614002")
