@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from pont_shared.operations.migrations import create_messaging_tables_v1, drop_messaging_tables
+
 # revision identifiers, used by Alembic.
 revision: str = '33663c2710e5'
 down_revision: str | Sequence[str] | None = None
@@ -26,38 +28,7 @@ def upgrade() -> None:
     sa.Column('last', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('from_school', 'to_school')
     )
-    op.create_table('idempotency_keys',
-    sa.Column('scope', sa.String(length=200), nullable=False),
-    sa.Column('key', sa.String(length=200), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('response', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('scope', 'key')
-    )
-    op.create_table('inbox',
-    sa.Column('consumer', sa.String(length=200), nullable=False),
-    sa.Column('source', sa.String(length=200), nullable=False),
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('event_type', sa.String(length=120), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'source', 'event_id')
-    )
-    op.create_table('outbox',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('event_type', sa.String(length=120), nullable=False),
-    sa.Column('exchange', sa.String(length=120), nullable=False),
-    sa.Column('routing_key', sa.String(length=200), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('event_id')
-    )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_unsent', ['id'], unique=False,
-                              postgresql_where=sa.text('sent_at IS NULL'), sqlite_where=sa.text('sent_at IS NULL'))
-
+    create_messaging_tables_v1(op)
     op.create_table('transitions',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('child_ref', sa.String(length=64), nullable=False),
@@ -94,12 +65,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_transitions_from_school')
 
     op.drop_table('transitions')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_unsent', postgresql_where=sa.text('sent_at IS NULL'),
-                            sqlite_where=sa.text('sent_at IS NULL'))
-
-    op.drop_table('outbox')
-    op.drop_table('inbox')
-    op.drop_table('idempotency_keys')
+    drop_messaging_tables(op)
     op.drop_table('ctf_sequences')
     # ### end Alembic commands ###
