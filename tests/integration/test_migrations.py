@@ -41,3 +41,54 @@ def test_migrating_an_empty_database_to_head_matches_the_table_definitions(packa
             assert schema_drift(engine, metadata) == []
         finally:
             engine.dispose()
+
+
+def test_replicas_starting_together_migrate_once_and_none_fails():
+    """Four processes migrate one empty PostgreSQL database at the same moment (as replicas of a
+    service starting together do): the advisory lock makes them take turns."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from pont_shared.messaging.db import make_engine; "
+              "from pont_shared.operations.migrations import upgrade; "
+              "sys.stdin.readline(); upgrade(make_engine(sys.argv[1]), sys.argv[2])")
+    with fresh_database("pont_migrate_together") as url:
+        replicas = [subprocess.Popen([sys.executable, "-c", script, url, str(SERVICES / "consent/consent/migrations")],
+                                     stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        for replica in replicas:  # all started and imported; let them go at once
+            replica.stdin.write("go\n")
+            replica.stdin.flush()
+        failures = [replica.communicate(timeout=120)[1] for replica in replicas if replica.wait(timeout=120) != 0]
+        engine = make_engine(url)
+        try:
+            drift = schema_drift(engine, importlib.import_module("consent.orm").metadata)
+        finally:
+            engine.dispose()
+    assert failures == [] and drift == []
+
+
+def test_pont_migrate_brings_a_database_to_head_and_a_service_told_not_to_migrate_leaves_it_alone(
+        start_service, make_settings, service_name):
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import inspect
+
+    from consent.service import ConsentService
+
+    with fresh_database("pont_migrate_job") as url, fresh_database("pont_no_migrate") as untouched:
+        env = {**os.environ, "PONT_ENV": "development", "PONT_CONSENT_DATABASE_URL": url}
+        done = subprocess.run([str(Path(sys.executable).parent / "pont-migrate"), "consent.service:ConsentService"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        start_service(ConsentService, make_settings(service_name, untouched, migrate_at_start=False),
+                      name=service_name)
+        migrated, left_alone = make_engine(url), make_engine(untouched)
+        try:
+            drift = schema_drift(migrated, importlib.import_module("consent.orm").metadata)
+            tables = inspect(left_alone).get_table_names()
+        finally:
+            migrated.dispose()
+            left_alone.dispose()
+    assert done.returncode == 0 and done.stdout.strip() == "consent: at head", done.stderr
+    assert drift == [] and tables == []

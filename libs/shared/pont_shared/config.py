@@ -118,6 +118,8 @@ class Settings:
     school_holidays: frozenset[date] = field(default=frozenset())
     # the owner role's URL, for migrations at start (PostgreSQL roles: pont_shared.operations.roles); "" = database_url
     migrate_database_url: str = ""
+    # false: the service does not migrate at start; `pont-migrate` (a Kubernetes Job, say) does it first
+    migrate_at_start: bool = True
     ledger_key: str = DEV_LEDGER_KEY  # HMAC key of the consent ledger chain; lives outside the database
     ledger_previous_keys: tuple[str, ...] = ()  # the keys it replaced, oldest first: their entries still verify
     # the gateway's Ed25519 key for caller assertions (pont_shared.contract.caller); deployments give it
@@ -158,6 +160,7 @@ class Settings:
             agencies=tuple(a.strip() for a in env.get("PONT_AGENCIES", DEFAULT_AGENCIES).split(",") if a.strip()),
             school_holidays=parse_school_holidays(env.get("PONT_SCHOOL_HOLIDAYS", "")),
             migrate_database_url=env.get(f"PONT_{key}_MIGRATE_DATABASE_URL", ""),
+            migrate_at_start=env.get("PONT_MIGRATE_AT_START", "true").lower() not in ("false", "0", "no"),
             ledger_key=env.get("PONT_LEDGER_KEY", DEV_LEDGER_KEY),
             ledger_previous_keys=tuple(k for k in env.get("PONT_LEDGER_PREVIOUS_KEYS", "").split(",") if k),
             caller_signing_key=env.get("PONT_CALLER_SIGNING_KEY", DEV_CALLER_SIGNING_KEY),

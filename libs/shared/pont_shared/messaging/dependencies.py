@@ -47,6 +47,21 @@ class OutboxRelayExtension(SharedExtension):
         self.relay.wake(events)
 
 
+def migrate_schema(prepare: Callable[[Engine, MetaData], None], metadata: MetaData, settings,
+                   runtime_engine: Engine | None = None) -> None:
+    """Bring a service's schema to head with its `prepare`: as the schema's owner role where one is
+    configured (`PONT_<SERVICE>_MIGRATE_DATABASE_URL`; the service then runs as its runtime role)."""
+    owner_url = settings.migrate_database_url
+    if runtime_engine is not None and (not owner_url or owner_url == settings.database_url):
+        prepare(runtime_engine, metadata)
+        return
+    engine = make_engine(owner_url or settings.database_url)
+    try:
+        prepare(engine, metadata)
+    finally:
+        engine.dispose()
+
+
 class UnitOfWorkProvider(DependencyProvider):
     """Hands each worker a `UnitOfWork` on the service's own database.
 
@@ -67,15 +82,8 @@ class UnitOfWorkProvider(DependencyProvider):
         settings = self.container.config["PONT_SETTINGS"]
         self.source = f"/pont/{self.container.service_name}"
         self.engine = make_engine(settings.database_url, pool_size=max(5, settings.max_workers))
-        if settings.migrate_database_url and settings.migrate_database_url != settings.database_url:
-            # the schema's owner role migrates; the service runs as its own (runtime) role
-            owner = make_engine(settings.migrate_database_url)
-            try:
-                self.prepare(owner, self.metadata)
-            finally:
-                owner.dispose()
-        else:
-            self.prepare(self.engine, self.metadata)
+        if settings.migrate_at_start:
+            migrate_schema(self.prepare, self.metadata, settings, self.engine)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.relay.configure(self.engine, self.tables)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import Engine
 
 
@@ -40,9 +40,17 @@ def _config(script_location: str | Path) -> Config:
     return cfg
 
 
+# pg_advisory_xact_lock key: one migration at a time per database (advisory locks are per database)
+MIGRATION_LOCK_KEY = 0x706F6E745F6D6967  # "pont_mig"
+
+
 def upgrade(engine: Engine, script_location: str | Path, revision: str = "head") -> None:
+    """Bring the schema to `revision`, in one transaction; on PostgreSQL under an advisory lock, so
+    replicas starting together take turns and the later ones find the schema already there."""
     cfg = _config(script_location)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
@@ -164,6 +172,31 @@ def restore_outbox_event_id_unique(op) -> None:
         return
     with op.batch_alter_table("outbox", recreate="always") as batch:
         batch.create_unique_constraint("uq_outbox_event_id", ["event_id"])
+
+
+def migrate_service(spec: str, name: str | None = None) -> str:
+    """`pont-migrate MODULE:CLASS`: bring that service's database (from its settings: `PONT_<SERVICE>_
+    MIGRATE_DATABASE_URL` or `_DATABASE_URL`) to head, as a step of its own before the service starts
+    with `PONT_MIGRATE_AT_START=false` (a Kubernetes Job or init container); the service's name."""
+    from pont_shared.config import Settings
+    from pont_shared.messaging.dependencies import UnitOfWorkProvider, migrate_schema
+
+    module_name, class_name = spec.split(":")
+    service_cls = getattr(importlib.import_module(module_name), class_name)
+    [provider] = [getattr(service_cls, attribute) for attribute in dir(service_cls)
+                  if isinstance(getattr(service_cls, attribute), UnitOfWorkProvider)]
+    name = name or service_cls.name
+    migrate_schema(provider.prepare, provider.metadata, Settings.from_env(name))
+    return name
+
+
+def migrate_main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Migrate a service's database to head (then start it "
+                                                 "with PONT_MIGRATE_AT_START=false).")
+    parser.add_argument("service", help="MODULE:CLASS, e.g. consent.service:ConsentService")
+    parser.add_argument("--name", help="the instance's name, e.g. agency_link_health_cardiff_vale")
+    args = parser.parse_args(argv)
+    print(f"{migrate_service(args.service, args.name)}: at head")
 
 
 def main(argv: list[str] | None = None) -> None:
