@@ -56,6 +56,11 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT)
 
 
+def queue_name_of(service: str, method_name: str) -> str:
+    """The durable queue of a service's `@handles` method."""
+    return f"{service}.{method_name}"
+
+
 class EventQueueConsumer(TracksConsuming, QueueConsumer):
     """nameko's queue consumer, for the `@handles` entrypoints only, on a connection of
     their own. It hands each entrypoint the raw message (the envelope is parsed once, by
@@ -140,7 +145,7 @@ class EventConsumer(Consumer):
         settings = self.container.config["PONT_SETTINGS"]
         self.service = self.container.service_name
         self.delays = settings.retry_delays
-        self.queue_name = f"{self.service}.{self.method_name}"
+        self.queue_name = queue_name_of(self.service, self.method_name)
         # the routing key may name a setting, e.g. "{org}" for an agency's own disclosures
         routing_key = self.routing_key_for(self.container.config)
         exchange = topology.disclosures_exchange if self.event_model.EXCHANGE == topology.disclosures_exchange.name \

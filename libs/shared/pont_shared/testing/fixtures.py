@@ -13,7 +13,7 @@ from kombu import Connection
 from nameko.containers import ServiceContainer
 
 from pont_shared.config import Settings
-from pont_shared.messaging.consumer import EventConsumer
+from pont_shared.messaging.consumer import EventConsumer, queue_name_of
 from pont_shared.messaging.topology import dead_letter_queue_name
 from pont_shared.testing import AMQP_URI, fresh_database, random_name, web_address
 
@@ -71,7 +71,8 @@ def start_service():
 
 def delete_queues(container) -> None:
     """Remove a test service's durable queues (events, dead letters, RPC) so later runs' messages don't pile up."""
-    names = [ep.queue_name for ep in container.entrypoints if isinstance(ep, EventConsumer)]
+    names = [queue_name_of(container.service_name, ep.method_name) for ep in container.entrypoints
+             if isinstance(ep, EventConsumer)]  # a container that was never started (set up) too
     names += [dead_letter_queue_name(container.service_name), f"rpc-{container.service_name}"]
     with Connection(container.config["AMQP_URI"]) as conn:
         channel = conn.default_channel
