@@ -25,6 +25,12 @@ WORDS = {
            "create_submit": "Create the session", "problem": "There is a problem", "nurse": "School nurse",
            "dsl": "Designated safeguarding lead", "book": "Book a pupil", "booked": "Booked",
            "wnb": "Was not brought", "reviews": "Review queue", "sign_out": "Sign out", "room_error": "Enter the room",
+           "teacher": "Teacher", "referrals": "Referrals", "inbox": "Referrals inbox", "referral": "Referral",
+           "accept": "Accept", "close": "Close", "sent": "Sent", "received": "Received", "accepted": "Accepted",
+           "closed": "Closed", "outcome_error": "Describe the outcome", "urgent": "Urgent",
+           "health_wellbeing": "Health and wellbeing", "raise": "Raise a referral", "send": "Send the referral",
+           "back_referrals": "Back to referrals",
+           "upn_error": "This UPN is not valid: check it against the school's records",
            "months": ["January", "February", "March", "April", "May", "June", "July", "August",
                       "September", "October", "November", "December"]},
     "cy": {"sign_in": "Mewngofnodi", "sessions": "Sesiynau clinig", "create": "Creu sesiwn",
@@ -32,6 +38,12 @@ WORDS = {
            "dsl": "Arweinydd diogelu dynodedig", "book": "Archebu disgybl", "booked": "Wedi'i archebu",
            "wnb": "Ni ddaethpwyd ag ef/hi", "reviews": "Ciw adolygu", "sign_out": "Allgofnodi",
            "room_error": "Rhowch yr ystafell",
+           "teacher": "Athro", "referrals": "Atgyfeiriadau", "inbox": "Mewnflwch atgyfeiriadau",
+           "referral": "Atgyfeiriad", "accept": "Derbyn", "close": "Cau", "sent": "Wedi'i anfon",
+           "received": "Wedi dod i law", "accepted": "Wedi'i dderbyn", "closed": "Wedi'i gau",
+           "outcome_error": "Disgrifiwch y canlyniad", "urgent": "Brys", "health_wellbeing": "Iechyd a llesiant",
+           "raise": "Gwneud atgyfeiriad", "send": "Anfon yr atgyfeiriad", "back_referrals": "Yn ôl i'r atgyfeiriadau",
+           "upn_error": "Nid yw'r UPN hwn yn ddilys: gwiriwch ef yn erbyn cofnodion yr ysgol",
            "months": ["Ionawr", "Chwefror", "Mawrth", "Ebrill", "Mai", "Mehefin", "Gorffennaf", "Awst", "Medi",
                       "Hydref", "Tachwedd", "Rhagfyr"]},
 }
@@ -66,13 +78,13 @@ class Journey:
         self.shots.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(self.shots / f"{name}-{self.lang}.png"), full_page=True)
 
-    def sign_in(self, who: str) -> None:
+    def sign_in(self, who: str, shot: bool = False) -> None:
         page, words = self.page, self.words
         page.goto(self.web + "/sign-in")
         if page.get_attribute("html", "lang") != self.lang:
             page.click(f"button[name=lang][value={self.lang}]")
         self.check("sign-in", words["sign_in"])
-        if self.shots_wanted and who == "nurse":
+        if self.shots_wanted and shot:
             self.shot("sign-in")
         page.get_by_label(words[who], exact=False).first.check()
         page.locator("main").get_by_role("button", name=words["sign_in"]).click()
@@ -94,7 +106,7 @@ def run(args) -> list[str]:
         words = WORDS[args.lang]
         try:
             # the nurse: sessions, create one (first forgetting the room), book, was not brought
-            journey.sign_in("nurse")
+            journey.sign_in("nurse", shot=True)
             expect(page.url.endswith("/sessions"), f"the nurse lands on {page.url}")
             journey.check("sessions", words["sessions"])
             if args.shots_wanted:

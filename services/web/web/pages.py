@@ -25,8 +25,15 @@ from .gateway import Answer, Gateway
 
 HERE = Path(__file__).parent
 PROVIDER_ROLES = {"school_nurse", "health_practitioner", "social_worker", "youth_worker"}
+SCHOOL_ROLES = {"school_staff", "dsl"}
 SERVICES = ("school_nursing", "camhs", "social_care", "youth_work", "education_welfare", "families_first")
 OUTCOMES = {"attended": "attended", "was-not-brought": "was-not-brought", "cancel": "cancel"}
+# what each role may do to a referral on its page; decline and close need a few words of why
+REFERRAL_ACTIONS = {"accept": PROVIDER_ROLES, "decline": PROVIDER_ROLES, "close": PROVIDER_ROLES,
+                    "withdraw": SCHOOL_ROLES}
+REFERRAL_NOTES = {"decline": ("reason", "reason_code"), "close": ("outcome", "outcome_code")}
+REFERRAL_FILTERS = ("awaiting_consent", "sent", "accepted", "declined", "closed", "withdrawn")
+URGENCY_ORDER = ("safeguarding", "urgent", "routine")
 
 
 def _(message: str) -> str:
@@ -48,7 +55,28 @@ SERVICE_NAMES = {
 STATUS_NAMES = {
     "booked": _("Booked"), "attended": _("Attended"), "was_not_brought": _("Was not brought"),
     "cancelled": _("Cancelled"), "open": _("Open"),
+    "awaiting_consent": _("Awaiting consent"), "sent": _("Sent"), "received": _("Received"),
+    "accepted": _("Accepted"), "declined": _("Declined"), "closed": _("Closed"), "withdrawn": _("Withdrawn"),
+    "overdue": _("Overdue"),
 }
+URGENCY_NAMES = {"routine": _("Routine"), "urgent": _("Urgent"), "safeguarding": _("Safeguarding")}
+CATEGORY_NAMES = {
+    "contact": _("Contact details"), "education": _("Education"), "attendance": _("Attendance"),
+    "aln": _("Additional learning needs"), "health_wellbeing": _("Health and wellbeing"),
+    "safeguarding": _("Safeguarding"), "family_context": _("Family context"),
+}
+FIELD_NAMES = {
+    "upn": _("Unique pupil number (UPN)"), "given_name": _("Given name"), "family_name": _("Family name"),
+    "date_of_birth": _("Date of birth"),
+}
+CODE_NAMES = {
+    "not_eligible": _("Not eligible for the service"), "already_involved": _("Already involved"),
+    "insufficient_information": _("Not enough information"), "no_capacity": _("No capacity"),
+    "support_completed": _("Support completed"), "referred_on": _("Referred on"),
+    "no_further_action": _("No further action"), "family_disengaged": _("Family disengaged"), "other": _("Other"),
+}
+DECLINE_CODES = ("not_eligible", "already_involved", "insufficient_information", "no_capacity", "other")
+CLOSE_CODES = ("support_completed", "referred_on", "no_further_action", "family_disengaged", "other")
 KIND_NAMES = {"was_not_brought": _("Was not brought")}
 
 
@@ -145,6 +173,7 @@ class Web:
         self.demo_users = demo_users(settings.agencies)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     service_names, status_names, kind_names = SERVICE_NAMES, STATUS_NAMES, KIND_NAMES
+    urgency_names, category_names, field_names, code_names = URGENCY_NAMES, CATEGORY_NAMES, FIELD_NAMES, CODE_NAMES
 
     @property
     def development(self) -> bool:
@@ -163,6 +192,8 @@ class Web:
             return page.go("/sessions")
         if "dsl" in page.user["roles"]:
             return page.go("/reviews")
+        if "school_staff" in page.user["roles"]:
+            return page.go("/referrals")
         return page.render("home.html")
 
     def sign_in(self, request: Request) -> Response:
@@ -305,6 +336,118 @@ class Web:
             return self._failed(page, answer)
         return page.render("reviews.html", reviews=list(reversed(answer.body)))
 
+    def inbox(self, request: Request) -> Response:
+        """The agency's referrals, open ones first, then by urgency, then oldest first.
+
+        The inbox serves what the agency received, not Pont's deadline; within one urgency the
+        deadline follows the time it was sent, so the oldest of an urgency is the most pressing.
+        """
+        page = self.page(request)
+        if (refused := self._needs(page, PROVIDER_ROLES)) is not None:
+            return refused
+        answer = page.call("GET", "/api/v1/inbox/referrals")
+        if not answer.ok:
+            return self._failed(page, answer)
+        return page.render("inbox.html", referrals=sorted(answer.body, key=inbox_order))
+
+    def referrals_list(self, request: Request) -> Response:
+        page = self.page(request)
+        if (refused := self._needs(page, SCHOOL_ROLES)) is not None:
+            return refused
+        chosen = request.args.get("status", "")
+        if chosen not in REFERRAL_FILTERS:
+            chosen = ""
+        answer = page.call("GET", "/api/v1/referrals" + (f"?status={chosen}" if chosen else ""))
+        if not answer.ok:
+            return self._failed(page, answer)
+        referrals = sorted(answer.body, key=lambda r: r["history"][0]["at"] if r["history"] else "", reverse=True)
+        return page.render("referrals.html", referrals=referrals, chosen=chosen, filters=REFERRAL_FILTERS)
+
+    def referral_new(self, request: Request) -> Response:
+        """Raise a referral; sent at once if sharing is allowed, otherwise it waits for consent."""
+        page = self.page(request)
+        if (refused := self._needs(page, SCHOOL_ROLES)) is not None:
+            return refused
+        values = {"upn": "", "given_name": "", "family_name": "", "date_of_birth": "", "to_org": "",
+                  "service": "school_nursing", "urgency": "routine", "reason": "", "details": "", "share": ["contact"],
+                  **{f"info-{category}": "" for category in SHARED_TEXT}}
+        if request.method == "GET":
+            return self._referral_form(page, values, [])
+        if not csrf_ok(page.session, request.form.get("csrf")):
+            return page.render("forbidden.html", status=403)
+        values.update({key: request.form.get(key, "").strip() for key in values if key != "share"})
+        values["share"] = [c for c in request.form.getlist("share") if c in CATEGORY_NAMES]
+        errors = [(field, page.gettext(message)) for field, message in REFERRAL_REQUIRED if not values[field]]
+        if values["date_of_birth"] and not _is_date(values["date_of_birth"]):
+            errors.append(("date_of_birth", page.gettext("Enter the date of birth as a date, e.g. 2015-03-14")))
+        if not values["share"]:
+            errors.append(("share-contact", page.gettext("Choose at least one kind of information to share")))
+        if not errors:
+            answer = page.call("POST", "/api/v1/referrals", _referral_body(values),
+                               idempotency_key=request.form.get("key"))
+            if answer.ok:
+                return page.go(f"/referrals/{quote(answer.body['id'], safe='')}")
+            if answer.status == 401:
+                return self._failed(page, answer)
+            errors = self._refusal(page, answer, NEW_REFERRAL_FIELDS, conflict=REFERRAL_OPEN,
+                                   messages=NEW_REFERRAL_MESSAGES)
+        return self._referral_form(page, values, errors, status=422)
+
+    def _referral_form(self, page: Page, values: dict, errors: list, status: int = 200) -> Response:
+        agencies = [org for org in self.settings.agencies if not org.startswith("school:")]
+        return page.render("referral_new.html", status=status, values=values, errors=errors, agencies=agencies,
+                           services=SERVICES, urgencies=URGENCY_ORDER[::-1], categories=tuple(CATEGORY_NAMES),
+                           shared_text=SHARED_TEXT, key=str(uuid.uuid4()))
+
+    def referral_detail(self, request: Request, referral_id: str, errors: list | None = None,
+                        values: dict | None = None, status: int = 200) -> Response:
+        """A referral's status, deadline and chronology; for the agency also what was shared with it."""
+        page = self.page(request)
+        if (refused := self._needs(page, PROVIDER_ROLES | SCHOOL_ROLES)) is not None:
+            return refused
+        answer = page.call("GET", f"/api/v1/referrals/{quote(referral_id, safe='')}")
+        if not answer.ok:
+            return self._failed(page, answer)
+        received = None
+        agency = bool(PROVIDER_ROLES.intersection(page.user["roles"])) and answer.body["to_org"] == page.user["org"]
+        if agency:
+            inbox = page.call("GET", "/api/v1/inbox/referrals")
+            if not inbox.ok:
+                return self._failed(page, inbox)
+            received = next((item for item in inbox.body if item["id"] == answer.body["id"]), None)
+        school = answer.body.get("from_org") == page.user["org"] and bool(SCHOOL_ROLES.intersection(page.user["roles"]))
+        return page.render("referral.html", status=status, referral=answer.body, received=received, agency=agency,
+                           school=school, errors=errors or [], values=values or {},
+                           decline_codes=DECLINE_CODES, close_codes=CLOSE_CODES)
+
+    def referral_action(self, request: Request, referral_id: str, action: str) -> Response:
+        """Accept, decline with a reason, close with an outcome (the agency), or withdraw (the school)."""
+        page = self.page(request)
+        if action not in REFERRAL_ACTIONS:
+            return page.render("not_found.html", status=404) if page.user else page.go("/sign-in")
+        if (refused := self._needs(page, REFERRAL_ACTIONS[action])) is not None:
+            return refused
+        if not csrf_ok(page.session, request.form.get("csrf")):
+            return page.render("forbidden.html", status=403)
+        body, values = {}, {}
+        if action in REFERRAL_NOTES:
+            note, code = REFERRAL_NOTES[action]
+            values = {note: request.form.get(note, "").strip(), code: request.form.get(code, "")}
+            if not values[note]:
+                message = _("Give a reason for declining") if action == "decline" else _("Describe the outcome")
+                return self.referral_detail(request, referral_id, errors=[(note, page.gettext(message))],
+                                            values=values, status=422)
+            body = {note: values[note], code: values[code] or None}
+        answer = page.call("POST", f"/api/v1/referrals/{quote(referral_id, safe='')}/{action}", body)
+        if not answer.ok:
+            if answer.status == 401:
+                return self._failed(page, answer)
+            return self.referral_detail(request, referral_id, values=values,
+                                        status=answer.status if answer.status < 500 else 502,
+                                        errors=self._refusal(page, answer, REFERRAL_FIELDS,
+                                                             conflict=REFERRAL_CONFLICT))
+        return page.go(f"/referrals/{quote(referral_id, safe='')}")
+
     # --- shared ---------------------------------------------------------------------------
 
     def _needs(self, page: Page, roles: set[str] | None = None) -> Response | None:
@@ -322,15 +465,23 @@ class Web:
             return page.render("forbidden.html" if answer.status == 403 else "not_found.html", status=answer.status)
         return page.render("unavailable.html", status=502)
 
-    def _refusal(self, page: Page, answer: Answer, fields: dict[str, str]) -> list[tuple[str, str]]:
-        """What the gateway refused, as (field id, message in the page's language)."""
+    def _refusal(self, page: Page, answer: Answer, fields: dict[str, str], conflict: str | None = None,
+                 messages: dict[str, str] | None = None) -> list[tuple[str, str]]:
+        """What the gateway refused, as (field id, message in the page's language).
+
+        The gateway's own messages are in English only, so a field it names gets this page's
+        message for that field (`messages`), else a general one, in the page's language.
+        """
         if answer.status == 422 and answer.errors:
             found = []
             for error in answer.errors:
                 field = fields.get(str(error.get("field", "")))
-                found.append((field or "", page.gettext("Check this answer") if field
-                              else page.gettext("Check your answers")))
+                general = _("Check this answer") if field else _("Check your answers")
+                message = (messages or {}).get(field or "", general)
+                found.append((field or "", page.gettext(message)))
             return found
+        if answer.status == 409 and conflict:
+            return [("", page.gettext(conflict))]
         if answer.status == 409:
             return [("", page.gettext("That could not be done: the room or the slot is taken, the pupil is "
                                       "booked elsewhere then, or the appointment has not started yet."))]
@@ -344,6 +495,29 @@ SESSION_FIELDS = {name: name for name in ("site", "room", "service", "date", "st
                                           "capacity_per_slot")}
 BOOKING_FIELDS = {"slot_id": "slot_id", "child.upn": "upn", "child.given_name": "given_name",
                   "child.family_name": "family_name", "child.date_of_birth": "date_of_birth"}
+REFERRAL_FIELDS = {"reason": "reason", "reason_code": "reason_code", "outcome": "outcome",
+                   "outcome_code": "outcome_code"}
+NEW_REFERRAL_FIELDS = {
+    "child.upn": "upn", "child.given_name": "given_name", "child.family_name": "family_name",
+    "child.date_of_birth": "date_of_birth", "child": "upn", "to_org": "to_org", "service": "service",
+    "urgency": "urgency-routine", "reason": "reason", "details": "details", "share": "share-contact",
+    **{f"information.{category}": f"info-{category}" for category in CATEGORY_NAMES},
+}
+SHARED_TEXT = tuple(category for category in CATEGORY_NAMES if category != "contact")  # contact: the child itself
+REFERRAL_REQUIRED = (
+    ("upn", _("Enter the pupil's UPN")), ("given_name", _("Enter the pupil's given name")),
+    ("family_name", _("Enter the pupil's family name")), ("date_of_birth", _("Enter the pupil's date of birth")),
+    ("to_org", _("Choose who the referral is to")), ("reason", _("Enter the reason for the referral")),
+    ("details", _("Describe what the school has seen")),
+)
+NEW_REFERRAL_MESSAGES = {
+    "upn": _("This UPN is not valid: check it against the school's records"),
+    "date_of_birth": _("Enter a real date of birth in the past"),
+    "to_org": _("Choose an agency that takes referrals"),
+}
+REFERRAL_OPEN = _("This pupil already has an open referral to this service. Follow it from your referrals.")
+REFERRAL_CONFLICT = _("That could not be done: the referral has moved on since this page was shown. "
+                      "Its status is shown below.")
 BOOKING_REQUIRED = (
     ("slot_id", _("Choose a time")), ("upn", _("Enter the pupil's UPN")),
     ("given_name", _("Enter the pupil's given name")), ("family_name", _("Enter the pupil's family name")),
@@ -372,6 +546,22 @@ def _session_body(values: dict, gettext) -> tuple[dict, list[tuple[str, str]]]:
     body = dict(values, slot_minutes=int(values["slot_minutes"]),
                 capacity_per_slot=int(values["capacity_per_slot"]))
     return body, []
+
+
+def _referral_body(values: dict) -> dict:
+    information = {category: values[f"info-{category}"] for category in SHARED_TEXT
+                   if category in values["share"] and values[f"info-{category}"]}
+    return {"child": {key: values[key] for key in ("upn", "given_name", "family_name", "date_of_birth")},
+            "to_org": values["to_org"], "service": values["service"], "urgency": values["urgency"],
+            "reason": values["reason"], "details": values["details"], "share": values["share"],
+            "information": information}
+
+
+def inbox_order(item: dict) -> tuple:
+    referral = (item.get("content") or {}).get("referral") or {}
+    urgency = referral.get("urgency")
+    rank = URGENCY_ORDER.index(urgency) if urgency in URGENCY_ORDER else len(URGENCY_ORDER)
+    return (item["status"] in ("declined", "closed"), item["status"] != "received", rank, item["received_at"])
 
 
 def _is_date(value: str) -> bool:

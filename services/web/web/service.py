@@ -72,6 +72,26 @@ class WebService(OpsEndpoints):
     def reviews(self, request):
         return self.pages.reviews(request)
 
+    @http("GET", "/inbox")
+    def inbox(self, request):
+        return self.pages.inbox(request)
+
+    @http("GET", "/referrals")
+    def referrals(self, request):
+        return self.pages.referrals_list(request)
+
+    @http("GET,POST", "/referrals/new")
+    def referral_new(self, request):
+        return self.pages.referral_new(request)
+
+    @http("GET", "/referrals/<string:referral_id>")
+    def referral(self, request, referral_id):
+        return self.pages.referral_detail(request, referral_id)
+
+    @http("POST", "/referrals/<string:referral_id>/<string:action>")
+    def referral_action(self, request, referral_id, action):
+        return self.pages.referral_action(request, referral_id, action)
+
     @http("GET", "/static/<string:name>")
     def static(self, request, name):
         path = STATIC_FILES.get(name)

@@ -1,0 +1,182 @@
+"""A referral from the school to the school nurse and back, in headless Chromium, in English and in Welsh.
+
+gateway, consent, referrals, the nurse's agency_link and the web run as real nameko containers
+(fresh PostgreSQL databases) on the real RabbitMQ, on a virtual host of their own: the gateway
+calls `referrals` and `consent` by fixed names, which must never reach another run's services.
+The test records the parent's consent through the gateway; the browser journey
+(tests/browser/referral_journey.py, a process of its own as in test_clinic_journey.py) then has
+the teacher raise the referral on its form (first with a UPN the gateway refuses), the nurse
+find it in the inbox, accept and close it, and the teacher see it closed, with each page
+checked for its `lang`, its heading and axe-core. Screenshots go to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import requests
+
+from agency_link.service import AgencyLinkService
+from consent.service import ConsentService
+from gateway.rpc import agency_link_name
+from gateway.service import GatewayService
+from pont_shared.config import Settings
+from pont_shared.identity import make_upn
+from pont_shared.testing import bearer, fresh_database, http_url, random_name, start_container, wait_until
+from pont_shared.testing.fixtures import delete_queues
+from referrals.service import ReferralsService
+from web.service import WebService
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CATEGORIES = ["contact", "health_wellbeing"]
+
+
+def _vhost(*command: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True, timeout=60)
+
+
+@dataclasses.dataclass
+class Stack:
+    web: str
+    gateway: str
+    school: str
+    health: str
+
+    def teacher(self) -> dict:
+        return bearer("demo-teacher", self.school, ["school_staff"])  # the web's demonstration teacher
+
+    def nurse(self) -> dict:
+        return bearer("demo-nurse", self.health, ["school_nurse"])
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """The five services under a virtual host of their own; the school and the nurse's trust share referrals."""
+    school, health = f"school:w{uuid.uuid4().hex[:10]}", f"health:w{uuid.uuid4().hex[:8]}"
+    vhost = random_name("pont_web_referrals")
+    _vhost("add_vhost", vhost)
+    containers = []
+    try:
+        _vhost("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        env = {"AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{vhost}", "PONT_RETRY_DELAYS": "0.05,0.1,0.2,0.4",
+               "PONT_OUTBOX_POLL_SECONDS": "0.2", "PONT_LOG_LEVEL": "WARNING", "PONT_ENV": "development"}
+
+        def settings(name: str, database_url: str, **extra: str) -> Settings:
+            return dataclasses.replace(Settings.from_env(name, {**env, **extra}, http_port=0),
+                                       database_url=database_url)
+
+        with ExitStack() as databases:
+            consent_db, referrals_db, link_db = (databases.enter_context(fresh_database(f"pont_webref_{key}"))
+                                                 for key in ("consent", "referrals", "link"))
+            try:
+                containers.append(start_container(ConsentService, settings("consent", consent_db), "consent"))
+                containers.append(start_container(ReferralsService, settings("referrals", referrals_db), "referrals"))
+                link = agency_link_name(health)
+                containers.append(start_container(AgencyLinkService, settings(link, link_db), link, {"org": health}))
+                gateway = start_container(GatewayService, settings("gateway", "sqlite://"), "gateway")
+                containers.append(gateway)
+                web = start_container(WebService, settings("web", "sqlite://", PONT_AGENCIES=f"{school},{health}",
+                                                           PONT_GATEWAY_URL=http_url(gateway)), random_name("web"))
+                containers.append(web)
+                found = Stack(http_url(web), http_url(gateway), school, health)
+                wait_until(lambda: requests.get(found.web + "/ready", timeout=5).status_code == 200, timeout=20)
+                _agreement(found)
+                yield found
+            finally:
+                for container in reversed(containers):
+                    container.stop()
+                    delete_queues(container)
+    finally:
+        _vhost("delete_vhost", vhost)
+
+
+def _post(stack: Stack, path: str, who: dict, body: dict, **headers) -> dict:
+    response = requests.post(stack.gateway + path, json=body, headers={**who, **headers}, timeout=30)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def _agreement(stack: Stack) -> None:
+    admin = bearer("admin", "local_authority:cardiff", ["admin"])
+    created = _post(stack, "/api/v1/agreements", admin, {
+        "parties": [stack.school, stack.health], "purposes": ["referral"], "categories": CATEGORIES,
+        "valid_from": "2020-01-01", "valid_to": "2099-12-31"})
+    for party in (stack.school, stack.health):
+        _post(stack, f"/api/v1/agreements/{created['id']}/approve", bearer("admin", party, ["admin"]), {})
+
+
+def consented_child(stack: Stack) -> dict:
+    """A pupil whose parent consented to the school sharing CATEGORIES with the nurse's trust for a referral."""
+    child = {"upn": make_upn(uuid.uuid4().int % 10**9), "given_name": "Cerys", "family_name": "Jones",
+             "date_of_birth": "2015-03-14"}
+    _post(stack, "/api/v1/consents", stack.teacher(), {
+        "child": child, "given_by": {"name": "Rhian Jones", "relationship": "parent"},
+        "recipients": [stack.health], "purposes": ["referral"], "categories": CATEGORIES, "evidence": "written"})
+    return child
+
+
+def raise_referral(stack: Stack) -> str:
+    """A referral the teacher raised through the gateway, once it has reached the nurse's inbox."""
+    child = consented_child(stack)
+    raised = _post(stack, "/api/v1/referrals", stack.teacher(), {
+        "child": child, "to_org": stack.health, "service": "school_nursing", "reason": "low mood",
+        "details": "Withdrawn in class for three weeks.", "urgency": "urgent", "share": CATEGORIES,
+        "information": {"health_wellbeing": "Reports poor sleep."}}, **{"Idempotency-Key": str(uuid.uuid4())})
+    assert raised["status"] == "sent", raised
+
+    def in_inbox() -> bool:
+        inbox = requests.get(stack.gateway + "/api/v1/inbox/referrals", headers=stack.nurse(), timeout=30)
+        return inbox.status_code == 200 and any(item["id"] == raised["id"] for item in inbox.json())
+
+    wait_until(in_inbox, timeout=10)
+    return raised["id"]
+
+
+@pytest.mark.parametrize("lang", ["en", "cy"])
+def test_the_school_raises_a_referral_the_nurse_accepts_and_closes_it_and_the_school_sees_it_closed(stack, lang):
+    child = consented_child(stack)
+    command = [sys.executable, str(HERE / "referral_journey.py"), "--web", stack.web, "--lang", lang,
+               "--to", stack.health, "--upn", child["upn"], "--shots", str(SCREENSHOTS)]
+    if os.environ.get("PONT_SCREENSHOTS", "1") != "0":
+        command.append("--shots-wanted")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["pages_checked"] == [
+        "sign-in", "referrals", "referral-new", "referral-new-error", "referral-raised", "referrals-sent",
+        "sign-in", "inbox", "referral", "referral-accepted", "referral-close-error",
+        "referral-closed", "sign-in", "referrals-closed", "referral-school"]
+
+
+def test_a_school_user_is_refused_the_inbox_and_a_referral_action_needs_the_csrf_token(stack):
+    referral_id = raise_referral(stack)
+    client = requests.Session()
+    csrf = _csrf(client, stack.web)
+    client.post(stack.web + "/sign-in", data={"user": "teacher", "csrf": csrf}, timeout=10)
+
+    inbox = client.get(stack.web + "/inbox", allow_redirects=False, timeout=10)
+    accept = client.post(stack.web + f"/referrals/{referral_id}/accept", data={"csrf": csrf},
+                         allow_redirects=False, timeout=10)
+    forged = client.post(stack.web + f"/referrals/{referral_id}/withdraw", data={"csrf": "guess"},
+                         allow_redirects=False, timeout=10)
+    unknown = client.get(stack.web + f"/referrals/{uuid.uuid4()}", allow_redirects=False, timeout=10)
+
+    assert (inbox.status_code, accept.status_code, forged.status_code, unknown.status_code) == (403, 403, 403, 404)
+
+
+def _csrf(client: requests.Session, web: str) -> str:
+    page = client.get(web + "/sign-in", timeout=10).text
+    marker = 'name="csrf" value="'
+    return page[page.index(marker) + len(marker):].split('"', 1)[0]
