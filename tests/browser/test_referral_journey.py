@@ -8,6 +8,8 @@ The test records the parent's consent through the gateway; the browser journey
 the teacher raise the referral on its form (first with a UPN the gateway refuses), the nurse
 find it in the inbox, accept and close it, and the teacher see it closed, with each page
 checked for its `lang`, its heading and axe-core. Screenshots go to docs/screenshots/.
+Withdraw, decline and the status filter are driven as a browser without JavaScript would
+(form POSTs and redirects), which is what the pages must also work with.
 """
 from __future__ import annotations
 
@@ -174,6 +176,48 @@ def test_a_school_user_is_refused_the_inbox_and_a_referral_action_needs_the_csrf
     unknown = client.get(stack.web + f"/referrals/{uuid.uuid4()}", allow_redirects=False, timeout=10)
 
     assert (inbox.status_code, accept.status_code, forged.status_code, unknown.status_code) == (403, 403, 403, 404)
+
+
+def test_without_javascript_the_school_withdraws_one_the_nurse_declines_another_and_the_filter_shows_each(stack):
+    withdrawn, declined = raise_referral(stack), raise_referral(stack)
+    teacher, nurse = _signed_in(stack, "teacher"), _signed_in(stack, "nurse")
+
+    withdraw = teacher.client.post(stack.web + f"/referrals/{withdrawn}/withdraw", data={"csrf": teacher.csrf},
+                                   allow_redirects=False, timeout=10)
+    decline = nurse.client.post(stack.web + f"/referrals/{declined}/decline",
+                                data={"csrf": nurse.csrf, "reason_code": "no_capacity", "reason": "Waiting list full."},
+                                allow_redirects=False, timeout=10)
+
+    assert (withdraw.status_code, withdraw.headers["Location"]) == (303, f"/referrals/{withdrawn}")
+    assert (decline.status_code, decline.headers["Location"]) == (303, f"/referrals/{declined}")
+    shown = nurse.client.get(stack.web + decline.headers["Location"], headers={"Accept-Language": "en"}, timeout=10)
+    assert 'id="referral-status">Declined<' in shown.text
+    wait_until(lambda: f"/referrals/{declined}" in _listed(stack, teacher, "declined"), timeout=10)
+    only_withdrawn = _listed(stack, teacher, "withdrawn")
+    assert f"/referrals/{withdrawn}" in only_withdrawn and f"/referrals/{declined}" not in only_withdrawn
+
+
+@dataclasses.dataclass
+class SignedIn:
+    client: requests.Session
+    csrf: str
+
+
+def _signed_in(stack: Stack, who: str) -> SignedIn:
+    """A browser without JavaScript, signed in on the development page as a demonstration person."""
+    client = requests.Session()
+    csrf = _csrf(client, stack.web)
+    signed_in = client.post(stack.web + "/sign-in", data={"user": who, "csrf": csrf}, allow_redirects=False,
+                            timeout=10)
+    assert signed_in.status_code == 303, signed_in.text
+    return SignedIn(client, csrf)
+
+
+def _listed(stack: Stack, user: SignedIn, status: str) -> str:
+    """The school's referrals page, filtered to one status."""
+    listed = user.client.get(stack.web + "/referrals", params={"status": status}, timeout=10)
+    assert listed.status_code == 200, listed.text
+    return listed.text
 
 
 def _csrf(client: requests.Session, web: str) -> str:
