@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, time
+
+from pont_shared.contract.rpc.bookings import SessionIn
 
 
 @dataclass(frozen=True)
@@ -16,15 +17,10 @@ class Actor:
 
 @dataclass(frozen=True)
 class ScheduleSession:
+    """The session as the provider asked for it (the RPC contract's `SessionIn`), by whom."""
+
     by: Actor
-    site: str
-    room: str
-    service: str
-    on: date
-    start: time
-    end: time
-    slot_minutes: int
-    capacity_per_slot: int
+    session: SessionIn
     idempotency_key: str | None = None
 
 

@@ -34,18 +34,17 @@ Clock = Callable[[], datetime]
 
 def schedule_session(uow: UnitOfWork, cmd: ScheduleSession, *, clock: Clock, zone: tzinfo) -> dict:
     """Schedule a provider's session in a room on a school site, cut into slots."""
-    request = {"site": cmd.site, "room": cmd.room, "service": cmd.service, "date": cmd.on.isoformat(),
-               "start": cmd.start.isoformat(), "end": cmd.end.isoformat(), "slot_minutes": cmd.slot_minutes,
-               "capacity_per_slot": cmd.capacity_per_slot}
+    asked = cmd.session
+    request = asked.wire()
     scope = f"POST /sessions:{cmd.by.org}"
     with uow:
         replayed = uow.replay(scope, cmd.idempotency_key, request)
         if replayed is not None:
             return replayed
         session = Session.schedule(
-            provider_org=cmd.by.org, site=cmd.site, room=cmd.room, service=cmd.service, on=cmd.on,
-            start=cmd.start, end=cmd.end, slot_minutes=cmd.slot_minutes,
-            capacity_per_slot=cmd.capacity_per_slot, zone=zone)
+            provider_org=cmd.by.org, site=asked.site, room=asked.room, service=asked.service, on=asked.date,
+            start=asked.start, end=asked.end, slot_minutes=asked.slot_minutes,
+            capacity_per_slot=asked.capacity_per_slot, zone=zone)
         repo = BookingsRepository(uow.session)
         now = clock()
         room_id = repo.lock_room(session.site, session.room, now)

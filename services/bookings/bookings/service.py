@@ -1,11 +1,11 @@
 """The bookings nameko service: RPC entrypoints only; the rules are in domain.py."""
 from __future__ import annotations
 
-from datetime import date, time
 from functools import wraps
 from pathlib import Path
 
 from pont_shared.contract.errors import Conflict, Invalid, NotFound
+from pont_shared.contract.rpc.bookings import SessionIn
 from pont_shared.messaging.dependencies import Clock, UnitOfWorkProvider
 from pont_shared.messaging.rpc import rpc
 from pont_shared.operations.migrations import migrator
@@ -54,13 +54,6 @@ def _actor(caller: dict) -> Actor:
     return Actor(sub=str(caller["sub"]), org=str(caller["org"]), roles=frozenset(caller.get("roles", ())))
 
 
-def _parse(field: str, parse, raw):
-    try:
-        return parse(raw)
-    except (TypeError, ValueError):
-        raise Invalid(f"{field} is not valid", [{"field": field, "message": "not a valid value"}]) from None
-
-
 class BookingsService(OpsEndpoints):
     """Sites, rooms, co-located sessions, slots and appointments."""
 
@@ -71,12 +64,7 @@ class BookingsService(OpsEndpoints):
     @rpc(expected_exceptions=EXPECTED)
     @_translating
     def schedule_session(self, caller, body, idempotency_key=None):
-        cmd = ScheduleSession(
-            by=_actor(caller), site=body["site"], room=body["room"], service=body["service"],
-            on=_parse("date", date.fromisoformat, body["date"]),
-            start=_parse("start", time.fromisoformat, body["start"]),
-            end=_parse("end", time.fromisoformat, body["end"]), slot_minutes=body["slot_minutes"],
-            capacity_per_slot=body["capacity_per_slot"], idempotency_key=idempotency_key)
+        cmd = ScheduleSession(by=_actor(caller), session=SessionIn.parse(body), idempotency_key=idempotency_key)
         return handlers.schedule_session(self.uow, cmd, clock=self.clock, zone=SCHOOL_ZONE)
 
     @rpc(expected_exceptions=EXPECTED)

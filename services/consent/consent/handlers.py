@@ -9,6 +9,7 @@ from sqlalchemy import cast, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
+from pont_shared.contract.caller import CallerClaims
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import (
     ConsentExpired,
@@ -17,12 +18,22 @@ from pont_shared.contract.events import (
     DisclosureRecorded,
     LedgerAnchored,
 )
+from pont_shared.contract.rpc.consent import (
+    AgreementView,
+    ConsentRecorded,
+    ConsentStatus,
+    DecideReply,
+    DecideRequest,
+    NewAgreement,
+    RecordConsent,
+    ShareReply,
+    ShareRequest,
+)
 from pont_shared.identity import child_ref as derive_child_ref
 from pont_shared.messaging.db import insert_rows
 from pont_shared.messaging.uow import UnitOfWork
 
 from . import domain, metrics
-from .commands import AgreementIn, CallerIn, ConsentIn, SharingRequestIn, parse
 from .domain import Agreement, Consent, LedgerEntry, NotPermitted, RuleViolation
 from .orm import (
     agreement_from,
@@ -43,16 +54,16 @@ def _invalid(exc: RuleViolation) -> Invalid:
     return Invalid(f"{exc.field}: {exc.message}", [{"field": exc.field, "message": exc.message}])
 
 
-def _caller(caller: dict) -> CallerIn:
-    return parse(CallerIn, caller, "caller.")
+def _caller(caller: dict) -> CallerClaims:
+    """The caller's claims, as `pont_shared.messaging.rpc.Rpc` verified them."""
+    return CallerClaims.model_validate(caller)
 
 
 # --- agreements ----------------------------------------------------------------------
 
-def create_agreement(uow: UnitOfWork, agreement: dict, caller: dict, now: datetime) -> dict:
+def create_agreement(uow: UnitOfWork, data: NewAgreement, caller: dict, now: datetime) -> AgreementView:
     """A proposed agreement; the proposer's organisation, if a party, has approved it."""
     who = _admin(caller)
-    data = parse(AgreementIn, agreement)
     try:
         new = Agreement.create(str(uuid.uuid4()), data.parties, data.purposes, data.categories,
                                data.valid_from, data.valid_to, created_by=who.sub, proposed_by_org=who.org)
@@ -64,7 +75,7 @@ def create_agreement(uow: UnitOfWork, agreement: dict, caller: dict, now: dateti
     return _agreement_view(new, now)
 
 
-def approve_agreement(uow: UnitOfWork, agreement_id: str, caller: dict, now: datetime) -> dict:
+def approve_agreement(uow: UnitOfWork, agreement_id: str, caller: dict, now: datetime) -> AgreementView:
     """The approval of the caller's organisation, a party; approving twice changes nothing."""
     who = _admin(caller)
     with uow:
@@ -78,7 +89,8 @@ def approve_agreement(uow: UnitOfWork, agreement_id: str, caller: dict, now: dat
     return _agreement_view(approved, now)
 
 
-def revoke_agreement(uow: UnitOfWork, agreement_id: str, reason: str, caller: dict, now: datetime) -> dict:
+def revoke_agreement(uow: UnitOfWork, agreement_id: str, reason: str, caller: dict,
+                     now: datetime) -> AgreementView:
     """Revoked by a party or the proposer: no new sharing rests on it from now on."""
     who = _admin(caller)
     with uow:
@@ -90,7 +102,7 @@ def revoke_agreement(uow: UnitOfWork, agreement_id: str, reason: str, caller: di
     return _agreement_view(revoked, now)
 
 
-def list_agreements(uow: UnitOfWork, caller: dict, now: datetime) -> list[dict]:
+def list_agreements(uow: UnitOfWork, caller: dict, now: datetime) -> list[AgreementView]:
     """The agreements the caller's organisation is a party to or proposed."""
     who = _admin(caller)
     with uow:
@@ -99,7 +111,7 @@ def list_agreements(uow: UnitOfWork, caller: dict, now: datetime) -> list[dict]:
     return [_agreement_view(agreement, now) for agreement in found if agreement.visible_to(who.org)]
 
 
-def _admin(caller: dict) -> CallerIn:
+def _admin(caller: dict) -> CallerClaims:
     who = _caller(caller)
     if "admin" not in who.roles:
         raise Forbidden("only an administrator handles information-sharing agreements")
@@ -125,23 +137,21 @@ def _agreement_rule(change):
         raise Conflict(exc.message) from None
 
 
-def _agreement_view(agreement: Agreement, now: datetime) -> dict:
-    return {
-        "id": agreement.id, "status": agreement.status(now.date()), "parties": sorted(agreement.parties),
-        "purposes": sorted(agreement.purposes), "categories": sorted(agreement.categories),
-        "valid_from": agreement.valid_from.isoformat(), "valid_to": agreement.valid_to.isoformat(),
-        "proposed_by_org": agreement.proposed_by_org, "approved_by": sorted(agreement.approvals),
-        "awaiting": sorted(agreement.awaiting),
-        "revoked_at": _iso(agreement.revoked_at),
-    }
+def _agreement_view(agreement: Agreement, now: datetime) -> AgreementView:
+    return AgreementView(
+        id=agreement.id, status=agreement.status(now.date()), parties=sorted(agreement.parties),
+        purposes=sorted(agreement.purposes), categories=sorted(agreement.categories),
+        valid_from=agreement.valid_from, valid_to=agreement.valid_to,
+        proposed_by_org=agreement.proposed_by_org, approved_by=sorted(agreement.approvals),
+        awaiting=sorted(agreement.awaiting), revoked_at=_aware(agreement.revoked_at))
 
 
 # --- consents ------------------------------------------------------------------------
 
-def record_consent(uow: UnitOfWork, consent: dict, caller: dict, idempotency_key: str | None, now: datetime,
-                   child_ref_secret: str) -> dict:
+def record_consent(uow: UnitOfWork, data: RecordConsent, caller: dict, idempotency_key: str | None, now: datetime,
+                   child_ref_secret: str) -> ConsentRecorded:
     who = _caller(caller)
-    data = parse(ConsentIn, consent)
+    consent = data.wire()  # what the Idempotency-Key was first used with
     ref = derive_child_ref(data.child.upn, child_ref_secret)
     try:
         new = Consent.record(
@@ -153,14 +163,14 @@ def record_consent(uow: UnitOfWork, consent: dict, caller: dict, idempotency_key
     except RuleViolation as exc:
         raise _invalid(exc) from None
     scope = f"record_consent:{who.org}"
-    result = {"id": new.id, "child_ref": ref, "status": domain.ACTIVE}
+    result = ConsentRecorded(id=new.id, child_ref=ref, status=domain.ACTIVE)
     try:
         with uow:
             first = uow.replay(scope, idempotency_key, consent)
             if first is not None:
-                return first
+                return ConsentRecorded.model_validate(first)
             uow.session.execute(insert(consents).values(**consent_row(new), given_by_name=data.given_by.name))
-            uow.remember(scope, idempotency_key, consent, result)
+            uow.remember(scope, idempotency_key, consent, result.wire())
             uow.emit(ConsentGranted(consent_id=new.id, child_ref=ref, recipients=list(new.recipients),
                                     purposes=list(new.purposes), categories=list(new.categories),
                                     expires_on=new.expires_on), subject=ref)
@@ -171,12 +181,12 @@ def record_consent(uow: UnitOfWork, consent: dict, caller: dict, idempotency_key
             first = uow.replay(scope, idempotency_key, consent)
         if first is None:
             raise
-        return first
+        return ConsentRecorded.model_validate(first)
     return result
 
 
 def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict, now: datetime,
-                     ledger_key: domain.LedgerKeys, *, erase: bool = False) -> dict:
+                     ledger_key: domain.LedgerKeys, *, erase: bool = False) -> ConsentStatus:
     """Withdraw; every holder of a copy disclosed on it restricts it (`erase`: deletes its details)."""
     who = _caller(caller)
     with uow:
@@ -191,7 +201,7 @@ def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict
                                           recipients=_received_under(uow, current.id), action="erase"),
                          subject=current.child_ref)
                 uow.commit()
-            return {"id": current.id, "status": domain.WITHDRAWN}
+            return ConsentStatus(id=current.id, status=domain.WITHDRAWN)
         try:
             withdrawn = current.withdraw(now)
         except RuleViolation as exc:
@@ -207,7 +217,7 @@ def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict
                                   action="erase" if erase else "restrict"), subject=current.child_ref)
         uow.commit()
     metrics.CONSENT_WITHDRAWALS.inc()
-    return {"id": withdrawn.id, "status": domain.WITHDRAWN}
+    return ConsentStatus(id=withdrawn.id, status=domain.WITHDRAWN)
 
 
 def expire_consents(uow: UnitOfWork, now: datetime) -> int:
@@ -256,30 +266,27 @@ def _consent_view(consent: Consent, now: datetime) -> dict:
 
 # --- decisions and the ledger --------------------------------------------------------
 
-MAX_BATCH = 1000
-
-
-def decide(uow: UnitOfWork, request: dict, now: datetime) -> dict:
+def decide(uow: UnitOfWork, request: DecideRequest, now: datetime) -> DecideReply:
     """Ask only: the decision per category; nothing is recorded."""
     return decide_many(uow, [request], now)[0]
 
 
-def decide_many(uow: UnitOfWork, requests: list[dict], now: datetime) -> list[dict]:
+def decide_many(uow: UnitOfWork, commands: list[DecideRequest], now: datetime) -> list[DecideReply]:
     """Several questions at once (a cohort), answered in order; nothing is recorded."""
-    commands = [parse(SharingRequestIn, request) for request in _batch(requests)]
     with uow:
         known = _Known.load(uow, commands)
         decisions = [_decide(known, data, now) for data in commands]
     _count(decisions)
-    return [decision.as_dict() for decision in decisions]
+    return [DecideReply.model_validate(decision.as_dict()) for decision in decisions]
 
 
-def share(uow: UnitOfWork, request: dict, now: datetime, ledger_key: domain.LedgerKeys) -> dict:
+def share(uow: UnitOfWork, request: ShareRequest, now: datetime, ledger_key: domain.LedgerKeys) -> ShareReply:
     """Decide and, in the same transaction, append the disclosure of the allowed categories to the ledger."""
     return share_many(uow, [request], now, ledger_key)[0]
 
 
-def share_many(uow: UnitOfWork, requests: list[dict], now: datetime, ledger_key: domain.LedgerKeys) -> list[dict]:
+def share_many(uow: UnitOfWork, commands: list[ShareRequest], now: datetime,
+               ledger_key: domain.LedgerKeys) -> list[ShareReply]:
     """`share` for several requests in one transaction, answered in order.
 
     The work is done per batch, not per request: the agreements and the children's consents
@@ -287,23 +294,23 @@ def share_many(uow: UnitOfWork, requests: list[dict], now: datetime, ledger_key:
     held throughout, so no other writer can append meanwhile), and the ledger rows are
     inserted together before the commit.
     """
-    commands = [_share_command(request) for request in _batch(requests)]
     results, decisions = [], []
     with uow:
         _lock_ledger(uow)
         known = _Known.load(uow, commands)
         chain = _Chain(uow, ledger_key)
-        for request, data in zip(requests, commands, strict=True):
+        for data in commands:
             scope = f"share:{data.from_org}"
-            first = uow.replay(scope, data.idempotency_key, request)
+            first = uow.replay(scope, data.idempotency_key, data.wire())
             if first is not None:
-                results.append(first)
+                results.append(ShareReply.model_validate(first))
                 continue
             decision = _decide(known, data, now)
             decisions.append(decision)
-            result = {**decision.as_dict(), "disclosure_id": _record_disclosure(uow, chain, data, decision, now)}
-            if result["disclosure_id"] is not None:  # nothing shared is nothing to repeat: asked again, decide afresh
-                uow.remember(scope, data.idempotency_key, request, result)
+            result = ShareReply.model_validate(
+                {**decision.as_dict(), "disclosure_id": _record_disclosure(uow, chain, data, decision, now)})
+            if result.disclosure_id is not None:  # nothing shared is nothing to repeat: asked again, decide afresh
+                uow.remember(scope, data.idempotency_key, data.wire(), result.wire())
             results.append(result)
         chain.write()
         uow.commit()
@@ -311,22 +318,7 @@ def share_many(uow: UnitOfWork, requests: list[dict], now: datetime, ledger_key:
     return results
 
 
-def _batch(requests) -> list:
-    if not isinstance(requests, list) or len(requests) > MAX_BATCH:
-        raise Invalid("a batch is a list of at most 1000 requests",
-                      [{"field": "requests", "message": f"a list of at most {MAX_BATCH}"}])
-    return requests
-
-
-def _share_command(request: dict) -> SharingRequestIn:
-    data = parse(SharingRequestIn, request)
-    for name in ("subject_kind", "subject_id"):
-        if not getattr(data, name):
-            raise Invalid(f"{name} is required", [{"field": name, "message": "Field required"}])
-    return data
-
-
-def _record_disclosure(uow: UnitOfWork, chain: _Chain, data: SharingRequestIn, decision: domain.Decision,
+def _record_disclosure(uow: UnitOfWork, chain: _Chain, data: ShareRequest, decision: domain.Decision,
                        now: datetime) -> str | None:
     """Append one ledger entry for the allowed categories and announce it; None when nothing is allowed."""
     allowed = decision.allowed
@@ -339,7 +331,7 @@ def _record_disclosure(uow: UnitOfWork, chain: _Chain, data: SharingRequestIn, d
         seq=0, id=str(uuid.uuid4()), kind="disclosure", at=now, child_ref=data.child_ref,
         from_org=data.from_org, to_org=data.to_org, purpose=data.purpose,
         categories=tuple(d.category for d in allowed), basis=basis, basis_ref=basis_ref,
-        by=data.caller.sub, flagged_for_review=decision.flagged_for_review,
+        by=data.claims.sub, flagged_for_review=decision.flagged_for_review,
         subject_kind=data.subject_kind, subject_id=data.subject_id,
         justification=data.justification if decision.flagged_for_review else None, consent_refs=consent_refs))
     uow.emit(DisclosureRecorded(
@@ -379,9 +371,12 @@ def _entry_view(entry: LedgerEntry) -> dict:
 
 def _iso(at: datetime | None) -> str | None:
     """RFC 3339 with its zone, whatever the database handed back (SQLite forgets the zone)."""
-    if at is None:
-        return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
+    aware = _aware(at)
+    return aware.isoformat() if aware else None
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
 
 
 class _Known:
@@ -395,7 +390,7 @@ class _Known:
             self._by_child.setdefault(consent.child_ref, []).append(consent)
 
     @classmethod
-    def load(cls, uow: UnitOfWork, commands: list[SharingRequestIn]) -> _Known:
+    def load(cls, uow: UnitOfWork, commands: list[DecideRequest]) -> _Known:
         pairs = {(data.from_org, data.to_org) for data in commands}
         children = sorted({data.child_ref for data in commands})
         query = select(agreements)
@@ -418,11 +413,11 @@ class _Known:
         return self._by_child.get(child_ref, [])
 
 
-def _decide(known: _Known, data: SharingRequestIn, now: datetime) -> domain.Decision:
+def _decide(known: _Known, data: DecideRequest, now: datetime) -> domain.Decision:
     try:
         request = domain.SharingRequest(
             child_ref=data.child_ref, from_org=data.from_org, to_org=data.to_org, purpose=data.purpose,
-            categories=tuple(data.categories), caller_sub=data.caller.sub, caller_roles=frozenset(data.caller.roles),
+            categories=tuple(data.categories), caller_sub=data.claims.sub, caller_roles=frozenset(data.claims.roles),
             basis=data.basis, justification=data.justification)
         domain.check_statutory_assertion(request)
     except RuleViolation as exc:

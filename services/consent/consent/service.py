@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.rpc.consent import MAX_BATCH, DecideRequest, NewAgreement, RecordConsent, ShareRequest
 from pont_shared.messaging.dependencies import Clock, UnitOfWorkProvider, every
 from pont_shared.messaging.rpc import rpc
 from pont_shared.operations.migrations import migrator
@@ -33,29 +34,29 @@ class ConsentService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED)
     def create_agreement(self, agreement: dict, caller: dict) -> dict:
-        return handlers.create_agreement(self.uow, agreement, caller, self.clock())
+        return handlers.create_agreement(self.uow, NewAgreement.parse(agreement), caller, self.clock()).wire()
 
     @rpc(expected_exceptions=EXPECTED)
     def approve_agreement(self, agreement_id: str, caller: dict) -> dict:
-        return handlers.approve_agreement(self.uow, agreement_id, caller, self.clock())
+        return handlers.approve_agreement(self.uow, agreement_id, caller, self.clock()).wire()
 
     @rpc(expected_exceptions=EXPECTED)
     def revoke_agreement(self, agreement_id: str, reason: str, caller: dict) -> dict:
-        return handlers.revoke_agreement(self.uow, agreement_id, reason, caller, self.clock())
+        return handlers.revoke_agreement(self.uow, agreement_id, reason, caller, self.clock()).wire()
 
     @rpc(expected_exceptions=EXPECTED)
     def list_agreements(self, caller: dict) -> list[dict]:
-        return handlers.list_agreements(self.uow, caller, self.clock())
+        return [view.wire() for view in handlers.list_agreements(self.uow, caller, self.clock())]
 
     @rpc(expected_exceptions=EXPECTED)
     def record_consent(self, consent: dict, caller: dict, idempotency_key: str | None = None) -> dict:
-        return handlers.record_consent(self.uow, consent, caller, idempotency_key, self.clock(),
-                                       self.settings.child_ref_secret)
+        return handlers.record_consent(self.uow, RecordConsent.parse(consent), caller, idempotency_key, self.clock(),
+                                       self.settings.child_ref_secret).wire()
 
     @rpc(expected_exceptions=EXPECTED)
     def withdraw_consent(self, consent_id: str, reason: str, caller: dict, erase: bool = False) -> dict:
         return handlers.withdraw_consent(self.uow, consent_id, reason, caller, self.clock(), self._ledger_key,
-                                         erase=bool(erase))
+                                         erase=bool(erase)).wire()
 
     @rpc(expected_exceptions=EXPECTED)
     def list_consents(self, child_ref: str, caller: dict) -> list[dict]:
@@ -67,19 +68,21 @@ class ConsentService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED, caller="request.caller")
     def decide(self, request: dict) -> dict:
-        return handlers.decide(self.uow, request, self.clock())
+        return handlers.decide(self.uow, DecideRequest.parse(request), self.clock()).wire()
 
     @rpc(expected_exceptions=EXPECTED, caller="request.caller", vouched_by=("referrals",))
     def share(self, request: dict) -> dict:
-        return handlers.share(self.uow, request, self.clock(), self._ledger_key)
+        return handlers.share(self.uow, ShareRequest.parse(request), self.clock(), self._ledger_key).wire()
 
     @rpc(expected_exceptions=EXPECTED, caller="requests[].caller", vouched_by=("transitions",))
     def decide_many(self, requests: list) -> list[dict]:
-        return handlers.decide_many(self.uow, requests, self.clock())
+        commands = DecideRequest.parse_many(requests, MAX_BATCH)
+        return [reply.wire() for reply in handlers.decide_many(self.uow, commands, self.clock())]
 
     @rpc(expected_exceptions=EXPECTED, caller="requests[].caller", vouched_by=("transitions",))
     def share_many(self, requests: list) -> list[dict]:
-        return handlers.share_many(self.uow, requests, self.clock(), self._ledger_key)
+        commands = ShareRequest.parse_many(requests, MAX_BATCH)
+        return [reply.wire() for reply in handlers.share_many(self.uow, commands, self.clock(), self._ledger_key)]
 
     @every(interval=60, config_key="CONSENT_EXPIRY_INTERVAL")
     def expire_consents(self) -> int:

@@ -1,36 +1,10 @@
-"""Request field types and models shared by every route area: one definition each."""
+"""Request field types and models shared by every route area, defined once in the RPC contract."""
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
-
 from pont_shared.auth import ORG_PATTERN
-from pont_shared.identity import upn_problem
+from pont_shared.contract.rpc.types import Child, Name, OrgId, Text
 
-OrgId = Annotated[str, StringConstraints(pattern=ORG_PATTERN.pattern)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class Child(BaseModel):
-    """A child as a request names them (API.md); responses use `child_ref` instead."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    upn: str
-    given_name: Name
-    family_name: Name
-    date_of_birth: date
-
-    @field_validator("upn")
-    @classmethod
-    def _valid_upn(cls, value: str) -> str:
-        problem = upn_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+__all__ = ["Child", "Name", "OrgId", "Text", "org_id"]
 
 
 def org_id(value: str) -> str:

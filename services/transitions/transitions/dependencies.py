@@ -7,6 +7,8 @@ from nameko.exceptions import MethodNotFound, RpcTimeout, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
+from pont_shared.contract.rpc.consent import DecideReply, DecideRequest, ShareReply, ShareRequest
+
 from .config import TransitionsConfig
 
 log = structlog.get_logger(__name__)
@@ -37,7 +39,7 @@ configured_timer = ConfiguredTimer.decorator
 
 
 class ConsentSharing:
-    """The consent service, asked many questions at once.
+    """The consent service, asked many questions at once (`pont_shared.contract.rpc.consent`).
 
     Uses consent's batch RPCs (`decide_many` / `share_many`: a list of requests in, a list
     of results in the same order out) and, where consent does not offer them, falls back
@@ -47,23 +49,23 @@ class ConsentSharing:
     def __init__(self, proxy):
         self.proxy = proxy
 
-    def decide_many(self, requests: list[dict]) -> list[dict]:
-        return self._many("decide", requests)
+    def decide_many(self, requests: list[DecideRequest]) -> list[DecideReply]:
+        return [DecideReply.read(result) for result in self._many("decide", requests)]
 
-    def share_many(self, requests: list[dict]) -> list[dict]:
-        return self._many("share", requests)
+    def share_many(self, requests: list[ShareRequest]) -> list[ShareReply]:
+        return [ShareReply.read(result) for result in self._many("share", requests)]
 
-    def _many(self, method: str, requests: list[dict]) -> list[dict]:
-        results: list[dict] = []
+    def _many(self, method: str, requests: list[DecideRequest]) -> list:
+        results: list = []
         for start in range(0, len(requests), BATCH):
-            chunk = requests[start:start + BATCH]
+            chunk = [request.wire() for request in requests[start:start + BATCH]]
             try:
                 results.extend(getattr(self.proxy, f"{method}_many")(chunk))
             except MethodNotFound:
                 results.extend(self._one_by_one(method, chunk))
         return results
 
-    def _one_by_one(self, method: str, requests: list[dict]) -> list[dict]:
+    def _one_by_one(self, method: str, requests: list[dict]) -> list:
         results = []
         call = getattr(self.proxy, method)
         for start in range(0, len(requests), CONCURRENT):

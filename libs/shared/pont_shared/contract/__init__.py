@@ -1,1 +1,1 @@
-"""The event contract: the CloudEvents envelope, the event payloads, the errors services raise across RPC."""
+"""The contracts: the CloudEvents envelope and event payloads, RPC requests and replies (`rpc`), RPC errors."""

@@ -11,6 +11,7 @@ from bookings.commands import Actor, ScheduleSession
 from bookings.config import SCHOOL_ZONE
 from bookings.orm import tables
 from bookings.service import MIGRATIONS
+from pont_shared.contract.rpc.bookings import SessionIn
 from pont_shared.messaging.db import make_engine
 from pont_shared.messaging.uow import UnitOfWork
 from pont_shared.operations.migrations import upgrade
@@ -31,12 +32,12 @@ def test_sessions_are_listed_for_their_provider_and_host_school_only(postgres_ur
         return UnitOfWork(new_uow, tables, source="/pont/bookings")
 
     try:
-        later = handlers.schedule_session(uow(), ScheduleSession(
-            by=NURSE, site="school:6612001", room="Medical room", service="school_nursing", on=date(2027, 3, 3),
-            start=time(9), end=time(10), slot_minutes=20, capacity_per_slot=1), clock=_now, zone=SCHOOL_ZONE)
-        sooner = handlers.schedule_session(uow(), ScheduleSession(
-            by=NURSE, site="school:6612001", room="Medical room", service="school_nursing", on=date(2027, 3, 2),
-            start=time(13), end=time(14), slot_minutes=30, capacity_per_slot=2), clock=_now, zone=SCHOOL_ZONE)
+        later = handlers.schedule_session(uow(), ScheduleSession(by=NURSE, session=SessionIn(
+            site="school:6612001", room="Medical room", service="school_nursing", date=date(2027, 3, 3),
+            start=time(9), end=time(10), slot_minutes=20, capacity_per_slot=1)), clock=_now, zone=SCHOOL_ZONE)
+        sooner = handlers.schedule_session(uow(), ScheduleSession(by=NURSE, session=SessionIn(
+            site="school:6612001", room="Medical room", service="school_nursing", date=date(2027, 3, 2),
+            start=time(13), end=time(14), slot_minutes=30, capacity_per_slot=2)), clock=_now, zone=SCHOOL_ZONE)
 
         mine = handlers.list_sessions(uow(), NURSE, zone=SCHOOL_ZONE)
         hosted = handlers.list_sessions(uow(), SCHOOL, zone=SCHOOL_ZONE)

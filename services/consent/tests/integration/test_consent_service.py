@@ -241,6 +241,26 @@ class TestShare:
         assert refused.value.errors[0]["field"] == "justification"
         assert consent.sql("SELECT count(*) FROM disclosure_ledger").scalar() == 0
 
+    def test_a_malformed_request_is_refused_naming_the_field_and_records_nothing(self, consent):
+        consent.agreement()
+        given = consent.consent()
+        good = {**consent.ask(given["child_ref"]), "subject_kind": "referral", "subject_id": "r-1"}
+
+        with pytest.raises(Invalid) as refused:
+            consent.rpc.share({**good, "purpose": "curiosity", "categories": ["contact", "shoe_size"]})
+        with pytest.raises(Invalid) as refused_in_a_batch:
+            consent.rpc.share_many([good, {**good, "subject_id": None}])
+        with pytest.raises(Invalid) as unknown_field:
+            consent.rpc.decide({**consent.ask(given["child_ref"]), "basis_of": "safeguarding"})
+
+        assert [e["field"] for e in refused.value.errors] == ["purpose", "categories.1"]
+        assert "curiosity" not in str(refused.value.errors)
+        assert [e["field"] for e in refused_in_a_batch.value.errors] == ["requests.1.subject_id"]
+        assert [e["field"] for e in unknown_field.value.errors] == ["basis_of"]
+        assert consent.sql("SELECT count(*) FROM disclosure_ledger").scalar() == 0
+        assert consent.sql("SELECT count(*) FROM idempotency_keys").scalar() == 0
+        assert consent.sql("SELECT count(*) FROM outbox WHERE event_type = 'pont.disclosure.recorded.v1'").scalar() == 0
+
     def test_a_batch_is_shared_in_one_transaction_and_answered_in_order(self, consent):
         consent.agreement()
         given = consent.consent()

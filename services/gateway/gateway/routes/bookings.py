@@ -1,13 +1,10 @@
 """Co-located bookings: sessions in a school room, slots and appointments (API.md)."""
 from __future__ import annotations
 
-from datetime import date, time
-from typing import Literal
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from pont_shared.auth import ORG_PATTERN
 from pont_shared.contract.errors import Forbidden
+from pont_shared.contract.rpc.bookings import SessionIn
 from pont_shared.messaging.dependencies import ChildRefs
 
 from ..api import api, assertion
@@ -15,34 +12,6 @@ from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child
 
 PROVIDER_ROLES = ("school_nurse", "health_practitioner", "social_worker", "youth_worker")
-SERVICES = Literal["school_nursing", "camhs", "social_care", "youth_work", "education_welfare", "families_first"]
-
-
-class SessionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    site: str = Field(description="the host school's organisation id")
-    room: str = Field(min_length=1, max_length=120)
-    service: SERVICES
-    date: date
-    start: time = Field(description="local time at the school, e.g. 09:00 (or with an offset)")
-    end: time
-    slot_minutes: int = Field(ge=1, le=480)
-    capacity_per_slot: int = Field(ge=1, le=500)
-
-    @field_validator("site")
-    @classmethod
-    def _school(cls, value: str) -> str:
-        if not ORG_PATTERN.match(value) or not value.startswith("school:"):
-            raise ValueError("site must be a school organisation id, e.g. school:6612001")
-        return value
-
-    @field_validator("room")
-    @classmethod
-    def _room(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("a room is needed")
-        return value.strip()
 
 
 class AppointmentIn(BaseModel):
@@ -79,7 +48,7 @@ class BookingRoutes:
          example=SESSION_EXAMPLE, summary="Schedule a session in a school room, cut into slots",
          responses={409: "the room is taken at an overlapping time"})
     def schedule_session(self, caller, body, idempotency_key=None):
-        return 201, self.bookings_rpc.schedule_session(assertion(caller), body.model_dump(mode="json"),
+        return 201, self.bookings_rpc.schedule_session(assertion(caller), body.wire(),
                                                    idempotency_key=idempotency_key)
 
     @api("GET", "/api/v1/sessions", summary="The sessions the caller's organisation provides or hosts, "

@@ -1,16 +1,22 @@
 """The "Sharing" routes of API.md: agreements, consents, the disclosure ledger and sharing decisions."""
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Literal
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-
-from pont_shared.contract.events import Basis, Category, Purpose
+from pont_shared.contract.rpc.consent import (
+    AgreementView,
+    ConsentRecorded,
+    ConsentStatus,
+    DecideReply,
+    DecideRequest,
+    NewAgreement,
+    NewConsent,
+    SharingQuestion,
+)
 
 from ..api import api, assertion
 from ..rpc import ServiceRpc
-from ..schemas import Child, Name, OrgId, Text
+from ..schemas import Text
 
 CONSENT_ROLES = ("school_staff", "dsl", "school_nurse")
 STAFF_ROLES = ("school_staff", "dsl", "transition_lead", "school_nurse", "health_practitioner",
@@ -21,43 +27,10 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class GivenBy(_Body):
-    name: Name
-    relationship: Literal["parent", "carer", "self"]
-
-
-class NewAgreement(_Body):
-    parties: list[OrgId] = Field(min_length=2)
-    purposes: list[Purpose] = Field(min_length=1)
-    categories: list[Category] = Field(min_length=1)
-    valid_from: date
-    valid_to: date
-
-
-class NewConsent(_Body):
-    child: Child
-    given_by: GivenBy
-    competence_assessed: bool = False
-    recipients: list[OrgId] = Field(min_length=1)
-    purposes: list[Purpose] = Field(min_length=1)
-    categories: list[Category] = Field(min_length=1)
-    expires_on: date | None = None
-    evidence: Literal["written", "verbal", "portal"]
-
-
 class Withdrawal(_Body):
     reason: Text
     erase: bool = Field(False, description="ask every holder to delete the details disclosed on this consent "
                                            "(they keep a tombstone: id, child, when, why) instead of restricting them")
-
-
-class SharingQuestion(_Body):
-    child_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    to_org: OrgId
-    purpose: Purpose
-    categories: list[Category] = Field(min_length=1)
-    basis: Basis | None = None
-    justification: Text | None = None
 
 
 class SharingRoutes:
@@ -71,24 +44,25 @@ class SharingRoutes:
                   "categories": ["contact", "health_wellbeing"], "valid_from": "2026-01-01",
                   "valid_to": "2027-08-31"})
     def create_agreement(self, caller, body):
-        return 201, self.consent_rpc.create_agreement(body.model_dump(mode="json"), assertion(caller))
+        return 201, AgreementView.read(self.consent_rpc.create_agreement(body.wire(), assertion(caller))).model_dump()
 
     @api("GET", "/api/v1/agreements", roles=("admin",),
          summary="The agreements the caller's organisation is a party to or proposed, with their status")
     def list_agreements(self, caller, body):
-        return self.consent_rpc.list_agreements(assertion(caller))
+        views = AgreementView.read_many(self.consent_rpc.list_agreements(assertion(caller)))
+        return [view.model_dump() for view in views]
 
     @api("POST", "/api/v1/agreements/{id}/approve", roles=("admin",),
          summary="Approve an agreement for the caller's organisation, a party; in force once every party has",
          responses={404: "no such agreement the caller's organisation can see", 409: "the agreement was revoked"})
     def approve_agreement(self, caller, body, id):
-        return self.consent_rpc.approve_agreement(id, assertion(caller))
+        return AgreementView.read(self.consent_rpc.approve_agreement(id, assertion(caller))).model_dump()
 
     @api("POST", "/api/v1/agreements/{id}/revoke", roles=("admin",), body=Withdrawal,
          summary="Revoke an agreement (a party or the proposer): no new sharing rests on it from now on",
          responses={404: "no such agreement the caller's organisation can see", 409: "already revoked"})
     def revoke_agreement(self, caller, body, id):
-        return self.consent_rpc.revoke_agreement(id, body.reason, assertion(caller))
+        return AgreementView.read(self.consent_rpc.revoke_agreement(id, body.reason, assertion(caller))).model_dump()
 
     @api("POST", "/api/v1/consents", roles=CONSENT_ROLES, body=NewConsent, status=201, idempotent=True,
          summary="Record consent given by a parent, carer or the young person",
@@ -98,14 +72,15 @@ class SharingRoutes:
                   "recipients": ["health:cardiff-vale"], "purposes": ["referral"],
                   "categories": ["contact", "health_wellbeing"], "expires_on": "2027-07-31", "evidence": "written"})
     def record_consent(self, caller, body, idempotency_key=None):
-        return 201, self.consent_rpc.record_consent(body.model_dump(mode="json"), assertion(caller),
-                                                    idempotency_key)
+        recorded = self.consent_rpc.record_consent(body.to_record().wire(), assertion(caller), idempotency_key)
+        return 201, ConsentRecorded.read(recorded).model_dump()
 
     @api("POST", "/api/v1/consents/{id}/withdraw", roles=CONSENT_ROLES, body=Withdrawal,
          summary="Withdraw a consent: later decisions deny and holders are told to restrict (erase: true → to erase)",
          example={"reason": "parent withdrew consent by phone"}, responses={404: "unknown consent"})
     def withdraw_consent(self, caller, body, id):
-        return self.consent_rpc.withdraw_consent(id, body.reason, assertion(caller), erase=body.erase)
+        withdrawn = self.consent_rpc.withdraw_consent(id, body.reason, assertion(caller), erase=body.erase)
+        return ConsentStatus.read(withdrawn).model_dump()
 
     @api("GET", "/api/v1/children/{child_ref}/consents", roles=CONSENT_ROLES,
          summary="The consents the caller's organisation holds or is named in for a child",
@@ -130,5 +105,5 @@ class SharingRoutes:
          example={"child_ref": "c_0123456789abcdef0123456789abcdef", "to_org": "health:cardiff-vale",
                   "purpose": "referral", "categories": ["contact", "health_wellbeing"]})
     def sharing_decision(self, caller, body):
-        request = {**body.model_dump(mode="json"), "from_org": caller.org, "caller": assertion(caller)}
-        return self.consent_rpc.decide(request)
+        request = DecideRequest.parse({**body.wire(), "from_org": caller.org, "caller": assertion(caller)})
+        return DecideReply.read(self.consent_rpc.decide(request.wire())).model_dump()

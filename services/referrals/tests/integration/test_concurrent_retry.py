@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import sessionmaker
 
+from pont_shared.contract.rpc.referrals import RaiseReferral
 from pont_shared.identity import make_upn
 from pont_shared.messaging.db import make_engine
 from pont_shared.messaging.uow import UnitOfWork
@@ -35,7 +36,7 @@ def test_a_retry_whose_first_attempt_commits_after_the_retry_looked_for_its_key_
     engine = make_engine(postgres_url)
     metadata.create_all(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    command = handlers.RaiseReferral(
+    command = RaiseReferral(
         child={"upn": make_upn(4242), "given_name": "Ffion", "family_name": "Jones", "date_of_birth": "2015-04-12"},
         to_org="health:1", service="school_nursing", reason="low mood", details="withdrawn", urgency="urgent",
         share=["contact"], caller=STAFF, idempotency_key="k1")
@@ -43,7 +44,7 @@ def test_a_retry_whose_first_attempt_commits_after_the_retry_looked_for_its_key_
     def attempt() -> dict:
         return handlers.raise_referral(UnitOfWork(sessions, tables, source="/pont/referrals"), command,
                                        consent=AllowsContact(), clock=lambda: datetime.now(UTC),
-                                       child_ref_secret="integration-test-key")
+                                       child_ref_secret="integration-test-key").model_dump()
 
     find_open, first = handlers.ReferralRepository.find_open, {}
 
