@@ -4,13 +4,15 @@ What is measured: for each page, the time from this process sending `GET` to the
 until the whole HTML answer is read (localhost, one client at a time, keep-alive), which is
 the web's server time plus its calls to the gateway and the gateway's RPCs to the services.
 
-How: gateway, bookings, the school's agency_link and web, each its own process
+How: gateway, bookings, consent, transitions, the school's agency_link and web, each its own process
 (`python -m pont_shared.operations.runner`, as `make start` runs them) on a fresh PostgreSQL
 database and a RabbitMQ virtual host of their own, `PONT_ENV=development`. Set-up, not timed:
 through the public API, the nurse schedules BENCH_WEB_SESSIONS sessions of 9 slots at the
 school (the first yesterday, the others after it), books a pupil into every slot of the first
-and records 3 of them as was-not-brought, which reach the DSL's review queue. Then the nurse
-and the DSL sign in through the development sign-in page and each page is fetched
+and records 3 of them as was-not-brought, which reach the DSL's review queue; the two schools
+agree to share for transitions, the parents of a class of 28 consent, and the primary's
+transition lead sends their records to the secondary. Then the nurse, the DSL and both
+transition leads sign in through the development sign-in page and each page is fetched
 BENCH_WEB_REQUESTS times (after 10 not counted). Prints p50/p95/max in milliseconds.
 """
 from __future__ import annotations
@@ -33,7 +35,8 @@ from pont_shared.identity import make_upn
 from pont_shared.testing import free_port_run, fresh_database, own_vhost, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHOOL, HEALTH = "school:6612001", "health:cardiff-vale"
+SCHOOL, HEALTH, SECONDARY = "school:6612001", "health:cardiff-vale", "school:6614002"
+CLASS_SIZE = 28
 REQUESTS = int(os.environ.get("BENCH_WEB_REQUESTS", "200"))
 SESSIONS = int(os.environ.get("BENCH_WEB_SESSIONS", "10"))
 
@@ -86,6 +89,32 @@ def seed(gateway: str) -> str:
     return first["id"]
 
 
+def seed_transitions(gateway: str) -> None:
+    """A class of 28, consented and sent from the primary (SCHOOL) to the secondary."""
+    admin = mint("demo-admin", "local_authority:cardiff", ["admin"], DEV_JWT_SECRET)
+    categories = ["education", "attendance", "aln", "health_wellbeing"]
+    agreement = api(gateway, "POST", "/api/v1/agreements", admin, {
+        "parties": [SCHOOL, SECONDARY], "purposes": ["transition"], "categories": categories,
+        "valid_from": str(date.today() - timedelta(days=1)), "valid_to": str(date.today() + timedelta(days=400))})
+    for party in (SCHOOL, SECONDARY):
+        api(gateway, "POST", f"/api/v1/agreements/{agreement['id']}/approve",
+            mint("demo-admin", party, ["admin"], DEV_JWT_SECRET), {})
+    teacher = mint("demo-teacher", SCHOOL, ["school_staff"], DEV_JWT_SECRET)
+    pupils = []
+    for n in range(CLASS_SIZE):
+        child = {"upn": make_upn(200000000 + n), "given_name": f"Disgybl{n}", "family_name": "Jones",
+                 "date_of_birth": "2015-03-14"}
+        api(gateway, "POST", "/api/v1/consents", teacher, {
+            "child": child, "given_by": {"name": "Rhiant", "relationship": "parent"}, "recipients": [SECONDARY],
+            "purposes": ["transition"], "evidence": "written", "categories": categories})
+        pupils.append({"child": child, "sections": {
+            "attendance": {"year": 2025, "sessions_possible": 380, "sessions_authorised": n % 9,
+                           "sessions_unauthorised": n % 3},
+            "wellbeing": {"notes": "Likes a quiet start to the day"}}})
+    lead = mint("demo-lead", SCHOOL, ["transition_lead", "dsl"], DEV_JWT_SECRET)
+    api(gateway, "POST", "/api/v1/transitions", lead, {"to_school": SECONDARY, "pupils": pupils, "send": True})
+
+
 def signed_in(web: str, who: str) -> requests.Session:
     client = requests.Session()
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get(web + "/sign-in", timeout=10).text).group(1)
@@ -111,25 +140,35 @@ def main() -> None:
         vhost = stack.enter_context(own_vhost("pont_bench_web"))
         bookings_db = stack.enter_context(fresh_database("pont_bench_web_bookings"))
         link_db = stack.enter_context(fresh_database("pont_bench_web_link"))
-        base = free_port_run(4)
+        consent_db = stack.enter_context(fresh_database("pont_bench_web_consent"))
+        transitions_db = stack.enter_context(fresh_database("pont_bench_web_transitions"))
+        base = free_port_run(6)
         link_name = f"agency_link_{safe_name(SCHOOL)}"
         env = {"AMQP_URI": vhost, "PONT_ENV": "development", "PONT_LOG_LEVEL": "WARNING",
-               "PONT_AGENCIES": f"{SCHOOL},{HEALTH}", "PONT_BOOKINGS_DATABASE_URL": bookings_db,
+               "PONT_AGENCIES": f"{SCHOOL},{SECONDARY},{HEALTH}", "PONT_BOOKINGS_DATABASE_URL": bookings_db,
+               "PONT_CONSENT_DATABASE_URL": consent_db, "PONT_TRANSITIONS_DATABASE_URL": transitions_db,
                f"PONT_{link_name.upper()}_DATABASE_URL": link_db, "PONT_OUTBOX_POLL_SECONDS": "0.2"}
         stack.enter_context(process("bookings.service:BookingsService", "bookings", base + 1, env))
         stack.enter_context(process("agency_link.service:AgencyLinkService", link_name, base + 2, env,
                                     "--org", SCHOOL))
+        stack.enter_context(process("consent.service:ConsentService", "consent", base + 4, env))
+        stack.enter_context(process("transitions.service:TransitionsService", "transitions", base + 5, env))
         gateway = stack.enter_context(process("gateway.service:GatewayService", "gateway", base, env))
         web = stack.enter_context(process("web.service:WebService", "web", base + 3,
                                           {**env, "PONT_GATEWAY_URL": gateway}))
         session_id = seed(gateway)
+        seed_transitions(gateway)
         nurse, dsl = signed_in(web, "nurse"), signed_in(web, "dsl")
+        lead, receiver = signed_in(web, "lead"), signed_in(web, "receiver")
         pages = [("sign-in (anonymous)", requests.Session(), "/sign-in"),
                  ("clinic sessions (nurse)", nurse, "/sessions"),
                  ("a session, 9 appointments (nurse)", nurse, f"/sessions/{session_id}"),
                  ("create a session form (nurse)", nurse, "/sessions/new"),
                  ("review queue, 3 items (DSL)", dsl, "/reviews"),
-                 ("clinic sessions in Welsh (nurse)", nurse, "/sessions")]
+                 ("clinic sessions in Welsh (nurse)", nurse, "/sessions"),
+                 (f"transitions sent, {CLASS_SIZE} (primary)", lead, "/transitions"),
+                 ("upload a cohort form (primary)", lead, "/transitions/new"),
+                 (f"transitions received, {CLASS_SIZE} (secondary)", receiver, "/transitions/inbox")]
         print(f"web pages: {REQUESTS} sequential GETs each after 10 warm-up, {SESSIONS} sessions; ms")
         print(f"{'page':<38} {'p50':>7} {'p95':>7} {'max':>7}")
         for label, client, path in pages:

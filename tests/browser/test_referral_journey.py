@@ -8,6 +8,8 @@ The test records the parent's consent through the gateway; the browser journey
 the teacher raise the referral on its form (first with a UPN the gateway refuses), the nurse
 find it in the inbox, accept and close it, and the teacher see it closed, with each page
 checked for its `lang`, its heading and axe-core. Screenshots go to docs/screenshots/.
+A second journey (tests/browser/consent_journey.py) raises a referral no consent covers, records
+the parent's consent from its page, waits for its release, and withdraws the consent at the end.
 Withdraw, decline and the status filter are driven as a browser without JavaScript would
 (form POSTs and redirects), which is what the pages must also work with.
 """
@@ -160,6 +162,134 @@ def test_the_school_raises_a_referral_the_nurse_accepts_and_closes_it_and_the_sc
         "sign-in", "referrals", "referral-new", "referral-new-error", "referral-raised", "referrals-sent",
         "sign-in", "inbox", "referral", "referral-accepted", "referral-close-error",
         "referral-closed", "sign-in", "referrals-closed", "referral-school"]
+
+
+@pytest.fixture
+def signed_in(stack):
+    """Sign in as a browser without JavaScript would; the sessions are closed after the test (a kept-alive
+    connection would hold the web server's stop)."""
+    opened: list[requests.Session] = []
+
+    def sign_in(who: str) -> SignedIn:
+        user = _signed_in(stack, who)
+        opened.append(user.client)
+        return user
+
+    yield sign_in
+    for client in opened:
+        client.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "cy"])
+def test_a_referral_held_for_consent_is_released_once_the_school_records_it_and_the_consent_is_withdrawn(stack,
+                                                                                                      lang):
+    unconsented = make_upn(uuid.uuid4().int % 10**9)
+    command = [sys.executable, str(HERE / "consent_journey.py"), "--web", stack.web, "--lang", lang,
+               "--to", stack.health, "--upn", unconsented, "--shots", str(SCREENSHOTS)]
+    if os.environ.get("PONT_SCREENSHOTS", "1") != "0":
+        command.append("--shots-wanted")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["pages_checked"] == [
+        "sign-in", "referral-preview", "referral-held", "consent-new", "consent-new-error", "referral-consent-recorded",
+        "referral-released", "pupils", "pupils-found", "consents", "sign-in", "referral-closed", "sign-in",
+        "referral-chronology",
+        "consents-withdraw-error", "consents-withdrawn"]
+
+
+def test_consent_pages_need_a_consent_role_and_the_csrf_token_and_refuse_a_bad_reference(stack, signed_in):
+    teacher, social_worker = signed_in("teacher"), signed_in("social-worker")
+    child = consented_child(stack)
+
+    forged = teacher.client.post(stack.web + "/consents/new", data={"csrf": "guess", **child}, allow_redirects=False,
+                                 timeout=10)
+    refused = social_worker.client.get(stack.web + "/consents/new", allow_redirects=False, timeout=10)
+    bad_ref = teacher.client.get(stack.web + "/children/c%20x/consents", allow_redirects=False, timeout=10)
+    nobody = teacher.client.get(stack.web + "/children/c_unknown/consents", headers={"Accept-Language": "en"},
+                                timeout=10)
+
+    assert (forged.status_code, refused.status_code, bad_ref.status_code) == (403, 403, 404)
+    assert nobody.status_code == 200 and "No consent is recorded for this pupil" in nobody.text
+
+
+def test_finding_a_pupil_needs_a_whole_valid_upn_or_two_letters_of_a_name(stack, signed_in):
+    teacher = signed_in("teacher")
+    upn = make_upn(12345)
+    wrong_letter = ("B" if upn[0] != "B" else "C") + upn[1:]  # its check letter no longer fits
+
+    bad_upn = teacher.client.get(stack.web + "/pupils", params={"q": wrong_letter}, headers={"Accept-Language": "en"},
+                                 timeout=10)
+    short = teacher.client.get(stack.web + "/pupils", params={"q": "x"}, headers={"Accept-Language": "cy"}, timeout=10)
+    nobody = teacher.client.get(stack.web + "/pupils", params={"q": "Zzyzx"}, headers={"Accept-Language": "en"},
+                                timeout=10)
+
+    assert bad_upn.status_code == 422 and "This UPN is not valid" in bad_upn.text
+    assert short.status_code == 422 and "Rhowch o leiaf ddwy lythyren o enw" in short.text
+    assert nobody.status_code == 200 and "No pupil your school has referred matches that." in nobody.text
+
+
+def test_only_the_dsl_is_offered_a_safeguarding_basis_which_sends_without_consent_given_a_justification(stack,
+                                                                                                       signed_in):
+    dsl, teacher = signed_in("dsl"), signed_in("teacher")
+
+    def raised(who: SignedIn, **answers) -> requests.Response:
+        form = {"csrf": who.csrf, "key": str(uuid.uuid4()), "upn": make_upn(uuid.uuid4().int % 10**9),
+                "given_name": "Gethin", "family_name": "Hughes", "date_of_birth": "2013-11-20", "to_org": stack.health,
+                "service": "school_nursing", "urgency": "safeguarding", "reason": "bruising",
+                "details": "Unexplained bruising seen in PE.", "share": ["contact", "health_wellbeing"],
+                "basis": "safeguarding", **answers}
+        return who.client.post(stack.web + "/referrals/new", data=form, headers={"Accept-Language": "en"},
+                               allow_redirects=False, timeout=30)
+
+    offered = ['name="basis"' in who.client.get(stack.web + "/referrals/new", timeout=10).text
+               for who in (dsl, teacher)]
+    unjustified = raised(dsl)
+    justified = raised(dsl, justification="Bruising and the pupil is afraid to go home.")
+    by_teacher = raised(teacher, justification="Bruising.")
+
+    assert offered == [True, False]
+    assert unjustified.status_code == 422 and "Write why the pupil&#39;s safety justifies" in unjustified.text
+    assert justified.status_code == by_teacher.status_code == 303, (justified.text, by_teacher.text)
+    shown = [requests.get(stack.gateway + "/api/v1" + r.headers["Location"], headers=stack.teacher(),
+                          timeout=10).json() for r in (justified, by_teacher)]
+    assert [(r["basis"], r["status"]) for r in shown] == [("safeguarding", "sent"), ("consent", "awaiting_consent")]
+
+
+def test_without_javascript_consent_is_recorded_for_the_child_and_withdrawn_with_a_reason(stack, signed_in):
+    teacher = signed_in("teacher")
+    child = {"upn": make_upn(uuid.uuid4().int % 10**9), "given_name": "Nia", "family_name": "Morgan",
+             "date_of_birth": "2013-05-02"}
+    form = {"csrf": teacher.csrf, "key": str(uuid.uuid4()), **child, "given_by_name": "Huw Morgan",
+            "relationship": "carer", "evidence": "verbal", "recipients": [stack.health], "purposes": ["referral"],
+            "categories": ["contact", "health_wellbeing"], "expires_on": "2099-07-31"}
+
+    recorded = teacher.client.post(stack.web + "/consents/new", data=form, allow_redirects=False, timeout=10)
+    again = teacher.client.post(stack.web + "/consents/new", data=form, allow_redirects=False, timeout=10)
+
+    assert recorded.status_code == 303 and recorded.headers["Location"].startswith("/children/"), recorded.text
+    assert again.headers["Location"] == recorded.headers["Location"]  # the same Idempotency-Key: one consent
+    child_ref = recorded.headers["Location"].split("/")[2]
+    found = teacher.client.get(stack.web + "/pupils", params={"q": child["upn"]}, headers={"Accept-Language": "en"},
+                               timeout=10)
+    assert f'href="/children/{child_ref}/consents">Consent only<' in found.text  # never referred: by UPN only
+    listed = requests.get(stack.gateway + f"/api/v1/children/{child_ref}/consents", headers=stack.teacher(),
+                          timeout=10).json()
+    assert [(c["status"], c["given_by"]["relationship"], c["evidence"], c["expires_on"]) for c in listed] == [
+        ("active", "carer", "verbal", "2099-07-31")]
+    no_reason = teacher.client.post(stack.web + f"/consents/{listed[0]['id']}/withdraw",
+                                    data={"csrf": teacher.csrf, "child_ref": child_ref, "reason": " "},
+                                    headers={"Accept-Language": "en"}, allow_redirects=False, timeout=10)
+    withdrawn = teacher.client.post(stack.web + f"/consents/{listed[0]['id']}/withdraw",
+                                    data={"csrf": teacher.csrf, "child_ref": child_ref, "reason": "carer asked"},
+                                    allow_redirects=False, timeout=10)
+
+    assert no_reason.status_code == 422 and "Give the reason for withdrawing" in no_reason.text
+    assert (withdrawn.status_code, withdrawn.headers["Location"]) == (303, f"/children/{child_ref}/consents")
+    listed = requests.get(stack.gateway + f"/api/v1/children/{child_ref}/consents", headers=stack.teacher(),
+                          timeout=10).json()
+    assert [c["status"] for c in listed] == ["withdrawn"]
 
 
 def test_a_school_user_is_refused_the_inbox_and_a_referral_action_needs_the_csrf_token(stack):

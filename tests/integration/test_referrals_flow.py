@@ -284,6 +284,67 @@ class TestWhoMaySeeIt:
         assert {"child.upn", "urgency"} <= {e["field"] for e in response.json()["errors"]}
 
 
+class TestFindAChild:
+    def test_the_school_finds_its_pupil_by_upn_or_name_and_another_school_does_not(self, pont, child):
+        created = pont.post("/api/v1/referrals", pont.staff, referral_body(child, share=["contact"], information={}))
+        assert created.status_code == 201, created.text
+
+        by_upn = pont.get("/api/v1/children", pont.dsl, upn=child["upn"])
+        by_name = pont.get("/api/v1/children", pont.staff, name=f"{child['given_name'].lower()} jon")
+        elsewhere = pont.get("/api/v1/children", pont.other_school, upn=child["upn"])
+
+        assert by_upn.status_code == by_name.status_code == elsewhere.status_code == 200
+        expected = [{"child_ref": created.json()["child_ref"], **child}]
+        for found in (by_upn.json(), by_name.json()):
+            assert [{k: c[k] for k in ("child_ref", *child)} for c in found] == expected and found[0]["referrals"] == 1
+        assert elsewhere.json() == []
+
+    def test_by_upn_a_pupil_known_by_consent_alone_is_found_by_the_school_that_recorded_it(self, pont, child):
+        recorded = give_consent(pont, child, ["contact"])
+
+        own = pont.get("/api/v1/children", pont.staff, upn=child["upn"])
+        by_name = pont.get("/api/v1/children", pont.staff, name=child["given_name"])
+        elsewhere = pont.get("/api/v1/children", pont.other_school, upn=child["upn"])
+
+        assert own.status_code == 200 and [(c["child_ref"], c["upn"], c["given_name"], c["referrals"])
+                                           for c in own.json()] == [(recorded["child_ref"], child["upn"], None, 0)]
+        assert by_name.json() == [] and elsewhere.json() == []
+
+    def test_an_agency_is_refused_and_bad_questions_are_422_naming_the_field(self, pont, child):
+        agency = pont.get("/api/v1/children", pont.nurse, name="Jones")
+        neither = pont.get("/api/v1/children", pont.staff)
+        both = pont.get("/api/v1/children", pont.staff, upn=child["upn"], name="Jones")
+        bad_upn = pont.get("/api/v1/children", pont.staff, upn="A123")
+        short = pont.get("/api/v1/children", pont.staff, name="J")
+
+        assert agency.status_code == 403
+        assert [(r.status_code, [e["field"] for e in r.json()["errors"]]) for r in (neither, both, bad_upn, short)] == [
+            (422, ["query.upn"]), (422, ["query.upn"]), (422, ["query.upn"]), (422, ["query.name"])]
+
+
+class TestPreview:
+    def test_shows_what_would_be_shared_now_and_what_held_and_records_nothing(self, pont, child):
+        give_consent(pont, child, ["contact", "health_wellbeing"])
+
+        preview = pont.post("/api/v1/referrals/preview", pont.staff, referral_body(child))
+
+        assert preview.status_code == 200, preview.text
+        assert {d["category"]: (d["allowed"], d["basis"]) for d in preview.json()["decisions"]} == {
+            "contact": (True, "consent"), "health_wellbeing": (True, "consent"), "family_context": (False, None)}
+        assert pont.get("/api/v1/referrals", pont.staff, child_ref=preview.json()["child_ref"]).json() == []
+
+    def test_a_dsls_safeguarding_basis_is_flagged_and_staff_may_not_ask_for_it(self, pont, child):
+        body = referral_body(child, share=["contact"], information={}, basis="safeguarding",
+                             justification="at risk at home")
+
+        dsl = pont.post("/api/v1/referrals/preview", pont.dsl, body)
+        staff = pont.post("/api/v1/referrals/preview", pont.staff, body)
+
+        assert dsl.status_code == 200, dsl.text
+        assert dsl.json()["flagged_for_review"] is True and dsl.json()["decisions"][0]["basis"] == "safeguarding"
+        assert staff.status_code == 403
+
+
 class TestAgencyDecisions:
     def test_accept_then_close_and_a_decline_show_in_the_schools_chronology_in_order(self, pont, child):
         give_consent(pont, child, ["contact"])

@@ -11,7 +11,7 @@ import hashlib
 import random
 import re
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
@@ -394,9 +394,97 @@ class TestReceiptAndOverdue:
             observer.wait_for(lambda seen: any(e.data["transition_id"] == pending for e in seen), timeout=10)
             event = next(e for e in observer.seen if e.data["transition_id"] == pending)
             assert set(event.data) == {"transition_id", "child_ref", "from_school", "to_school"}
+            overdue = requests.get(f"{stack['base']}/api/v1/transitions", params={"status": "overdue"},
+                                   headers=headers(stack["primary"], "transition_lead"), timeout=30).json()
+            assert any(item["id"] == pending and item["overdue_at"] for item in overdue)
         finally:
             stack["clock"].offset = timedelta()
             observer.close()
+
+
+class TestSendersView:
+    """GET /api/v1/transitions: the sending school follows its own records to acknowledgement."""
+
+    def mine(self, stack, org: str, **params) -> requests.Response:
+        return requests.get(f"{stack['base']}/api/v1/transitions", params=params,
+                            headers=headers(org, "transition_lead"), timeout=30)
+
+    def test_shows_a_record_prepared_with_what_is_withheld_then_sent_then_acknowledged(self, stack, cohort):
+        lead = headers(stack["primary"], "transition_lead")
+        narrow = cohort[CONSENTED_FULLY]  # consented to education and attendance only
+        created = requests.post(f"{stack['base']}/api/v1/transitions",
+                                json={"to_school": stack["secondary"], "pupils": [narrow]}, headers=lead,
+                                timeout=30).json()
+        [transition_id] = created["ids"]
+
+        prepared = {i["id"]: i for i in self.mine(stack, stack["primary"], to_school=stack["secondary"]).json()}
+        requests.post(f"{stack['base']}/api/v1/transitions/{transition_id}/send", headers=lead, timeout=30)
+        requests.post(f"{stack['base']}/api/v1/transitions/{transition_id}/acknowledge",
+                      headers=headers(stack["secondary"], "transition_lead"), timeout=30)
+        acknowledged = self.mine(stack, stack["primary"], status="acknowledged").json()
+        still_prepared = self.mine(stack, stack["primary"], status="prepared").json()
+
+        record = prepared[transition_id]
+        assert record["status"] == "prepared" and record["sent_at"] is None and record["acknowledged_at"] is None
+        assert record["pupil"] == {key: narrow["child"][key]
+                                   for key in ("upn", "given_name", "family_name", "date_of_birth")}
+        assert {w["section"] for w in record["withheld"]} == expected_withheld(CONSENTED_FULLY, narrow)
+        assert all(w["reason"] for w in record["withheld"])
+        done = next(item for item in acknowledged if item["id"] == transition_id)
+        assert done["status"] == "acknowledged" and done["sent_at"] and done["due_at"] and done["acknowledged_at"]
+        assert transition_id not in {item["id"] for item in still_prepared}
+
+    def test_another_school_sees_none_of_them_and_a_dsl_alone_may_not_ask(self, stack, sent):
+        other = self.mine(stack, stack["other"])
+        receiver = requests.get(f"{stack['base']}/api/v1/transitions",
+                                headers=headers(stack["secondary"], "dsl"), timeout=30)
+        bad = self.mine(stack, stack["primary"], status="lost")
+
+        assert other.status_code == 200 and not set(sent["ids"]) & {item["id"] for item in other.json()}
+        assert receiver.status_code == 403
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.status"
+
+
+class TestCohortFromTheSchoolsMisCtf:
+    """POST /api/v1/transitions/from-ctf: the sending school uploads the CTF its MIS exported."""
+
+    def ctf_of(self, pupils: list[dict], source: str, destination: str) -> str:
+        carried = [{"identifiers": {**p["child"], **p["basic"]},
+                    **{k: v for k, v in p["sections"].items() if k in ("attendance", "aln")}} for p in pupils]
+        return ctf.export(source, destination, carried, datetime.now(UTC)).decode("utf-8")
+
+    def test_prepares_a_record_per_pupil_of_the_file_decided_as_their_sections_would_be(self, stack, cohort):
+        lead = headers(stack["primary"], "transition_lead")
+        pupils = [cohort[1], cohort[CONSENTED_FULLY + 1]]  # one consented to every category, one narrowly
+
+        created = requests.post(f"{stack['base']}/api/v1/transitions/from-ctf",
+                                json={"xml": self.ctf_of(pupils, stack["primary"], stack["secondary"])},
+                                headers=lead, timeout=30)
+
+        assert created.status_code == 201, created.text
+        wide, narrow = created.json()["records"]
+        assert wide["to_school"] == narrow["to_school"] == stack["secondary"]
+        assert wide["status"] == narrow["status"] == "prepared"
+        assert (wide["child_ref"], narrow["child_ref"]) == (ref(pupils[0]), ref(pupils[1]))
+        assert set(wide["included"]) == {"identifiers", "attendance", "aln"} and wide["withheld"] == []
+        assert set(narrow["included"]) == {"identifiers", "attendance"}
+        assert [w["section"] for w in narrow["withheld"]] == ["aln"]
+
+    def test_refuses_a_file_from_another_school_or_to_another_than_named_naming_the_field(self, stack, cohort):
+        lead = headers(stack["primary"], "transition_lead")
+        theirs = self.ctf_of(cohort[:1], stack["other"], stack["secondary"])
+        ours = self.ctf_of(cohort[:1], stack["primary"], stack["secondary"])
+        bad_upn = cohort[0]["child"]["upn"]
+        wrong = self.ctf_of([{**cohort[0], "child": {**cohort[0]["child"], "upn": bad_upn[:-1] + str(
+            (int(bad_upn[-1]) + 1) % 10)}}], stack["primary"], stack["secondary"])
+
+        answers = [requests.post(f"{stack['base']}/api/v1/transitions/from-ctf", json=body, headers=lead, timeout=30)
+                   for body in ({"xml": theirs}, {"xml": ours, "to_school": stack["other"]}, {"xml": wrong},
+                                {"xml": "<CTfile/>"})]
+
+        assert [a.status_code for a in answers] == [422, 422, 422, 422]
+        assert [a.json()["errors"][0]["field"] for a in answers] == [
+            "xml", "to_school", "xml.pupils.0.child.upn", "xml"]
 
 
 def imported_rows(database_url: str, source_file: str | None = None) -> list[dict]:

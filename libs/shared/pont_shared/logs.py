@@ -2,7 +2,7 @@
 
 `redact` runs on every event dict, structlog's and the standard library's (nameko,
 kombu): keys that name personal data lose their values, and strings are scrubbed of
-anything shaped like a UPN, an NHS number or a date of birth. Free text about a child is
+anything shaped like a UPN, an NHS number or a date of birth, and of a URL's query. Free text about a child is
 only ever under a personal key, so it is dropped with the key.
 
 An exception is logged as its traceback (files, lines, functions: no values) and, for
@@ -35,6 +35,8 @@ _PATTERNS = (
     re.compile(r"\b[A-Z]\d{11}[0-9A-Z]\b"),              # UPN (and its temporary form)
     re.compile(r"\b\d{3}\s?\d{3}\s?\d{4}\b"),             # NHS number
     re.compile(r"\b(19|20)\d{2}-\d{2}-\d{2}\b(?!T)"),     # a date that is not a timestamp
+    # a URL's query (the web server's access line: a search may carry a pupil's name)
+    re.compile(r"(?<=\?)[^\s\"#]+"),
 )
 
 

@@ -1,6 +1,8 @@
 """Referrals: the status machine, its chronology and response deadlines. Plain Python."""
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -174,3 +176,16 @@ def check_basis(basis: str, justification: str | None, roles: set[str] | frozens
             raise PermissionError("sharing on a safeguarding basis needs the dsl role")
         if not (justification or "").strip():
             raise ReferralRuleBroken("justification", "a safeguarding basis needs a written justification")
+
+
+def _folded(text: str) -> str:
+    """Lower case without accents, so `sian` finds Siân and `WYN` finds Ŵyn."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+
+
+def name_matches(child: dict, query: str) -> bool:
+    """Every word of the query begins one of the pupil's names (`ann jon` finds Ann Jones; `jo` finds Jo-Ann)."""
+    names = _folded(f"{child.get('given_name', '')} {child.get('family_name', '')}")
+    words = [w for w in re.split(r"[\s'’-]+", names) if w]
+    wanted = [w for w in re.split(r"[\s'’-]+", _folded(query)) if w]
+    return bool(wanted) and all(any(name.startswith(w) for name in words) for w in wanted)

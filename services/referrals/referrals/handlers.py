@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from pont_shared.contract.caller import CallerClaims
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import (
     AgencyDecided,
@@ -26,8 +27,9 @@ from pont_shared.contract.events import (
     ReferralSent,
     ReferralWithdrawn,
 )
+from pont_shared.contract.rpc.consent import ShareReply, ShareRequest
+from pont_shared.contract.rpc.referrals import RaisedReferral, RaiseReferral
 from pont_shared.identity import child_ref as derive_child_ref
-from pont_shared.identity import upn_problem
 from pont_shared.messaging.uow import UnitOfWork
 
 from . import domain, metrics
@@ -53,22 +55,6 @@ class NotYetApplicable(Exception):
     """An agency step arrived before the step it follows; retried later by the consumer."""
 
 
-@dataclass(frozen=True)
-class RaiseReferral:
-    child: dict
-    to_org: str
-    service: str
-    reason: str
-    details: str
-    urgency: str
-    share: list[str]
-    caller: dict
-    information: dict = field(default_factory=dict)
-    basis: str = "consent"
-    justification: str | None = None
-    idempotency_key: str | None = None
-
-
 def link(referral_id: str) -> str:
     return f"/api/v1/referrals/{referral_id}"
 
@@ -80,7 +66,7 @@ def summary(referral: Referral) -> dict:
 
 
 def view(referral: Referral, org: str) -> dict:
-    """The referral as `org` may see it: the referring school also sees its own reason and details."""
+    """The referral as `org` may see it: the referring school also sees the pupil, its reason and details."""
     body = {
         "id": referral.id, "child_ref": referral.child_ref, "from_org": referral.from_org,
         "to_org": referral.to_org, "service": referral.service, "urgency": referral.urgency,
@@ -89,31 +75,23 @@ def view(referral: Referral, org: str) -> dict:
         "history": [step.as_dict() for step in referral.history],
     }
     if org == referral.from_org:
-        body.update(reason=referral.reason, details=referral.details, basis=referral.basis,
+        body.update(child=referral.child, reason=referral.reason, details=referral.details, basis=referral.basis,
                     requested_categories=referral.share)
     return body
 
 
 def _validate(cmd: RaiseReferral) -> None:
+    """The rules beyond the request's shape (which `RaiseReferral` checks)."""
     errors = []
-    problem = upn_problem((cmd.child or {}).get("upn"))
-    if problem:
-        errors.append({"field": "child.upn", "message": problem})
-    if cmd.service not in domain.SERVICES:
-        errors.append({"field": "service", "message": f"one of {', '.join(domain.SERVICES)}"})
-    if cmd.urgency not in domain.URGENCIES:
-        errors.append({"field": "urgency", "message": f"one of {', '.join(domain.URGENCIES)}"})
-    if not cmd.share:
-        errors.append({"field": "share", "message": "name at least one category to share"})
-    for category in cmd.information or {}:
+    for category in cmd.information:
         if category not in cmd.share:
             errors.append({"field": f"information.{category}", "message": "only categories listed in share"})
-    if cmd.to_org == cmd.caller["org"]:
+    if cmd.to_org == cmd.claims.org:
         errors.append({"field": "to_org", "message": "a referral goes to another organisation"})
     if errors:
         raise Invalid("the referral is not valid", errors)
     try:
-        domain.check_basis(cmd.basis, cmd.justification, set(cmd.caller.get("roles", ())))
+        domain.check_basis(cmd.basis, cmd.justification, set(cmd.claims.roles))
     except PermissionError as exc:
         raise Forbidden(str(exc)) from exc
     except ReferralRuleBroken as exc:
@@ -134,7 +112,7 @@ class _Idempotency:
 
 
 def raise_referral(uow: UnitOfWork, cmd: RaiseReferral, *, consent: ConsentPort, clock: Clock,
-                   child_ref_secret: str, holidays: frozenset[date] = frozenset()) -> dict:
+                   child_ref_secret: str, holidays: frozenset[date] = frozenset()) -> RaisedReferral:
     """Record a referral, ask consent to share it, and send it or hold it.
 
     No transaction is open while consent is asked: on SQLite an open transaction holds the whole
@@ -147,41 +125,43 @@ def raise_referral(uow: UnitOfWork, cmd: RaiseReferral, *, consent: ConsentPort,
     time and its disclosure is in the ledger once.
     """
     _validate(cmd)
-    request = {k: v for k, v in cmd.__dict__.items() if k not in ("caller", "idempotency_key")}
-    idempotency = _Idempotency(f"raise_referral:{cmd.caller['org']}", cmd.idempotency_key, request)
-    first = _record_raised(uow, cmd, idempotency, clock, child_ref_secret)
+    request = cmd.model_dump(mode="json", exclude={"caller", "idempotency_key"})
+    idempotency = _Idempotency(f"raise_referral:{cmd.claims.org}", cmd.idempotency_key, request)
+    first, raised = _record_raised(uow, cmd, idempotency, clock, child_ref_secret)
     if UNDECIDED not in first:
-        return first  # the key's first response
-    referral = _decide(uow, first[UNDECIDED], ON_RAISING, consent=consent, clock=clock, holidays=holidays)
+        return RaisedReferral.model_validate(first)  # the key's first response
+    referral = _decide(uow, first[UNDECIDED], ON_RAISING, consent=consent, clock=clock, holidays=holidays,
+                       just_committed=raised)
     if referral.status == domain.AWAITING_CONSENT:
         referral = _ask_again(uow, referral, consent=consent, clock=clock, holidays=holidays)
-    return _answer(uow, idempotency, summary(referral))
+    return RaisedReferral.model_validate(_answer(uow, idempotency, summary(referral)))
 
 
 def _record_raised(uow: UnitOfWork, cmd: RaiseReferral, idempotency: _Idempotency, clock: Clock,
-                   child_ref_secret: str) -> dict:
-    """Commit the new referral, undecided, with its Idempotency-Key: `{UNDECIDED: id}`; or the key's response."""
-    caller = cmd.caller
+                   child_ref_secret: str) -> tuple[dict, Referral | None]:
+    """Commit the new referral, undecided, with its Idempotency-Key: `({UNDECIDED: id}, the referral)`; or
+    `(the key's response, None)`."""
+    caller = cmd.claims
     with uow:
         replayed = uow.replay(idempotency.scope, idempotency.key, idempotency.request)
         if replayed is not None:
-            return replayed
+            return replayed, None
         repo = ReferralRepository(uow.session)
-        ref = derive_child_ref(cmd.child["upn"], child_ref_secret)
+        ref = derive_child_ref(cmd.child.upn, child_ref_secret)
         try:
-            _refuse_duplicate(repo, caller["org"], ref, cmd.service)
+            _refuse_duplicate(repo, caller.org, ref, cmd.service)
         except Conflict:
             # the same key, sent again while the first was running: it committed after our replay
             replayed = uow.replay(idempotency.scope, idempotency.key, idempotency.request)
             if replayed is not None:
-                return replayed
+                return replayed, None
             raise
         referral = Referral(
-            id=str(uuid.uuid4()), child_ref=ref, from_org=caller["org"], to_org=cmd.to_org, service=cmd.service,
-            urgency=cmd.urgency, reason=cmd.reason, details=cmd.details, child=dict(cmd.child),
-            share=list(cmd.share), information=dict(cmd.information or {}), basis=cmd.basis,
-            justification=cmd.justification, raised_by=caller["sub"], raised_at=clock(),
-            raised_by_roles=sorted(caller.get("roles", ())),
+            id=str(uuid.uuid4()), child_ref=ref, from_org=caller.org, to_org=cmd.to_org, service=cmd.service,
+            urgency=cmd.urgency, reason=cmd.reason, details=cmd.details, child=idempotency.request["child"],
+            share=list(cmd.share), information=idempotency.request["information"], basis=cmd.basis,
+            justification=cmd.justification, raised_by=caller.sub, raised_at=clock(),
+            raised_by_roles=sorted(caller.roles),
         )
         try:
             repo.add(referral)  # the open-referral index is checked here, before anything is shared
@@ -190,8 +170,8 @@ def _record_raised(uow: UnitOfWork, cmd: RaiseReferral, idempotency: _Idempotenc
             # the same key, sent twice at once: the other request committed the referral
             replayed = uow.replay(idempotency.scope, idempotency.key, idempotency.request)
             if replayed is not None:
-                return replayed
-            _refuse_duplicate(repo, caller["org"], ref, cmd.service)
+                return replayed, None
+            _refuse_duplicate(repo, caller.org, ref, cmd.service)
             raise
         uow.emit(ReferralRaised(referral_id=referral.id, child_ref=ref, from_org=referral.from_org,
                                 to_org=referral.to_org, service=referral.service, urgency=referral.urgency),
@@ -199,18 +179,21 @@ def _record_raised(uow: UnitOfWork, cmd: RaiseReferral, idempotency: _Idempotenc
         undecided = {UNDECIDED: referral.id}
         uow.remember(idempotency.scope, idempotency.key, idempotency.request, undecided)
         uow.commit()
-    return undecided
+    return undecided, referral
 
 
 def _decide(uow: UnitOfWork, referral_id: str, occasion: str, *, consent: ConsentPort, clock: Clock,
-            holidays: frozenset[date]) -> Referral:
+            holidays: frozenset[date], just_committed: Referral | None = None) -> Referral:
     """Ask consent about a referral awaiting it (outside any transaction), then record the answer.
 
     On raising, only a referral nothing has decided yet is asked about: a retry finds it already
     sent or held. The answer is recorded only if the referral still awaits consent when it comes.
+    `just_committed` is the referral as this worker has just committed it, which need not be read back.
     """
-    with uow:
-        referral = ReferralRepository(uow.session).get(referral_id)
+    referral = just_committed
+    if referral is None:
+        with uow:
+            referral = ReferralRepository(uow.session).get(referral_id)
     if referral is None:
         raise NotFound("no such referral")
     if referral.status != domain.AWAITING_CONSENT or (occasion == ON_RAISING and referral.history):
@@ -272,23 +255,22 @@ def _refuse_duplicate(repo: ReferralRepository, org: str, ref: str, service: str
                        {"existing": link(existing.id), "existing_id": existing.id})
 
 
-def _raiser(referral: Referral) -> dict:
+def _raiser(referral: Referral) -> CallerClaims:
     """The staff member who raised the referral, as the caller of every consent question about it."""
-    return {"sub": referral.raised_by, "org": referral.from_org, "roles": referral.raised_by_roles}
+    return CallerClaims(sub=referral.raised_by, org=referral.from_org, roles=list(referral.raised_by_roles))
 
 
-def _share_request(referral: Referral, caller: dict) -> dict:
-    request = {
-        "child_ref": referral.child_ref, "from_org": referral.from_org, "to_org": referral.to_org,
-        "purpose": PURPOSE, "categories": list(referral.share), "caller": caller,
-        "subject_kind": SUBJECT_KIND, "subject_id": referral.id,
-    }
-    if referral.basis != "consent":
-        request.update(basis=referral.basis, justification=referral.justification)
-    return request
+def _share_request(referral: Referral) -> ShareRequest:
+    """The question about a referral, under the one key that names it (see `_ask`)."""
+    statutory = referral.basis != "consent"
+    return ShareRequest(
+        child_ref=referral.child_ref, from_org=referral.from_org, to_org=referral.to_org, purpose=PURPOSE,
+        categories=list(referral.share), caller=_raiser(referral), subject_kind=SUBJECT_KIND,
+        subject_id=referral.id, basis=referral.basis if statutory else None,
+        justification=referral.justification if statutory else None, idempotency_key=f"referral:{referral.id}")
 
 
-def _ask(consent: ConsentPort, referral: Referral) -> dict:
+def _ask(consent: ConsentPort, referral: Referral) -> ShareReply:
     """Ask consent to share the referral (it records the disclosure of what it allows).
 
     Called with no transaction open. A referral is sent once, so every question about it — on
@@ -298,21 +280,18 @@ def _ask(consent: ConsentPort, referral: Referral) -> dict:
     are asked at the same moment (consent answers them in turn). An answer that shared nothing
     is not kept, so a later question is decided afresh.
     """
-    request = _share_request(referral, _raiser(referral))
-    request["idempotency_key"] = f"referral:{referral.id}"
-    return consent.share(request)
+    return ShareReply.read(consent.share(_share_request(referral).wire()))
 
 
-def _record_answer(uow: UnitOfWork, referral: Referral, outcome: dict, now: datetime,
+def _record_answer(uow: UnitOfWork, referral: Referral, outcome: ShareReply, now: datetime,
                    holidays: frozenset[date]) -> bool:
     """Send what consent allowed, or hold the referral; True if that changed it.
 
     A referral that no longer awaits consent (another question's answer sent it first) is left
     as it is; a disclosure consent recorded for this answer is then logged as unused.
     """
-    decisions = outcome.get("decisions") or []
-    allowed = [d for d in decisions if d.get("allowed") and d.get("category") in referral.share]
-    disclosure_id = outcome.get("disclosure_id")
+    allowed = [d for d in outcome.allowed if d.category in referral.share]
+    disclosure_id = outcome.disclosure_id
     if referral.status != domain.AWAITING_CONSENT:
         if disclosure_id and disclosure_id != referral.disclosure_id:
             log.warning("referral.disclosure_unused", referral_id=referral.id, disclosure_id=disclosure_id,
@@ -322,17 +301,17 @@ def _record_answer(uow: UnitOfWork, referral: Referral, outcome: dict, now: date
         if referral.history:
             return False
         referral.hold(now, referral.raised_by)
-        missing = [d["category"] for d in decisions if not d.get("allowed")] or list(referral.share)
+        missing = [d.category for d in outcome.decisions if not d.allowed] or list(referral.share)
         uow.emit(ReferralHeld(referral_id=referral.id, child_ref=referral.child_ref, to_org=referral.to_org,
                               missing_categories=missing), subject=referral.child_ref)
         return True
-    categories = [d["category"] for d in allowed]
+    categories = [d.category for d in allowed]
     referral.send(now, referral.raised_by, disclosure_id=disclosure_id, categories=categories, holidays=holidays)
-    basis = allowed[0].get("basis") or referral.basis
-    basis_ref = allowed[0].get("basis_ref") or disclosure_id
+    basis = allowed[0].basis or referral.basis
+    basis_ref = allowed[0].basis_ref or disclosure_id
     content = referral.disclosure_content(categories)
     # the agency restricts by these when consent is withdrawn: which basis each category came under
-    content["basis_refs"] = {d["category"]: d.get("basis_ref") for d in allowed}
+    content["basis_refs"] = {d.category: d.basis_ref for d in allowed}
     uow.emit(ReferralSent(referral_id=referral.id, child_ref=referral.child_ref, to_org=referral.to_org,
                           basis=basis, deadline=referral.deadline), subject=referral.child_ref)
     uow.emit(DisclosureDelivered(
@@ -355,6 +334,30 @@ def list_referrals(uow: UnitOfWork, caller: dict, status: str | None = None, chi
     with uow:
         found = ReferralRepository(uow.session).list_for(caller["org"], status, child_ref)
     return [view(referral, caller["org"]) for referral in found]
+
+
+MAX_CHILDREN_FOUND = 50
+
+
+def find_children(uow: UnitOfWork, caller: dict, child_ref: str | None = None, name: str | None = None) -> list:
+    """The pupils the caller's school has referred, by child_ref or by name, most recently referred first.
+
+    Each with the details the school last gave and how many referrals it raised for them; at most
+    MAX_CHILDREN_FOUND. Only the school's own referrals are searched: another school's pupils are not there.
+    """
+    if not str(caller.get("org", "")).startswith("school:"):
+        raise Forbidden("a school finds its own pupils")
+    with uow:
+        rows = ReferralRepository(uow.session).children_of(caller["org"], child_ref)
+    found: dict[str, dict] = {}
+    for row in rows:  # oldest first: the latest details stand
+        if name is not None and not domain.name_matches(row["child"], name):
+            continue
+        earlier = found.pop(row["child_ref"], {"referrals": 0})
+        found[row["child_ref"]] = {"child_ref": row["child_ref"], **{key: row["child"].get(key) for key in (
+            "upn", "given_name", "family_name", "date_of_birth")}, "referrals": earlier["referrals"] + 1,
+            "last_referred_at": _aware(row["raised_at"]).isoformat()}
+    return list(reversed(found.values()))[:MAX_CHILDREN_FOUND]
 
 
 OPEN_INVOLVEMENT_BATCH = 1000

@@ -72,6 +72,14 @@ class ReferralRepository:
         rows = self.session.execute(query.order_by(referrals.c.raised_at)).mappings().all()
         return [self._load(row) for row in rows]
 
+    def children_of(self, from_org: str, child_ref: str | None = None) -> list[dict]:
+        """The pupils `from_org` referred, one row per referral, oldest first: child_ref, child, raised_at."""
+        query = select(referrals.c.child_ref, referrals.c.child, referrals.c.raised_at).where(
+            referrals.c.from_org == from_org)
+        if child_ref:
+            query = query.where(referrals.c.child_ref == child_ref)
+        return [dict(row) for row in self.session.execute(query.order_by(referrals.c.raised_at)).mappings().all()]
+
     def open_of(self, from_org: str, child_refs: list[str]) -> list[dict]:
         """The open referrals `from_org` raised for these children: child_ref, service, to_org, status, raised_at."""
         columns = (referrals.c.child_ref, referrals.c.service, referrals.c.to_org, referrals.c.status,

@@ -8,6 +8,7 @@ from nameko.dependency_providers import Config
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import AgencyDecided, ConsentGranted
+from pont_shared.contract.rpc.referrals import RaiseReferral
 from pont_shared.messaging.consumer import handles
 from pont_shared.messaging.dependencies import Clock, Setting, UnitOfWorkProvider, every
 from pont_shared.messaging.rpc import RpcProxy, rpc
@@ -36,9 +37,9 @@ class ReferralsService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED, caller="request.caller")
     def raise_referral(self, request: dict) -> dict:
-        command = handlers.RaiseReferral(**request)
+        command = RaiseReferral.parse(request)
         return handlers.raise_referral(self.uow, command, consent=self.consent, clock=self.clock,
-                                       child_ref_secret=self.child_ref_secret, holidays=self.holidays)
+                                       child_ref_secret=self.child_ref_secret, holidays=self.holidays).wire()
 
     @rpc(expected_exceptions=EXPECTED)
     def get(self, referral_id: str, caller: dict) -> dict:
@@ -47,6 +48,10 @@ class ReferralsService(OpsEndpoints):
     @rpc(expected_exceptions=EXPECTED)
     def list_referrals(self, caller: dict, status: str | None = None, child_ref: str | None = None) -> list:
         return handlers.list_referrals(self.uow, caller, status, child_ref)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def find_children(self, caller: dict, child_ref: str | None = None, name: str | None = None) -> list:
+        return handlers.find_children(self.uow, caller, child_ref, name)
 
     @rpc(expected_exceptions=EXPECTED, vouched_by=("transitions",))  # a transition lead's, checked there
     def open_involvement(self, child_refs: list, caller: dict) -> dict:

@@ -38,6 +38,7 @@ CP_ROLES = frozenset({"dsl", "transition_lead"})
 
 PREPARED, SENT, OVERDUE, ACKNOWLEDGED = "prepared", "sent", "overdue", "acknowledged"
 RECEIVED_STATUSES = (SENT, OVERDUE, ACKNOWLEDGED)
+STATUSES = (PREPARED, *RECEIVED_STATUSES)
 
 # why a section that travelled is no longer served: the consent it rested on ended
 WITHDRAWN, EXPIRED, ERASED = "withdrawn", "expired", "erased"

@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from pont_shared.contract.caller import CallerClaims
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import (
     ConsentExpired,
@@ -26,6 +27,7 @@ from pont_shared.contract.events import (
     TransitionPrepared,
     TransitionSent,
 )
+from pont_shared.contract.rpc.consent import DecideReply, DecideRequest, ShareRequest
 from pont_shared.messaging.db import insert_rows
 
 from . import ctf, domain, metrics
@@ -123,28 +125,33 @@ def _event(payload_cls, t: Transition):
 def _requests(records: list[Transition], caller: dict, *, share: bool):
     """The sharing questions for each record: (record index, 'main' | 'cp', request)."""
     roles = frozenset(caller.get("roles", ()))
+    claims = CallerClaims.model_validate(_sender(caller))
     questions, asked = [], []
     for index, record in enumerate(records):
         question = domain.question_for(record.sections, roles)
         questions.append(question)
-        base = {"child_ref": record.child_ref, "from_org": record.from_school, "to_org": record.to_school,
-                "purpose": domain.PURPOSE, "caller": caller}
-        if share:
-            base.update(subject_kind="transition", subject_id=record.id)
-        # shared, each disclosure is keyed by the record and its kind: asked again (a retry after
-        # this service's transaction failed), consent answers with the same disclosure, no second entry
-        keys = {kind: {"idempotency_key": f"transition:{record.id}:{kind}"} if share else {} for kind in ("main", "cp")}
+        asks = []
         if question.categories:
-            asked.append((index, "main", {**base, "categories": list(question.categories), **keys["main"]}))
+            asks.append(("main", {"categories": list(question.categories)}))
         if question.ask_child_protection:
-            asked.append((index, "cp", {**base, "categories": [domain.SECTION_CATEGORY[CHILD_PROTECTION]],
-                                        "basis": domain.CP_BASIS, "justification": domain.CP_JUSTIFICATION,
-                                        **keys["cp"]}))
+            asks.append(("cp", {"categories": [domain.SECTION_CATEGORY[CHILD_PROTECTION]], "basis": domain.CP_BASIS,
+                                "justification": domain.CP_JUSTIFICATION}))
+        for kind, fields in asks:
+            base = dict(child_ref=record.child_ref, from_org=record.from_school, to_org=record.to_school,
+                        purpose=domain.PURPOSE, caller=claims, **fields)
+            if share:
+                # each disclosure is keyed by the record and its kind: asked again (a retry after this
+                # service's transaction failed), consent answers with the same disclosure, no second entry
+                request = ShareRequest(**base, subject_kind="transition", subject_id=record.id,
+                                       idempotency_key=f"transition:{record.id}:{kind}")
+            else:
+                request = DecideRequest(**base)
+            asked.append((index, kind, request))
     return questions, asked
 
 
 def _ask(sharing, records: list[Transition], caller: dict, *, share: bool):
-    """Per record: (its section outcome, {'main'|'cp': the consent result})."""
+    """Per record: (its section outcome, {'main'|'cp': the consent service's reply})."""
     questions, asked = _requests(records, caller, share=share)
     ask = sharing.share_many if share else sharing.decide_many
     results = ask([request for _, _, request in asked]) if asked else []
@@ -156,9 +163,14 @@ def _ask(sharing, records: list[Transition], caller: dict, *, share: bool):
     outcomes = []
     for record, question, answers in zip(records, questions, by_record, strict=True):
         main, cp = answers.get("main"), answers.get("cp")
-        outcome = domain.outcome_of(record.sections, question, main and main["decisions"], cp and cp["decisions"])
+        outcome = domain.outcome_of(record.sections, question, main and _decisions(main), cp and _decisions(cp))
         outcomes.append((outcome, answers))
     return outcomes
+
+
+def _decisions(reply: DecideReply) -> list[dict]:
+    """The reply's decisions as the domain takes them: plain dicts."""
+    return [decision.wire() for decision in reply.decisions]
 
 
 def _deliver(uow, record: Transition, outcome: domain.SectionOutcome, answers: dict) -> tuple[str, ...]:
@@ -169,7 +181,7 @@ def _deliver(uow, record: Transition, outcome: domain.SectionOutcome, answers: d
                                      ("cp", cp_content, (outcome.cp_decision,) if outcome.cp_decision else ())):
         if content is None:
             continue
-        disclosure_id = answers[kind].get("disclosure_id") or str(uuid.uuid4())
+        disclosure_id = answers[kind].disclosure_id or str(uuid.uuid4())
         # every consent the copy rests on, per section (a list, never a joined string); the
         # envelope's basis_ref names the basis of its first category, as the ledger entry does
         basis_refs = {section: refs for section, refs in outcome.basis().items() if section in content["sections"]}
@@ -553,6 +565,32 @@ def inbox(uow, caller: dict, status: str | None = None) -> list[dict]:
         if CHILD_PROTECTION in record.included and not for_dsl:
             item["restricted"] = [{"section": CHILD_PROTECTION, "reason": "for the designated safeguarding lead"}]
         items.append(item)
+    return items
+
+
+PUPIL_FIELDS = ("upn", "given_name", "family_name", "date_of_birth")
+
+
+def sent_by(uow, caller: dict, status: str | None = None, to_school: str | None = None) -> list[dict]:
+    """The sender's view: the caller's school's own records, oldest first, with when each was sent,
+    is due, was acknowledged or went overdue, and the pupil as the school itself supplied it."""
+    _check_sender(caller)
+    query = select(transitions).where(transitions.c.from_school == caller["org"])
+    if status in domain.STATUSES:
+        query = query.where(transitions.c.status == status)
+    if to_school:
+        query = query.where(transitions.c.to_school == to_school)
+    with uow:
+        rows = uow.session.execute(query.order_by(transitions.c.prepared_at, transitions.c.id)).all()
+    items = []
+    for row in rows:
+        record = _transition(row)
+        identifiers = record.sections.get("identifiers") or {}
+        pupil = {key: identifiers[key] for key in PUPIL_FIELDS if key in identifiers}
+        items.append({**_summary(record), "pupil": pupil,
+                      "prepared_at": record.prepared_at, "awaiting_send": record.awaiting_send,
+                      "sent_at": record.sent_at, "due_at": record.due_at, "acknowledged_at": record.acknowledged_at,
+                      "overdue_at": record.overdue_at})
     return items
 
 

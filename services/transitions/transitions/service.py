@@ -58,6 +58,11 @@ class TransitionsService(OpsEndpoints):
         return handlers.inbox(self.uow, caller, status)
 
     @rpc(expected_exceptions=EXPECTED)
+    def sent(self, caller: dict, status: str | None = None, to_school: str | None = None) -> list[dict]:
+        """The sending school's own records with their receipt state."""
+        return handlers.sent_by(self.uow, caller, status, to_school)
+
+    @rpc(expected_exceptions=EXPECTED)
     def get(self, transition_id: str, caller: dict) -> dict:
         return handlers.get(self.uow, transition_id, caller)
 

@@ -43,3 +43,12 @@ class Gateway:
             payload = None
         errors = payload.get("errors") or [] if isinstance(payload, dict) and not response.ok else []
         return Answer(response.status_code, payload, errors)
+
+    def download(self, path: str, token: str) -> tuple[int, bytes, dict]:
+        """A file the gateway serves (a Common Transfer File): its status, bytes and headers."""
+        try:
+            response = requests.get(self.base_url + path, headers={"Authorization": f"Bearer {token}"},
+                                    timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise GatewayUnavailable(type(exc).__name__) from exc
+        return response.status_code, response.content, dict(response.headers)

@@ -190,6 +190,10 @@ class Web:
             return page.go("/sign-in")
         if PROVIDER_ROLES.intersection(page.user["roles"]):
             return page.go("/sessions")
+        if "transition_lead" in page.user["roles"]:
+            return page.go("/transitions")
+        if "admin" in page.user["roles"]:
+            return page.go("/agreements")
         if "dsl" in page.user["roles"]:
             return page.go("/reviews")
         if "school_staff" in page.user["roles"]:
@@ -370,34 +374,45 @@ class Web:
             return refused
         values = {"upn": "", "given_name": "", "family_name": "", "date_of_birth": "", "to_org": "",
                   "service": "school_nursing", "urgency": "routine", "reason": "", "details": "", "share": ["contact"],
-                  **{f"info-{category}": "" for category in SHARED_TEXT}}
+                  "basis": "consent", "justification": "", **{f"info-{category}": "" for category in SHARED_TEXT}}
         if request.method == "GET":
             return self._referral_form(page, values, [])
         if not csrf_ok(page.session, request.form.get("csrf")):
             return page.render("forbidden.html", status=403)
         values.update({key: request.form.get(key, "").strip() for key in values if key != "share"})
         values["share"] = [c for c in request.form.getlist("share") if c in CATEGORY_NAMES]
+        if values["basis"] != "safeguarding" or "dsl" not in page.user["roles"]:  # only a DSL shares without consent
+            values["basis"] = "consent"
         errors = [(field, page.gettext(message)) for field, message in REFERRAL_REQUIRED if not values[field]]
+        if values["basis"] == "safeguarding" and not values["justification"]:
+            errors.append(("justification", page.gettext(JUSTIFICATION_NEEDED)))
         if values["date_of_birth"] and not _is_date(values["date_of_birth"]):
             errors.append(("date_of_birth", page.gettext("Enter the date of birth as a date, e.g. 2015-03-14")))
         if not values["share"]:
             errors.append(("share-contact", page.gettext("Choose at least one kind of information to share")))
         if not errors:
-            answer = page.call("POST", "/api/v1/referrals", _referral_body(values),
-                               idempotency_key=request.form.get("key"))
-            if answer.ok:
-                return page.go(f"/referrals/{quote(answer.body['id'], safe='')}")
+            if request.form.get("action") == "preview":  # what would be shared and what held; nothing is raised
+                answer = page.call("POST", "/api/v1/referrals/preview", _referral_body(values))
+                if answer.ok:
+                    return self._referral_form(page, values, [], preview=answer.body["decisions"])
+            else:
+                answer = page.call("POST", "/api/v1/referrals", _referral_body(values),
+                                   idempotency_key=request.form.get("key"))
+                if answer.ok:
+                    return page.go(f"/referrals/{quote(answer.body['id'], safe='')}")
             if answer.status == 401:
                 return self._failed(page, answer)
             errors = self._refusal(page, answer, NEW_REFERRAL_FIELDS, conflict=REFERRAL_OPEN,
                                    messages=NEW_REFERRAL_MESSAGES)
         return self._referral_form(page, values, errors, status=422)
 
-    def _referral_form(self, page: Page, values: dict, errors: list, status: int = 200) -> Response:
+    def _referral_form(self, page: Page, values: dict, errors: list, status: int = 200,
+                       preview: list | None = None) -> Response:
         agencies = [org for org in self.settings.agencies if not org.startswith("school:")]
         return page.render("referral_new.html", status=status, values=values, errors=errors, agencies=agencies,
                            services=SERVICES, urgencies=URGENCY_ORDER[::-1], categories=tuple(CATEGORY_NAMES),
-                           shared_text=SHARED_TEXT, key=str(uuid.uuid4()))
+                           shared_text=SHARED_TEXT, key=str(uuid.uuid4()), dsl="dsl" in page.user["roles"],
+                           preview=preview)
 
     def referral_detail(self, request: Request, referral_id: str, errors: list | None = None,
                         values: dict | None = None, status: int = 200) -> Response:
@@ -418,7 +433,8 @@ class Web:
         school = answer.body.get("from_org") == page.user["org"] and bool(SCHOOL_ROLES.intersection(page.user["roles"]))
         return page.render("referral.html", status=status, referral=answer.body, received=received, agency=agency,
                            school=school, errors=errors or [], values=values or {},
-                           decline_codes=DECLINE_CODES, close_codes=CLOSE_CODES)
+                           decline_codes=DECLINE_CODES, close_codes=CLOSE_CODES,
+                           consent_recorded=request.args.get("consent") == "recorded")
 
     def referral_action(self, request: Request, referral_id: str, action: str) -> Response:
         """Accept, decline with a reason, close with an outcome (the agency), or withdraw (the school)."""
@@ -501,6 +517,7 @@ NEW_REFERRAL_FIELDS = {
     "child.upn": "upn", "child.given_name": "given_name", "child.family_name": "family_name",
     "child.date_of_birth": "date_of_birth", "child": "upn", "to_org": "to_org", "service": "service",
     "urgency": "urgency-routine", "reason": "reason", "details": "details", "share": "share-contact",
+    "basis": "basis-consent", "justification": "justification",
     **{f"information.{category}": f"info-{category}" for category in CATEGORY_NAMES},
 }
 SHARED_TEXT = tuple(category for category in CATEGORY_NAMES if category != "contact")  # contact: the child itself
@@ -515,6 +532,7 @@ NEW_REFERRAL_MESSAGES = {
     "date_of_birth": _("Enter a real date of birth in the past"),
     "to_org": _("Choose an agency that takes referrals"),
 }
+JUSTIFICATION_NEEDED = _("Write why the pupil's safety justifies sharing without consent")
 REFERRAL_OPEN = _("This pupil already has an open referral to this service. Follow it from your referrals.")
 REFERRAL_CONFLICT = _("That could not be done: the referral has moved on since this page was shown. "
                       "Its status is shown below.")
@@ -554,7 +572,8 @@ def _referral_body(values: dict) -> dict:
     return {"child": {key: values[key] for key in ("upn", "given_name", "family_name", "date_of_birth")},
             "to_org": values["to_org"], "service": values["service"], "urgency": values["urgency"],
             "reason": values["reason"], "details": values["details"], "share": values["share"],
-            "information": information}
+            "information": information, "basis": values["basis"],
+            **({"justification": values["justification"]} if values["basis"] == "safeguarding" else {})}
 
 
 def inbox_order(item: dict) -> tuple:

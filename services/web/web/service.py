@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from pont_shared.operations.ops import OpsEndpoints
 
+from . import agreement_pages, consent_pages, transition_pages
 from .pages import Web
 
 STATIC = Path(__file__).parent / "static"
@@ -91,6 +92,62 @@ class WebService(OpsEndpoints):
     @http("POST", "/referrals/<string:referral_id>/<string:action>")
     def referral_action(self, request, referral_id, action):
         return self.pages.referral_action(request, referral_id, action)
+
+    @http("GET", "/pupils")
+    def pupils(self, request):
+        return consent_pages.find_pupil(self.pages, request)
+
+    @http("GET,POST", "/consents/new")
+    def consent_new(self, request):
+        return consent_pages.consent_new(self.pages, request)
+
+    @http("POST", "/consents/<string:consent_id>/withdraw")
+    def consent_withdraw(self, request, consent_id):
+        return consent_pages.withdraw_consent(self.pages, request, consent_id)
+
+    @http("GET", "/children/<string:child_ref>/consents")
+    def child_consents(self, request, child_ref):
+        return consent_pages.child_consents(self.pages, request, child_ref)
+
+    @http("GET", "/transitions")
+    def transitions(self, request):
+        return transition_pages.sent_list(self.pages, request)
+
+    @http("GET,POST", "/transitions/new")
+    def transitions_upload(self, request):
+        return transition_pages.upload(self.pages, request)
+
+    @http("POST", "/transitions/send")
+    def transitions_send(self, request):
+        return transition_pages.send(self.pages, request)
+
+    @http("GET", "/transitions/inbox")
+    def transitions_inbox(self, request):
+        return transition_pages.inbox(self.pages, request)
+
+    @http("POST", "/transitions/inbox/acknowledge")
+    def transitions_acknowledge_all(self, request):
+        return transition_pages.acknowledge(self.pages, request)
+
+    @http("POST", "/transitions/<string:transition_id>/acknowledge")
+    def transition_acknowledge(self, request, transition_id):
+        return transition_pages.acknowledge(self.pages, request, transition_id)
+
+    @http("GET", "/transitions/ctf")
+    def transitions_ctf(self, request):
+        return transition_pages.ctf(self.pages, request)
+
+    @http("GET", "/agreements")
+    def agreements(self, request):
+        return agreement_pages.agreements_list(self.pages, request)
+
+    @http("GET,POST", "/agreements/new")
+    def agreement_new(self, request):
+        return agreement_pages.agreement_new(self.pages, request)
+
+    @http("POST", "/agreements/<string:agreement_id>/<string:action>")
+    def agreement_action(self, request, agreement_id, action):
+        return agreement_pages.agreement_action(self.pages, request, agreement_id, action)
 
     @http("GET", "/static/<string:name>")
     def static(self, request, name):

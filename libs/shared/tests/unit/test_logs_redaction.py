@@ -28,6 +28,16 @@ def test_personal_keys_are_dropped_and_upns_dates_nhs_numbers_scrubbed():
     assert "2014-05-03" not in text and "943 476 5919" not in text
 
 
+def test_the_web_servers_access_line_keeps_the_path_but_not_the_query():
+    stream = capture()
+
+    logging.getLogger("nameko.web.server").info(
+        '127.0.0.1 - - [04/Dec/2026 21:30:00] "GET /pupils?q=osian+evans HTTP/1.1" 200 1234 0.012000')
+
+    text = stream.getvalue()
+    assert "osian" not in text and '"GET /pupils?[redacted] HTTP/1.1" 200' in json.loads(text)["event"]
+
+
 def test_library_log_arguments_and_exception_messages_are_not_written():
     stream = capture()
 

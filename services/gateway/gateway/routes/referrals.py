@@ -5,48 +5,23 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from pont_shared.contract.errors import Forbidden, Invalid
-from pont_shared.contract.events import Category
+from pont_shared.contract.errors import Forbidden, Invalid, NotFound
+from pont_shared.contract.rpc.consent import DecideReply, DecideRequest
+from pont_shared.contract.rpc.referrals import NewReferral, RaisedReferral, RaiseReferral
+from pont_shared.identity import upn_problem
+from pont_shared.messaging.dependencies import ChildRefs
 
 from ..api import api, assertion
 from ..rpc import AgencyLinks, ServiceRpc
-from ..schemas import Child, OrgId, Text
+from ..schemas import Text
 
 RAISER_ROLES = ("school_staff", "dsl")
 RECIPIENT_ROLES = ("school_staff", "dsl", "school_nurse", "health_practitioner", "social_worker", "youth_worker")
-Service = Literal["school_nursing", "camhs", "social_care", "youth_work", "education_welfare", "families_first"]
-Details = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10000)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,60}$")]
-InfoKey = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
-InfoLine = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-# what a school shares under one category: free text, or (always for `contact`) a flat object of short fields
-Information = Details | Annotated[dict[InfoKey, InfoLine], Field(max_length=20)]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class NewReferral(_Body):
-    child: Child
-    to_org: OrgId
-    service: Service
-    reason: Text
-    details: Details
-    urgency: Literal["routine", "urgent", "safeguarding"]
-    share: list[Category] = Field(min_length=1)
-    information: dict[Category, Information] = Field(
-        default_factory=dict, description="what the school shares under each category (only categories in share): "
-                                          "text up to 10,000 characters, or for `contact` an object of short fields")
-    basis: Literal["consent", "safeguarding"] = "consent"
-    justification: Text | None = None
-
-    @field_validator("information")
-    @classmethod
-    def _contact_is_an_object(cls, value: dict) -> dict:
-        if isinstance(value.get(Category.contact), str):
-            raise ValueError("contact information is an object of fields, e.g. {\"phone\": \"...\"}")
-        return value
 
 
 class Decline(_Body):
@@ -66,6 +41,19 @@ class ReferralQuery(_Body):
     child_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
+class ChildQuery(_Body):
+    upn: Annotated[str, StringConstraints(strip_whitespace=True, max_length=13)] | None = None
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)] | None = None
+
+    @field_validator("upn")
+    @classmethod
+    def _valid_upn(cls, value: str | None) -> str | None:
+        problem = upn_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
 EXAMPLE_REFERRAL = {
     "child": {"upn": "A661000000001", "given_name": "Ffion", "family_name": "Jones", "date_of_birth": "2015-04-12"},
     "to_org": "health:cardiff-vale", "service": "school_nursing", "reason": "low mood",
@@ -75,28 +63,47 @@ EXAMPLE_REFERRAL = {
 }
 
 
+def _may_raise(caller, body: NewReferral) -> None:
+    """A school raises referrals; only its DSL shares on a safeguarding basis, and says why."""
+    if caller.org_kind != "school":
+        raise Forbidden("referrals are raised by a school")
+    if body.basis == "safeguarding":
+        if not caller.has_any("dsl"):
+            raise Forbidden("sharing on a safeguarding basis needs the dsl role")
+        if body.justification is None:
+            raise Invalid("a safeguarding basis needs a written justification",
+                          [{"field": "justification", "message": "required when basis is safeguarding"}])
+
+
 class ReferralRoutes:
     """Mixed into GatewayService: referrals go to the referrals service, decisions to the recipient's agency_link."""
 
     referrals_rpc = ServiceRpc("referrals")
     referral_agencies = AgencyLinks()
+    referral_child_refs = ChildRefs()
+    referral_consent_rpc = ServiceRpc("consent")
 
     @api("POST", "/api/v1/referrals", roles=RAISER_ROLES, body=NewReferral, status=201, idempotent=True,
          summary="Raise a referral: sent if sharing is allowed, otherwise awaiting consent",
          example=EXAMPLE_REFERRAL, responses={409: "an open referral for this child and service exists "
                                                    "(`existing` links to it)"})
     def raise_referral(self, caller, body, idempotency_key=None):
-        if caller.org_kind != "school":
-            raise Forbidden("referrals are raised by a school")
-        if body.basis == "safeguarding":
-            if not caller.has_any("dsl"):
-                raise Forbidden("sharing on a safeguarding basis needs the dsl role")
-            if body.justification is None:
-                raise Invalid("a safeguarding basis needs a written justification",
-                              [{"field": "justification", "message": "required when basis is safeguarding"}])
-        request = body.model_dump(mode="json")
-        request.update(caller=assertion(caller), idempotency_key=idempotency_key)
-        return 201, self.referrals_rpc.raise_referral(request)
+        _may_raise(caller, body)
+        request = RaiseReferral.parse({**body.wire(), "caller": assertion(caller), "idempotency_key": idempotency_key})
+        return 201, RaisedReferral.read(self.referrals_rpc.raise_referral(request.wire())).model_dump()
+
+    @api("POST", "/api/v1/referrals/preview", roles=RAISER_ROLES, body=NewReferral, example=EXAMPLE_REFERRAL,
+         summary="What raising this referral would share now and what would be held for want of consent; records "
+                 "and shares nothing: {child_ref, decisions: [{category, allowed, basis, reason}], flagged_for_review}")
+    def preview_referral(self, caller, body):
+        _may_raise(caller, body)
+        statutory = body.basis != "consent"
+        question = DecideRequest.parse({
+            "child_ref": self.referral_child_refs(body.child.upn), "from_org": caller.org, "to_org": body.to_org,
+            "purpose": "referral", "categories": body.wire()["share"], "basis": body.basis if statutory else None,
+            "justification": body.justification if statutory else None, "caller": assertion(caller)})
+        reply = DecideReply.read(self.referral_consent_rpc.decide(question.wire()))
+        return {"child_ref": question.child_ref, **reply.model_dump(mode="json")}
 
     @api("GET", "/api/v1/referrals/{id}", summary="A referral with its chronology (referring school or recipient)",
          responses={404: "unknown referral, or not the caller's organisation's"})
@@ -107,6 +114,33 @@ class ReferralRoutes:
          summary="The referrals the caller's school raised")
     def list_referrals(self, caller, body, query):
         return self.referrals_rpc.list_referrals(assertion(caller), query.status, query.child_ref)
+
+    @api("GET", "/api/v1/children", roles=RAISER_ROLES, query=ChildQuery,
+         summary="Find a pupil the caller's school has referred, by `upn` or by `name` (each word begins one of "
+                 "the pupil's names; case and accents ignored): [{child_ref, upn, given_name, family_name, "
+                 "date_of_birth, referrals, last_referred_at}], most recently referred first, at most 50; by "
+                 "`upn` also a pupil the school recorded consent for but never referred (names null, referrals 0)",
+         responses={422: "neither or both of upn and name, or a UPN that is not valid"})
+    def find_children(self, caller, body, query):
+        if caller.org_kind != "school":
+            raise Forbidden("a school finds its own pupils")
+        if (query.upn is None) == (query.name is None):
+            raise Invalid("give a upn or a name", [{"field": "query.upn", "message": "give either upn or name"}])
+        if query.name is not None:
+            return self.referrals_rpc.find_children(assertion(caller), name=query.name)
+        ref = self.referral_child_refs(query.upn)
+        found = self.referrals_rpc.find_children(assertion(caller), child_ref=ref)
+        if not found and self._consent_recorded_here(caller, ref):  # known to the school by its consent alone
+            found = [{"child_ref": ref, "upn": query.upn, "given_name": None, "family_name": None,
+                      "date_of_birth": None, "referrals": 0, "last_referred_at": None}]
+        return found
+
+    def _consent_recorded_here(self, caller, child_ref: str) -> bool:
+        try:
+            consents = self.referral_consent_rpc.list_consents(child_ref, assertion(caller))
+        except NotFound:
+            return False
+        return any(consent["recorded_by_org"] == caller.org for consent in consents)
 
     @api("POST", "/api/v1/referrals/{id}/withdraw", roles=RAISER_ROLES,
          summary="The referring school withdraws its referral", responses={404: "unknown referral", 409: "not open"})

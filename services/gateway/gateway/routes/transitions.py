@@ -5,12 +5,13 @@ import hashlib
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.wrappers import Response
 
-from pont_shared.contract.errors import Forbidden
+from pont_shared.contract.errors import Forbidden, Invalid
 
-from ..api import api, assertion
+from ..api import api, assertion, errors_of
+from ..problems import RequestInvalid
 from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child, OrgId, org_id
 
@@ -117,6 +118,17 @@ class InboxQuery(_Strict):
     status: Literal["sent", "overdue", "acknowledged"] | None = None
 
 
+class CtfCohort(_Strict):
+    xml: str = Field(max_length=20_000_000, description="a Common Transfer File exported by the school's MIS")
+    to_school: OrgId | None = Field(default=None, description="if given, must be the file's destination school")
+    send: bool = False
+
+
+class SentQuery(_Strict):
+    status: Literal["prepared", "sent", "overdue", "acknowledged"] | None = None
+    to_school: OrgId | None = None
+
+
 class CtfImport(_Strict):
     xml: str = Field(max_length=20_000_000)
 
@@ -147,6 +159,30 @@ def _ctf_response(result: dict) -> Response:
                              "Pont-CTF-Omitted": str(result["omitted"])})
 
 
+def _cohort_of_ctf(parsed: dict, caller, body: CtfCohort) -> NewTransitions:
+    """A CTF the sending school's MIS exported, as the cohort request it stands for (validated as one).
+
+    The file must come from the caller's school; its pupils' identifiers, attendance and ALN
+    become their records' sections. A pupil the file carries that the API would refuse is a 422
+    naming `xml.pupils.N.<field>`."""
+    if parsed["from_school"] != caller.org:
+        raise Invalid("the file is from another school",
+                      [{"field": "xml", "message": "its source school is not yours"}])
+    if body.to_school is not None and parsed["to_school"] != body.to_school:
+        raise Invalid("the file is addressed to another school",
+                      [{"field": "to_school", "message": "not the file's destination school"}])
+    pupils = []
+    for sections in parsed["pupils"]:
+        identifiers = dict(sections["identifiers"])
+        gender = identifiers.pop("gender", None)
+        pupils.append({"child": identifiers, **({"basic": {"gender": gender}} if gender else {}),
+                       "sections": {k: v for k, v in sections.items() if k in ("attendance", "aln")}})
+    try:
+        return NewTransitions.model_validate({"to_school": parsed["to_school"], "pupils": pupils, "send": body.send})
+    except ValidationError as exc:
+        raise RequestInvalid(errors_of(exc, "xml.")) from exc
+
+
 def _school_only(caller) -> None:
     if caller.org_kind != "school":
         raise Forbidden("transfer files are imported into a school's own store")
@@ -165,6 +201,18 @@ class TransitionRoutes:
                                            idempotency_key)
         return 201, {"ids": [r["id"] for r in records], "records": records}
 
+    @api("POST", "/api/v1/transitions/from-ctf", roles=SENDERS, body=CtfCohort, status=201, idempotent=True,
+         example={"xml": "<?xml version='1.0' encoding='UTF-8'?><CTfile>...</CTfile>", "send": False},
+         summary="Prepare (and with send: true, send) a cohort's records from a CTF the sending school's MIS "
+                 "exported: its destination is the receiving school, its pupils' identifiers, attendance and "
+                 "ALN the sections; answered as POST /api/v1/transitions is",
+         responses={422: "not a valid CTF, not from your school, or a pupil the API would refuse (`xml...`)"})
+    def create_transitions_from_ctf(self, caller, body, idempotency_key=None):
+        cohort = _cohort_of_ctf(self.transitions.import_ctf(body.xml, assertion(caller)), caller, body)
+        records = self.transitions.prepare(cohort.model_dump(mode="json", exclude_none=True), assertion(caller),
+                                           idempotency_key)
+        return 201, {"ids": [r["id"] for r in records], "records": records}
+
     @api("POST", "/api/v1/transitions/{id}/send", roles=SENDERS, summary="Send a prepared record",
          example={}, responses={404: "not your school's record", 409: "already sent"})
     def send_transition(self, caller, body, id):
@@ -174,6 +222,13 @@ class TransitionRoutes:
          summary="Records sent to the caller's school, with included and withheld sections")
     def transitions_inbox(self, caller, body, query):
         return self.transitions.inbox(assertion(caller), query.status)
+
+    @api("GET", "/api/v1/transitions", roles=SENDERS, query=SentQuery,
+         summary="The sending school's own records, oldest first: the pupil as the school supplied it, what "
+                 "is included and what withheld and why, and when each was sent, is due, was acknowledged "
+                 "or went overdue")
+    def sent_transitions(self, caller, body, query):
+        return self.transitions.sent(assertion(caller), query.status, query.to_school)
 
     @api("POST", "/api/v1/transitions/{id}/acknowledge", roles=RECEIVERS, example={},
          summary="The receiving school confirms receipt", responses={404: "not sent to your school"})

@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid
 from pont_shared.contract.events import AgencyDecided, ConsentGranted
+from pont_shared.contract.rpc.referrals import RaiseReferral
 from pont_shared.identity import make_upn
 from pont_shared.messaging.db import make_engine
 from pont_shared.messaging.uow import UnitOfWork
@@ -106,14 +107,14 @@ def events(uow_factory) -> list[dict]:
     return [{"type": t, "routing_key": k, "data": json.loads(b)["data"]} for t, k, b in rows]
 
 
-def command(serial=1, **overrides) -> handlers.RaiseReferral:
+def command(serial=1, **overrides) -> RaiseReferral:
     values = dict(child={"upn": make_upn(serial), "given_name": "Ffion", "family_name": "Jones",
                          "date_of_birth": "2015-04-12"},
                   to_org="health:1", service="school_nursing", reason="low mood", details="withdrawn",
                   urgency="urgent", share=["contact", "health_wellbeing"], caller=STAFF,
                   information={"health_wellbeing": "poor sleep"})
     values.update(overrides)
-    return handlers.RaiseReferral(**values)
+    return RaiseReferral.parse(values)
 
 
 def granted(referral: dict, consent_id: str = "consent-1") -> ConsentGranted:
@@ -121,9 +122,9 @@ def granted(referral: dict, consent_id: str = "consent-1") -> ConsentGranted:
                           purposes=["referral"], categories=["contact", "health_wellbeing"])
 
 
-def raise_(uow_factory, consent, **kwargs):
+def raise_(uow_factory, consent, **kwargs) -> dict:
     return handlers.raise_referral(uow_factory(), command(**kwargs), consent=consent, clock=lambda: NOW,
-                                   child_ref_secret=SECRET)
+                                   child_ref_secret=SECRET).model_dump()
 
 
 class TestRaiseReferral:
@@ -168,7 +169,7 @@ class TestRaiseReferral:
                                          consent=FakeConsent({"contact"}), clock=lambda: NOW,
                                          child_ref_secret=SECRET, holidays=half_term)
 
-        assert result["deadline"] == NOW + timedelta(days=7)  # the next school day is the following Monday
+        assert result.deadline == NOW + timedelta(days=7)  # the next school day is the following Monday
 
     def test_a_second_open_referral_is_a_conflict_with_a_link(self, uow_factory):
         first = raise_(uow_factory, FakeConsent())
@@ -194,7 +195,7 @@ class TestRaiseReferral:
 
         again = raise_(uow_factory, consent, idempotency_key="k1")
 
-        assert again == json.loads(json.dumps(first, default=lambda t: t.isoformat()))
+        assert again == first  # the replay reads as the first answer did
         assert len(consent.requests) == 1
 
     def test_consent_is_asked_with_no_transaction_open_and_the_referral_already_committed(self, uow_factory,
@@ -220,7 +221,7 @@ class TestRaiseReferral:
 
         assert waiting["status"] == "awaiting_consent" and waiting["history"] == []
         assert retried["id"] == waiting["id"] and retried["status"] == "sent"
-        assert replayed == json.loads(json.dumps(retried, default=lambda t: t.isoformat()))
+        assert replayed == retried  # the replay reads as the answer it repeats
         assert consent.ledger == ["d1"]   # one disclosure in consent's ledger, and it is the one delivered
         delivered = [e for e in events(uow_factory) if e["type"] == "pont.disclosure.delivered.v1"]
         assert [e["data"]["disclosure_id"] for e in delivered] == ["d1"]
@@ -347,6 +348,47 @@ class TestConsentGranted:
         view = handlers.get_referral(uow_factory(), held["id"], STAFF)
         assert [s["status"] for s in view["history"]] == ["awaiting_consent", "sent"]
         assert [e["type"] for e in events(uow_factory)].count("pont.disclosure.delivered.v1") == 1
+
+
+class TestGetReferral:
+    def test_the_referring_school_sees_the_pupil_and_the_recipient_sees_only_the_reference(self, uow_factory):
+        sent = raise_(uow_factory, FakeConsent({"contact"}))
+
+        school = handlers.get_referral(uow_factory(), sent["id"], STAFF)
+        agency = handlers.get_referral(uow_factory(), sent["id"], {"sub": "n1", "org": "health:1",
+                                                                    "roles": ["school_nurse"]})
+
+        assert school["child"] == command().child.model_dump(mode="json")
+        assert school["requested_categories"] == ["contact", "health_wellbeing"]
+        assert agency["child_ref"] == sent["child_ref"]
+        assert {"child", "reason", "details"}.isdisjoint(agency)
+
+
+class TestFindChildren:
+    def test_by_name_finds_each_pupil_once_with_the_latest_details_most_recently_referred_first(self, uow_factory):
+        sian = {"upn": make_upn(7), "given_name": "Siân", "family_name": "Ap Rhys", "date_of_birth": "2014-01-02"}
+        raise_(uow_factory, FakeConsent(), serial=7, child=sian, service="camhs")
+        raise_(uow_factory, FakeConsent(), serial=8)  # Ffion Jones
+        raise_(uow_factory, FakeConsent(), child={**sian, "family_name": "Rhys"}, service="youth_work")
+
+        found = handlers.find_children(uow_factory(), STAFF, name="sian rh")
+        everyone = handlers.find_children(uow_factory(), STAFF, name="j")
+
+        assert [(c["given_name"], c["family_name"], c["referrals"]) for c in found] == [("Siân", "Rhys", 2)]
+        assert [c["given_name"] for c in everyone] == ["Ffion"]
+
+    def test_by_reference_finds_only_the_callers_schools_pupil(self, uow_factory):
+        raised = raise_(uow_factory, FakeConsent())
+
+        own = handlers.find_children(uow_factory(), STAFF, child_ref=raised["child_ref"])
+        other = handlers.find_children(uow_factory(), {**STAFF, "org": "school:2"}, child_ref=raised["child_ref"])
+
+        assert [(c["child_ref"], c["upn"]) for c in own] == [(raised["child_ref"], make_upn(1))] and other == []
+
+    def test_only_a_school_asks(self, uow_factory):
+        with pytest.raises(Forbidden):
+            handlers.find_children(uow_factory(), {"sub": "n1", "org": "health:1", "roles": ["school_nurse"]},
+                                   name="Jones")
 
 
 class TestAgencyDecided:
