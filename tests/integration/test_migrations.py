@@ -8,8 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from pont_shared.messaging.db import make_engine
+from pont_shared.messaging.dependencies import SchemaBehind
 from pont_shared.operations.migrations import upgrade
 from pont_shared.testing import fresh_database, schema_drift
 
@@ -81,8 +84,10 @@ def test_pont_migrate_brings_a_database_to_head_and_a_service_told_not_to_migrat
         env = {**os.environ, "PONT_ENV": "development", "PONT_CONSENT_DATABASE_URL": url}
         done = subprocess.run([str(Path(sys.executable).parent / "pont-migrate"), "consent.service:ConsentService"],
                               env=env, capture_output=True, text=True, timeout=120)
-        start_service(ConsentService, make_settings(service_name, untouched, migrate_at_start=False),
-                      name=service_name)
+        start_service(ConsentService, make_settings(service_name, url, migrate_at_start=False), name=service_name)
+        with pytest.raises(SchemaBehind, match="no schema yet; run `pont-migrate` first"):
+            start_service(ConsentService, make_settings(service_name + "_x", untouched, migrate_at_start=False),
+                          name=service_name + "_x")
         migrated, left_alone = make_engine(url), make_engine(untouched)
         try:
             drift = schema_drift(migrated, importlib.import_module("consent.orm").metadata)
@@ -92,3 +97,25 @@ def test_pont_migrate_brings_a_database_to_head_and_a_service_told_not_to_migrat
             left_alone.dispose()
     assert done.returncode == 0 and done.stdout.strip() == "consent: at head", done.stderr
     assert drift == [] and tables == []
+
+
+def test_a_service_told_not_to_migrate_refuses_a_schema_behind_its_code_and_runs_on_one_ahead_of_it():
+    """Behind: a migration of this version not yet run, and the service would meet tables it does not
+    expect. Ahead: a newer version's migration already run, as while a rolling update replaces it."""
+    from consent.service import ConsentService
+
+    migrations = ConsentService.uow.prepare
+    first = ScriptDirectory(str(migrations.script_location)).get_base()
+    with fresh_database("pont_schema_behind") as url:
+        engine = make_engine(url)
+        try:
+            assert migrations.behind(engine) == "the database has no schema yet"
+            upgrade(engine, migrations.script_location, first)
+            assert migrations.behind(engine).startswith(f"the schema is at {first}, not at head ")
+            migrations(engine)
+            assert migrations.behind(engine) is None
+            with engine.begin() as db:
+                db.execute(text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+            assert migrations.behind(engine) is None
+        finally:
+            engine.dispose()

@@ -17,6 +17,7 @@ from pont_shared.messaging.consumer import EventConsumer
 from pont_shared.messaging.db import MessagingTables, make_engine
 from pont_shared.messaging.outbox import OutboxRelay
 from pont_shared.messaging.uow import InboxKey, UnitOfWork
+from pont_shared.operations.migrations import Migrations
 
 
 class OutboxRelayExtension(SharedExtension):
@@ -45,6 +46,10 @@ class OutboxRelayExtension(SharedExtension):
 
     def wake(self, events: int) -> None:
         self.relay.wake(events)
+
+
+class SchemaBehind(RuntimeError):
+    """A service told not to migrate found its schema older than its code: it does not start."""
 
 
 def migrate_schema(prepare: Callable[[Engine, MetaData], None], metadata: MetaData, settings,
@@ -84,6 +89,9 @@ class UnitOfWorkProvider(DependencyProvider):
         self.engine = make_engine(settings.database_url, pool_size=max(5, settings.max_workers))
         if settings.migrate_at_start:
             migrate_schema(self.prepare, self.metadata, settings, self.engine)
+        elif (behind := self.prepare.behind(self.engine) if isinstance(self.prepare, Migrations) else None):
+            raise SchemaBehind(f"{self.container.service_name}: {behind}; run `pont-migrate` first "
+                               "(PONT_MIGRATE_AT_START=false)")
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.relay.configure(self.engine, self.tables)
 

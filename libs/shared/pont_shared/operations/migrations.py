@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command, context
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import Engine
 
@@ -55,9 +56,32 @@ def upgrade(engine: Engine, script_location: str | Path, revision: str = "head")
         command.upgrade(cfg, revision)
 
 
-def migrator(script_location: str | Path) -> Callable[[Engine, MetaData], None]:
-    """A `prepare` callable for UnitOfWorkProvider: upgrade to head."""
-    return lambda engine, _metadata: upgrade(engine, script_location)
+class Migrations:
+    """A service's migrations, as UnitOfWorkProvider's `prepare`: called, brings a schema to head."""
+
+    def __init__(self, script_location: str | Path):
+        self.script_location = script_location
+
+    def __call__(self, engine: Engine, _metadata: MetaData | None = None) -> None:
+        upgrade(engine, self.script_location)
+
+    def behind(self, engine: Engine) -> str | None:
+        """Why the schema is older than these migrations' head; None at head, or ahead of it (a
+        revision these migrations do not know, written by a newer version's, as in a rolling update)."""
+        script = ScriptDirectory.from_config(_config(self.script_location))
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+        heads = set(script.get_heads())
+        if not current:
+            return "the database has no schema yet"
+        if current == heads or current - {revision.revision for revision in script.walk_revisions()}:
+            return None
+        return f"the schema is at {', '.join(sorted(current))}, not at head {', '.join(sorted(heads))}"
+
+
+def migrator(script_location: str | Path) -> Migrations:
+    """A `prepare` for UnitOfWorkProvider: upgrade to head."""
+    return Migrations(script_location)
 
 
 def run_env(metadata: MetaData) -> None:
