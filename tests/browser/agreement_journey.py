@@ -9,14 +9,11 @@ failed expectation on stderr.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
-from journey import CHROMIUM, Journey, expect
+from journey import CHROMIUM, Journey, expect, keep_failure, script
 from playwright.sync_api import sync_playwright
 from transition_journey import sign_in_as
 
@@ -98,9 +95,7 @@ def run(args) -> list[str]:
             expect(page.locator("main section.agreement form").count() == 0, "a revoked agreement offers actions")
             journey.check("agreements-revoked", words["agreements"])
         except Exception:
-            failure = Path(tempfile.gettempdir()) / f"pont-web-agreements-failure-{args.lang}.png"
-            page.screenshot(path=str(failure), full_page=True)
-            print(f"the page at the failure: {failure}", file=sys.stderr)
+            keep_failure(page, "agreements", args.lang)
             raise
         finally:
             browser.close()
@@ -108,18 +103,7 @@ def run(args) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    for name in ("web", "lang", "schools", "shots"):
-        parser.add_argument("--" + name, required=True)
-    parser.add_argument("--shots-wanted", action="store_true")
-    args = parser.parse_args()
-    try:
-        checked = run(args)
-    except AssertionError as exc:
-        print(f"FAILED ({args.lang}): {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"lang": args.lang, "pages_checked": checked}))
-    return 0
+    return script(run, "web", "lang", "schools", "shots")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,33 @@ class Journey:
         expect("/sign-in" in self.page.url, f"signed out to {self.page.url}")
 
 
+def keep_failure(page: Page, journey_name: str, lang: str) -> None:
+    """A screenshot of the page where a journey failed, named on stderr for whoever reads the test's output."""
+    failure = Path(tempfile.gettempdir()) / f"pont-web-{journey_name}-failure-{lang}.png"
+    page.screenshot(path=str(failure), full_page=True)
+    print(f"the page at the failure: {failure}", file=sys.stderr)
+
+
+def script(run, *arguments: str, **typed) -> int:
+    """A journey script's `main`: its required `--arguments` (`typed` ones converted, e.g. `narrow=int`) and
+    `--shots-wanted`, then `run(args)`. Prints what `run` returns (the pages it checked, or a dict) as JSON;
+    a failed expectation is printed and exits 1."""
+    parser = argparse.ArgumentParser()
+    for name in arguments:
+        parser.add_argument("--" + name, required=True)
+    for name, kind in typed.items():
+        parser.add_argument("--" + name, type=kind, required=True)
+    parser.add_argument("--shots-wanted", action="store_true")
+    args = parser.parse_args()
+    try:
+        result = run(args)
+    except AssertionError as exc:
+        print(f"FAILED ({args.lang}): {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result if isinstance(result, dict) else {"lang": args.lang, "pages_checked": result}))
+    return 0
+
+
 def run(args) -> list[str]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -164,9 +191,7 @@ def run(args) -> list[str]:
             if args.shots_wanted:
                 journey.shot("reviews")
         except Exception:
-            failure = Path(tempfile.gettempdir()) / f"pont-web-failure-{args.lang}.png"
-            page.screenshot(path=str(failure), full_page=True)
-            print(f"the page at the failure: {failure}", file=sys.stderr)
+            keep_failure(page, "clinic", args.lang)
             raise
         finally:
             browser.close()
@@ -174,18 +199,7 @@ def run(args) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    for name in ("web", "lang", "site", "room", "day", "upn", "shots"):
-        parser.add_argument("--" + name, required=True)
-    parser.add_argument("--shots-wanted", action="store_true")
-    args = parser.parse_args()
-    try:
-        checked = run(args)
-    except AssertionError as exc:
-        print(f"FAILED ({args.lang}): {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"lang": args.lang, "pages_checked": checked}))
-    return 0
+    return script(run, "web", "lang", "site", "room", "day", "upn", "shots")
 
 
 if __name__ == "__main__":

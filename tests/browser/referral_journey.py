@@ -9,14 +9,11 @@ and the teacher sees it closed. Exits 1 with the failed expectation on stderr.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from journey import CHROMIUM, WORDS, Journey, expect
+from journey import CHROMIUM, WORDS, Journey, expect, keep_failure, script
 from playwright.sync_api import Page, sync_playwright
 
 
@@ -137,9 +134,7 @@ def run(args) -> list[str]:
             if args.shots_wanted:
                 journey.shot("referral-school")
         except Exception:
-            failure = Path(tempfile.gettempdir()) / f"pont-web-referral-failure-{args.lang}.png"
-            page.screenshot(path=str(failure), full_page=True)
-            print(f"the page at the failure: {failure}", file=sys.stderr)
+            keep_failure(page, "referral", args.lang)
             raise
         finally:
             browser.close()
@@ -147,18 +142,7 @@ def run(args) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    for name in ("web", "lang", "to", "upn", "shots"):
-        parser.add_argument("--" + name, required=True)
-    parser.add_argument("--shots-wanted", action="store_true")
-    args = parser.parse_args()
-    try:
-        checked = run(args)
-    except AssertionError as exc:
-        print(f"FAILED ({args.lang}): {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"lang": args.lang, "pages_checked": checked}))
-    return 0
+    return script(run, "web", "lang", "to", "upn", "shots")
 
 
 if __name__ == "__main__":

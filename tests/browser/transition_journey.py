@@ -12,16 +12,14 @@ failed expectation on stderr.
 """
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from xml.etree import ElementTree
 
-from journey import CHROMIUM, Journey, expect
+from journey import CHROMIUM, Journey, expect, keep_failure, script
 from playwright.sync_api import Page, sync_playwright
 
 WORDS = {
@@ -172,9 +170,7 @@ def run(args) -> dict:
                    f"the sender does not see every record acknowledged: {done}")
             shot("transitions-acknowledged")
         except Exception:
-            failure = Path(tempfile.gettempdir()) / f"pont-web-transitions-failure-{args.lang}.png"
-            page.screenshot(path=str(failure), full_page=True)
-            print(f"the page at the failure: {failure}", file=sys.stderr)
+            keep_failure(page, "transitions", args.lang)
             raise
         finally:
             browser.close()
@@ -182,19 +178,7 @@ def run(args) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    for name in ("web", "lang", "primary", "secondary", "cohort", "shots"):
-        parser.add_argument("--" + name, required=True)
-    parser.add_argument("--narrow", type=int, required=True)
-    parser.add_argument("--shots-wanted", action="store_true")
-    args = parser.parse_args()
-    try:
-        result = run(args)
-    except AssertionError as exc:
-        print(f"FAILED ({args.lang}): {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result))
-    return 0
+    return script(run, "web", "lang", "primary", "secondary", "cohort", "shots", narrow=int)
 
 
 if __name__ == "__main__":
