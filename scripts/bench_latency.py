@@ -225,7 +225,14 @@ def start_stack(stack: ExitStack, logs: Path) -> tuple[str, dict[str, str]]:
         return all(ready(port) for port in ports.values())
 
     wait_until(all_ready, timeout=120, interval=0.2, message="the services did not become ready")
-    return f"http://127.0.0.1:{ports['gateway']}/api/v1", databases
+    pids = {name: process.pid for name, process in processes.items()}
+    return f"http://127.0.0.1:{ports['gateway']}/api/v1", databases, pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time `pid` has used (Linux `/proc/<pid>/stat`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def token(sub: str, org: str, *roles: str) -> dict:
@@ -316,7 +323,7 @@ def main() -> None:
     children = [pupil(1_000 + n) for n in range(warmup_count + measured_count)]
     with ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pont_bench_latency_")))
-        api, databases = start_stack(stack, logs)
+        api, databases, pids = start_stack(stack, logs)
         started = time.perf_counter()
         set_up(api, children, databases["consent"])
         print(f"set-up (not timed): agreement and {len(children)} consents through the API in "
@@ -331,6 +338,7 @@ def main() -> None:
             loaded_future = calibrator.submit(calibrate, libpq(databases["agency"]), "loaded",
                                               int(len(children) / RATE / 0.05), 0.05)
             time.sleep(0.5)   # the calibrating process started
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             results = run(api, children)
             loaded = loaded_future.result()
         expected = sum(1 for r in results if r.get("status") == "sent")
@@ -338,6 +346,7 @@ def main() -> None:
             wait_until(lambda: in_store(databases["agency"]) >= expected, timeout=30, interval=0.2)
         except TimeoutError:
             pass
+        cpu_ms = {name: (cpu_seconds(pid) - cpu_before[name]) * 1000 / len(children) for name, pid in pids.items()}
         time.sleep(0.5)
         seen = collect()
 
@@ -381,6 +390,8 @@ def main() -> None:
           f"idle ({len(idle_ms)}) {spread(idle_ms, 50, 99)}; during the run ({len(loaded_ms)}) "
           f"{spread(loaded_ms, 50, 99)}")
     print(f"  sender behind schedule, ms: {spread(lag, 50, 99)}")
+    print(f"  CPU per referral (warm-up included), ms: {sum(cpu_ms.values()):.1f} = "
+          + ", ".join(f"{name} {ms:.1f}" for name, ms in cpu_ms.items()))
     print("  targets (not asserted): p50 <= 15 ms, p99 <= 60 ms")
 
 

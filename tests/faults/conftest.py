@@ -133,34 +133,46 @@ def fault_postgres():
 
 
 class Stack:
-    """The whole stack as `make start` runs it, on the suite's broker and database server."""
+    """The whole stack as `make start` runs it, on the suite's broker and database server:
+    `replicas` copies of each service (`PONT_REPLICAS`), on a virtual host and databases of its own."""
 
     AGENCIES = ("school:6612001", "social_care:cardiff")
-    SERVICES = ("consent", "referrals", "bookings", "transitions", "gateway")
+    SERVICES = ("consent", "referrals", "bookings", "transitions", "gateway", "web")
 
-    def __init__(self, broker: Broker, postgres: Postgres, run_dir: str, secret: str):
+    def __init__(self, broker: Broker, postgres: Postgres, run_dir: str, secret: str, replicas: int = 1,
+                 settings: dict[str, str] | None = None):
         self.broker, self.postgres, self.secret = broker, postgres, secret
-        base = free_port_run(len(self.SERVICES) + len(self.AGENCIES))
-        self.ports = {name: base + index for index, name in enumerate(self.SERVICES)}
-        agency_base = base + len(self.SERVICES)
-        self.env = {**os.environ, "AMQP_URI": broker.uri, "PONT_JWT_SECRET": secret,
+        tag = uuid.uuid4().hex[:6]
+        broker.ctl("add_vhost", tag)
+        broker.ctl("set_permissions", "-p", tag, "guest", ".*", ".*", ".*")
+        self.amqp_uri = broker.uri + tag
+        services = [*self.SERVICES, *(f"agency_link_{safe_name(org)}" for org in self.AGENCIES)]
+        step = len(services)
+        base = free_port_run(step * replicas)
+        first = {name: base + index for index, name in enumerate(services)}
+        # every process: the first copy of a service under its own name, copy k as `<name>-k` (stack.replicated)
+        self.ports = {name if k == 1 else f"{name}-{k}": port + (k - 1) * step
+                      for name, port in first.items() for k in range(1, replicas + 1)}
+        self.env = {**os.environ, "AMQP_URI": self.amqp_uri, "PONT_JWT_SECRET": secret,
                     "PONT_AGENCIES": ",".join(self.AGENCIES), "PONT_RUN_DIR": run_dir, "PONT_LOG_LEVEL": "WARNING",
-                    "PONT_AGENCY_LINK_BASE_PORT": str(agency_base), "PONT_GATEWAY_RPC_TIMEOUT_SECONDS": "5",
-                    "PONT_RETRY_DELAYS": "0.2,0.5,1,2,4",
-                    "RABBITMQ_NODENAME": broker.node}   # rabbitmqctl (make start's broker users) on this node
+                    "PONT_AGENCY_LINK_BASE_PORT": str(first[services[len(self.SERVICES)]]),
+                    "PONT_GATEWAY_RPC_TIMEOUT_SECONDS": "5", "PONT_RETRY_DELAYS": "0.2,0.5,1,2,4",
+                    "PONT_REPLICAS": str(replicas), "PONT_REPLICA_PORT_STEP": str(step),
+                    "RABBITMQ_NODENAME": broker.node,   # rabbitmqctl (make start's broker users) on this node
+                    **(settings or {})}
         self.databases = {}
-        for index, org in enumerate(self.AGENCIES):
-            name = f"agency_link_{safe_name(org)}"
-            self.ports[name] = agency_base + index
-            self.databases[name] = postgres.create_database(name)
-            self.env[f"PONT_{name.upper()}_DATABASE_URL"] = self.databases[name]
-        for name in self.SERVICES:
-            self.env[f"PONT_{name.upper()}_PORT"] = str(self.ports[name])
-            if name != "gateway":
-                self.databases[name] = postgres.create_database(name)
-                self.env[f"PONT_{name.upper()}_DATABASE_URL"] = self.databases[name]
+        for name in services:
+            if name.startswith("agency_link_"):
+                self.env[f"PONT_{name.upper()}_DATABASE_URL"] = self.databases[name] = \
+                    postgres.create_database(f"{name}_{tag}")
+                continue
+            self.env[f"PONT_{name.upper()}_PORT"] = str(first[name])
+            if name not in ("gateway", "web"):
+                self.env[f"PONT_{name.upper()}_DATABASE_URL"] = self.databases[name] = \
+                    postgres.create_database(f"{name}_{tag}")
         self.run_dir = Path(run_dir)
-        self.gateway = f"http://127.0.0.1:{self.ports['gateway']}"
+        self.gateways = [f"http://127.0.0.1:{port}" for name, port in self.ports.items() if name.startswith("gateway")]
+        self.gateway = self.gateways[0]
 
     def command(self, verb: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "pont_shared.operations.stack", verb], env=self.env, cwd=ROOT,
@@ -186,13 +198,20 @@ class Stack:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-@pytest.fixture(scope="module")
-def stack(fault_broker, fault_postgres):
+@contextlib.contextmanager
+def running_stack(broker: Broker, postgres: Postgres, **options):
+    """A started `Stack(broker, postgres, ..., **options)`, stopped after."""
     with tempfile.TemporaryDirectory(prefix="pont-fault-run-") as run_dir:
-        stack = Stack(fault_broker, fault_postgres, run_dir, secret="fault-suite-" + uuid.uuid4().hex)
+        stack = Stack(broker, postgres, run_dir, secret="fault-suite-" + uuid.uuid4().hex, **options)
         started = stack.command("start")
         try:
             assert started.returncode == 0, started.stdout + started.stderr
             yield stack
         finally:
             stack.command("stop")
+
+
+@pytest.fixture(scope="module")
+def stack(fault_broker, fault_postgres):
+    with running_stack(fault_broker, fault_postgres) as stack:
+        yield stack

@@ -4,6 +4,7 @@ SQLite (the embedded default), so that neither the shared messaging tables' DDL
 from __future__ import annotations
 
 import importlib
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import text
 
 from pont_shared.messaging.db import make_engine
 from pont_shared.messaging.dependencies import SchemaBehind
-from pont_shared.operations.migrations import upgrade
+from pont_shared.operations.migrations import breaking_steps, upgrade
 from pont_shared.testing import fresh_database, schema_drift
 
 pytestmark = pytest.mark.integration
@@ -119,3 +120,52 @@ def test_a_service_told_not_to_migrate_refuses_a_schema_behind_its_code_and_runs
             assert migrations.behind(engine) is None
         finally:
             engine.dispose()
+
+
+@pytest.mark.parametrize("package", MIGRATED, ids=lambda path: path.name)
+def test_every_revision_keeps_what_the_version_before_it_uses(package):
+    """Expand/contract: no revision takes away what the running version reads or writes."""
+    with fresh_database(f"pont_expand_{package.name}") as url:
+        engine = make_engine(url)
+        try:
+            assert breaking_steps(engine, package / "migrations") == []
+        finally:
+            engine.dispose()
+
+
+NARROWING = '''
+"""drop a column the version before this one still writes"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "c0ffee000001"
+down_revision = {head!r}
+{contract}
+
+def upgrade():
+    op.drop_column("referrals", "details")
+    op.add_column("referrals", sa.Column("region", sa.String(20), nullable=False))
+    op.add_column("referrals", sa.Column("team", sa.String(20), server_default="duty", nullable=False))
+    op.create_index("ix_referrals_team", "referrals", ["team"])
+
+
+def downgrade():
+    pass
+'''
+
+
+@pytest.mark.parametrize("contract", ["", 'contract = "nothing running reads details any more"'])
+def test_a_revision_that_narrows_the_schema_is_found_unless_it_says_it_is_a_contract(tmp_path, contract):
+    migrations = tmp_path / "migrations"
+    shutil.copytree(SERVICES / "referrals/referrals/migrations", migrations,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    head = ScriptDirectory(str(migrations)).get_current_head()
+    (migrations / "versions" / "c0ffee000001_narrow.py").write_text(NARROWING.format(head=head, contract=contract))
+    with fresh_database("pont_expand_narrowing") as url:
+        engine = make_engine(url)
+        try:
+            found = [(revision, what) for revision, what, _statement in breaking_steps(engine, migrations)]
+        finally:
+            engine.dispose()
+    assert found == ([] if contract else [("c0ffee000001", "drops a column"),
+                                          ("c0ffee000001", "adds a required column with no default")])

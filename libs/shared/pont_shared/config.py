@@ -128,6 +128,7 @@ class Settings:
     caller_verify_key: str = DEV_CALLER_VERIFY_KEY  # its public half, with which every service verifies them
     ledger_anchor_seconds: float = 300.0
     ledger_verify_seconds: float = 3600.0
+    overdue_check_seconds: float = 60.0
     environment: str = "production"
     max_body_bytes: int = 25 * 1024 * 1024  # the gateway's request body limit (a CTF import is up to 20 MB)
     oidc: OidcSettings | None = None  # an identity provider's tokens, besides HS256 with jwt_secret
@@ -167,6 +168,7 @@ class Settings:
             caller_verify_key=env.get("PONT_CALLER_VERIFY_KEY", DEV_CALLER_VERIFY_KEY),
             ledger_anchor_seconds=float(env.get("PONT_LEDGER_ANCHOR_SECONDS", "300")),
             ledger_verify_seconds=float(env.get("PONT_LEDGER_VERIFY_SECONDS", "3600")),
+            overdue_check_seconds=float(env.get("PONT_REFERRALS_OVERDUE_SECONDS", "60")),
             environment=env.get("PONT_ENV", "production"),
             max_body_bytes=int(env.get("PONT_MAX_BODY_BYTES", str(25 * 1024 * 1024))),
             oidc=OidcSettings.from_env(env),
@@ -207,6 +209,7 @@ class Settings:
             "PONT_SETTINGS": self,
             "PONT_LEDGER_ANCHOR_SECONDS": self.ledger_anchor_seconds,
             "PONT_LEDGER_VERIFY_SECONDS": self.ledger_verify_seconds,
+            "PONT_REFERRALS_OVERDUE_SECONDS": self.overdue_check_seconds,
         }
         tls = kombu_ssl_options(self.amqp_uri)
         if tls is not None:

@@ -2,10 +2,11 @@
 
 Starts each service under `services/` (and one agency_link per organisation in
 `PONT_AGENCIES`) with `python -m pont_shared.operations.runner` under supervisord, waits until each
-answers `/ready`, and prints the URLs. A service that exits (a crash, or its container
-dying) is started again by supervisord, with a growing pause; in production that job is
-Kubernetes'. Logs go to `.run/<service>.log`; `.run/supervisord.conf` is the generated
-configuration (`.venv/bin/supervisorctl -c .run/supervisord.conf status` shows each process).
+answers `/ready`, and prints the URLs. `PONT_REPLICAS=N` runs N copies of each (`replicated`).
+A service that exits (a crash, or its container dying) is started again by supervisord, with a
+growing pause; in production that job is Kubernetes'. Logs go to `.run/<service>.log`;
+`.run/supervisord.conf` is the generated configuration (`.venv/bin/supervisorctl -c
+.run/supervisord.conf status` shows each process).
 """
 from __future__ import annotations
 
@@ -52,8 +53,32 @@ def planned(settings: Settings) -> list[tuple[str, list[str], int]]:
     return plan
 
 
-def supervisor_config(plan: list[tuple[str, list[str], int]], environment: dict[str, str] | None = None) -> str:
-    """supervisord's configuration: one program per process, restarted whenever it exits.
+def replicated(plan: list[tuple[str, list[str], int]], replicas: int,
+               port_step: int) -> list[tuple[str, str, list[str], int]]:
+    """(process, service, runner arguments, port) of `replicas` copies of each planned service.
+
+    The first copy keeps the service's name and port; copy k (from 2) is `<name>-k` on the port
+    `(k - 1) * port_step` above. Only the port differs: every copy runs under the service's own
+    name, so copies consume the same queues (competing consumers) and use the same database."""
+    processes = []
+    for name, args, port in plan:
+        for k in range(1, replicas + 1):
+            copy_port = port + (k - 1) * port_step
+            copy_args = [*args[:-1], str(copy_port)]   # a plan's arguments end with `--port N`
+            processes.append((name if k == 1 else f"{name}-{k}", name, copy_args, copy_port))
+    return processes
+
+
+def replica_settings() -> tuple[int, int]:
+    """`PONT_REPLICAS` (copies of each service, 1 unless set) and `PONT_REPLICA_PORT_STEP`."""
+    replicas = int(os.environ.get("PONT_REPLICAS", "1"))
+    if replicas < 1:
+        raise ValueError("PONT_REPLICAS must be 1 or more")
+    return replicas, int(os.environ.get("PONT_REPLICA_PORT_STEP", "1000"))
+
+
+def supervisor_config(plan: list[tuple[str, str, list[str], int]], environment: dict[str, str] | None = None) -> str:
+    """supervisord's configuration: one program per process (see `replicated`), restarted whenever it exits.
 
     `startsecs` is how long a process must live to count as started; one that exits sooner
     is tried again (after 1 s, 2 s, 3 s, ...) up to `startretries` times, so a service that
@@ -67,10 +92,10 @@ def supervisor_config(plan: list[tuple[str, list[str], int]], environment: dict[
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
         f"[supervisorctl]\nserverurl=unix://{RUN_DIR / 'supervisor.sock'}\n",
     ]
-    for name, args, _port in plan:
+    for name, service, args, _port in plan:
         command = " ".join([sys.executable, "-m", "pont_shared.operations.runner", *args])
-        # the process's own broker user (PONT_<NAME>_AMQP_URI), if one was provisioned
-        variable = f"PONT_{safe_name(name).upper()}_AMQP_URI"
+        # the service's own broker user (PONT_<SERVICE>_AMQP_URI), if one was provisioned
+        variable = f"PONT_{safe_name(service).upper()}_AMQP_URI"
         env = f'environment={variable}="{environment[variable].replace("%", "%%")}"\n' \
             if environment and variable in environment else ""
         sections.append(
@@ -118,8 +143,13 @@ def start() -> int:
               "Start it with:  rabbitmq-server -detached   (or set AMQP_URI)", file=sys.stderr)
         return 1
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    plan = planned(settings)
-    ports = {name: port for name, _args, port in plan}
+    try:
+        replicas, port_step = replica_settings()
+    except ValueError as exc:
+        print(f"Not starting Pont: {exc}", file=sys.stderr)
+        return 1
+    plan = replicated(planned(settings), replicas, port_step)
+    ports = {name: port for name, _service, _args, port in plan}
     if "gateway" in ports:  # the web pages are a client of this stack's own gateway
         os.environ.setdefault("PONT_GATEWAY_URL", f"http://127.0.0.1:{ports['gateway']}")
     if _supervisord_running():
@@ -131,7 +161,7 @@ def start() -> int:
         CONFIG.write_text(supervisor_config(plan, uris))
         subprocess.run([str(BIN / "supervisord"), "-c", str(CONFIG)], check=True, timeout=60)
     deadline = time.monotonic() + 120
-    waiting = {name: port for name, _args, port in plan}
+    waiting = dict(ports)
     while waiting and time.monotonic() < deadline:
         for name, port in list(waiting.items()):
             if ready(port):
@@ -145,9 +175,9 @@ def start() -> int:
         stop()
         return 1
     print("Pont is running (under supervisord: a service that exits is started again):")
-    for name, _args, port in plan:
+    for name, port in ports.items():
         print(f"  {name:<40} http://127.0.0.1:{port}  (/health /ready /metrics)")
-    gateway_port = dict((n, p) for n, _a, p in plan).get("gateway")
+    gateway_port = ports.get("gateway")
     if gateway_port:
         print(f"\nAPI: http://127.0.0.1:{gateway_port}/api/v1  OpenAPI: http://127.0.0.1:{gateway_port}/openapi.json")
     if "web" in ports:
