@@ -142,7 +142,7 @@ class Stack:
     def __init__(self, broker: Broker, postgres: Postgres, run_dir: str, secret: str, replicas: int = 1,
                  settings: dict[str, str] | None = None):
         self.broker, self.postgres, self.secret = broker, postgres, secret
-        tag = uuid.uuid4().hex[:6]
+        tag = self.vhost = uuid.uuid4().hex[:6]
         broker.ctl("add_vhost", tag)
         broker.ctl("set_permissions", "-p", tag, "guest", ".*", ".*", ".*")
         self.amqp_uri = broker.uri + tag
@@ -192,6 +192,12 @@ class Stack:
 
     def all_ready(self) -> bool:
         return all(self.ready(name) for name in self.ports)
+
+    def dead_letters(self) -> dict[str, int]:
+        """{queue: messages} of every dead-letter queue (`<service>.dead-letters`) that holds any."""
+        listed = self.broker.ctl("list_queues", "-p", self.vhost, "name", "messages", "--no-table-headers").stdout
+        counts = {name: int(count) for name, count in (line.split("\t") for line in listed.splitlines() if line)}
+        return {name: count for name, count in counts.items() if name.endswith(".dead-letters") and count}
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.run_dir / f"{name}.log"

@@ -1,6 +1,6 @@
 """The fault suite's load: concurrent clients raising referrals through the public API, and
 what must hold afterwards (every accepted referral exactly once in the service and in the
-receiving agency's own store; every service ready again)."""
+receiving agency's own store, nothing dead-lettered; every service ready again)."""
 from __future__ import annotations
 
 import threading
@@ -109,6 +109,8 @@ def assert_each_accepted_referral_exists_exactly_once(stack, clients: Clients) -
     wait_until(lambda: accepted_ids <= set(copies()), timeout=60, interval=0.5,
                message="not every accepted referral reached the agency's own store")
     assert [subject for subject, count in copies().items() if count > 1] == []
+    # an outage or a crash is no handler's failure: nothing was given up on
+    assert stack.dead_letters() == {}
     dsl = bearer("dsl-faults", SCHOOL, ["dsl"], secret=stack.secret)
     for referral_id in list(accepted_ids)[:50]:
         assert requests.get(f"{stack.gateway}/api/v1/referrals/{referral_id}", headers=dsl, timeout=10).ok

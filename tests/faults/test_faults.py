@@ -4,8 +4,9 @@ Eight clients raise referrals through the gateway without pause, each retrying a
 that got a 5xx or lost its connection with the same `Idempotency-Key`, as real clients
 do. Mid-stream one fault is injected: a service SIGKILLed, the broker stopped, PostgreSQL
 restarted. Afterwards every service answers `/ready` within 30 s of the fault ending with
-no manual step, the stream goes on, and every referral a client saw accepted exists
-exactly once in the referrals service and in the receiving agency's own store.
+no manual step, the stream goes on, every referral a client saw accepted exists
+exactly once in the referrals service and in the receiving agency's own store, and no
+dead-letter queue holds anything (an outage pauses work; it spends no handler's retries).
 """
 from __future__ import annotations
 
