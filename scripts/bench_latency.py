@@ -229,6 +229,14 @@ def start_stack(stack: ExitStack, logs: Path) -> tuple[str, dict[str, str]]:
     return f"http://127.0.0.1:{ports['gateway']}/api/v1", databases, pids
 
 
+def database_bytes(url: str) -> int:
+    with psycopg2.connect(libpq(url)) as db, db.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database())")
+        size = cursor.fetchone()[0]
+    db.close()
+    return size
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time `pid` has used (Linux `/proc/<pid>/stat`)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -339,6 +347,7 @@ def main() -> None:
                                               int(len(children) / RATE / 0.05), 0.05)
             time.sleep(0.5)   # the calibrating process started
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            size_before = {name: database_bytes(url) for name, url in databases.items()}
             results = run(api, children)
             loaded = loaded_future.result()
         expected = sum(1 for r in results if r.get("status") == "sent")
@@ -347,6 +356,7 @@ def main() -> None:
         except TimeoutError:
             pass
         cpu_ms = {name: (cpu_seconds(pid) - cpu_before[name]) * 1000 / len(children) for name, pid in pids.items()}
+        stored = {name: (database_bytes(url) - size_before[name]) / len(children) for name, url in databases.items()}
         time.sleep(0.5)
         seen = collect()
 
@@ -392,6 +402,8 @@ def main() -> None:
     print(f"  sender behind schedule, ms: {spread(lag, 50, 99)}")
     print(f"  CPU per referral (warm-up included), ms: {sum(cpu_ms.values()):.1f} = "
           + ", ".join(f"{name} {ms:.1f}" for name, ms in cpu_ms.items()))
+    print("  database growth per referral (pg_database_size, outbox and inbox rows included), KB: "
+          + ", ".join(f"{name} {size / 1024:.1f}" for name, size in stored.items()))
     print("  targets (not asserted): p50 <= 15 ms, p99 <= 60 ms")
 
 
