@@ -4,7 +4,11 @@
 `amqp://u:p@rabbit-1:5672/;amqp://u:p@rabbit-2:5672/`. `amqps://` is TLS with the broker's
 certificate and host name verified against the system's trust store (OpenSSL's
 `SSL_CERT_FILE` names another CA bundle, for py-amqp and kombu alike). A list may not mix
-`amqp` and `amqps`, so that failing over never means falling back to plain text.
+`amqp` and `amqps`, so that failing over never means falling back to plain text. With TLS and
+several hosts, each broker's certificate must name every host of the list: kombu (nameko's
+connections) fills in the name to check once, from the first host it tries, and checks every
+later broker against it; `connect_amqp` checks each broker's own name. Both are tested through
+a TLS proxy in front of the real broker (tests/integration/test_broker.py).
 The path is the virtual host as kombu reads it: none, or `//`, is `/`.
 """
 from __future__ import annotations
