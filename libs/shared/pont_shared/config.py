@@ -99,6 +99,35 @@ class OidcSettings:
 
 
 @dataclass(frozen=True)
+class OidcClient:
+    """The web pages' sign-in at the organisation's identity provider (OpenID Connect,
+    authorization code with PKCE): its issuer (discovery at `<issuer>/.well-known/openid-configuration`),
+    Pont's client there, and the callback URL registered with it (`https://…/sign-in/callback`).
+    Roles and organisation are read from the ID token's claims named as for the gateway."""
+
+    issuer: str
+    client_id: str
+    redirect_url: str
+    client_secret: str | None = field(default=None, repr=False)   # none for a public client (PKCE alone)
+    scope: str = "openid profile"
+    roles_claim: str = "roles"
+    org_claim: str = "org"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> OidcClient | None:
+        if not env.get("PONT_OIDC_CLIENT_ID"):
+            return None
+        missing = [name for name in ("PONT_OIDC_ISSUER", "PONT_OIDC_REDIRECT_URL") if not env.get(name)]
+        if missing:
+            raise ValueError(f"PONT_OIDC_CLIENT_ID is set, so {' and '.join(missing)} must be too")
+        return cls(issuer=env["PONT_OIDC_ISSUER"].rstrip("/"), client_id=env["PONT_OIDC_CLIENT_ID"],
+                   redirect_url=env["PONT_OIDC_REDIRECT_URL"], client_secret=env.get("PONT_OIDC_CLIENT_SECRET"),
+                   scope=env.get("PONT_OIDC_SCOPE", "openid profile"),
+                   roles_claim=env.get("PONT_OIDC_ROLES_CLAIM", "roles"),
+                   org_claim=env.get("PONT_OIDC_ORG_CLAIM", "org"))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a Pont process is configured with."""
 
@@ -133,6 +162,7 @@ class Settings:
     max_body_bytes: int = 25 * 1024 * 1024  # the gateway's request body limit (a CTF import is up to 20 MB)
     oidc: OidcSettings | None = None  # an identity provider's tokens, besides HS256 with jwt_secret
     gateway_url: str = "http://127.0.0.1:8000"  # where the web pages reach the public API
+    oidc_client: OidcClient | None = None  # the web pages' sign-in at an identity provider
     outbox_retention_hours: float = 24.0  # a published outbox row (its body may carry a disclosure) is then deleted
 
     @classmethod
@@ -173,6 +203,7 @@ class Settings:
             max_body_bytes=int(env.get("PONT_MAX_BODY_BYTES", str(25 * 1024 * 1024))),
             oidc=OidcSettings.from_env(env),
             gateway_url=env.get("PONT_GATEWAY_URL", "http://127.0.0.1:8000").rstrip("/"),
+            oidc_client=OidcClient.from_env(env),
         )
 
     def check_secrets(self) -> None:

@@ -12,6 +12,7 @@ from datetime import date, time
 from pathlib import Path
 from urllib.parse import quote
 
+import structlog
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
@@ -22,7 +23,9 @@ from pont_shared.config import Settings
 from . import i18n
 from .cookies import LANGUAGE_COOKIE, SESSION_COOKIE, Sessions, cookie_options, csrf_ok
 from .gateway import Answer, Gateway
+from .identity_provider import IdentityProvider, SignInFailed, Started
 
+log = structlog.get_logger(__name__)
 HERE = Path(__file__).parent
 PROVIDER_ROLES = {"school_nurse", "health_practitioner", "social_worker", "youth_worker"}
 SCHOOL_ROLES = {"school_staff", "dsl"}
@@ -171,6 +174,7 @@ class Web:
         self.sessions = Sessions(settings.jwt_secret)
         self.secure_cookies = settings.environment != "development"
         self.demo_users = demo_users(settings.agencies)
+        self.identity_provider = IdentityProvider(settings.oidc_client) if settings.oidc_client else None
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     service_names, status_names, kind_names = SERVICE_NAMES, STATUS_NAMES, KIND_NAMES
     urgency_names, category_names, field_names, code_names = URGENCY_NAMES, CATEGORY_NAMES, FIELD_NAMES, CODE_NAMES
@@ -202,6 +206,8 @@ class Web:
 
     def sign_in(self, request: Request) -> Response:
         page = self.page(request)
+        if self.identity_provider is not None:
+            return self._sign_in_at_provider(page)
         if not self.development:
             return page.render("sign_in_unavailable.html", status=404)
         if request.method == "POST":
@@ -218,6 +224,40 @@ class Web:
             page.dirty = True
             return page.go("/")
         return page.render("sign_in.html", users=self.demo_users, errors=[])
+
+    def _sign_in_at_provider(self, page: Page) -> Response:
+        """Off to the organisation's identity provider; this browser's session keeps what the answer must match."""
+        try:
+            started = self.identity_provider.start()
+        except SignInFailed as exc:
+            log.warning("web.sign_in_unreachable", reason=str(exc))
+            return page.render("sign_in_failed.html", status=502, reachable=False)
+        page.session = {"csrf": page.session["csrf"],
+                        "oidc": {"state": started.state, "nonce": started.nonce, "verifier": started.verifier}}
+        page.dirty = True
+        return page.go(started.url)
+
+    def sign_in_callback(self, request: Request) -> Response:
+        """The identity provider's answer: signed in with the roles and organisation its ID token names,
+        in a new session; or refused, signed in as no one. A sign-in's answer is used once."""
+        page = self.page(request)
+        if self.identity_provider is None:
+            return page.render("not_found.html", status=404)
+        pending = page.session.pop("oidc", None)
+        page.dirty = page.dirty or pending is not None
+        try:
+            if not isinstance(pending, dict):
+                raise SignInFailed("no sign-in was started in this browser, or its answer was used")
+            signed_in = self.identity_provider.finish(request.query_string.decode("latin-1"),
+                                                      Started(url="", **pending))
+        except SignInFailed as exc:
+            log.warning("web.sign_in_refused", reason=str(exc))
+            return page.render("sign_in_failed.html", status=403, reachable=True)
+        page.session = {**self.sessions.load(None), "user": {
+            "key": "oidc", "sub": signed_in.sub, "org": signed_in.org, "roles": signed_in.roles,
+            "label": signed_in.name, "token": signed_in.access_token}}
+        page.dirty = True
+        return page.go("/")
 
     def sign_out(self, request: Request) -> Response:
         page = self.page(request)

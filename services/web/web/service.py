@@ -41,6 +41,10 @@ class WebService(OpsEndpoints):
     def sign_in(self, request):
         return self.pages.sign_in(request)
 
+    @http("GET", "/sign-in/callback")
+    def sign_in_callback(self, request):
+        return self.pages.sign_in_callback(request)
+
     @http("POST", "/sign-out")
     def sign_out(self, request):
         return self.pages.sign_out(request)
