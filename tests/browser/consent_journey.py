@@ -6,7 +6,8 @@ records the parent's consent from the referral's page (first forgetting who gave
 referral is released once consent's event has reached referrals; the teacher finds the pupil by
 name and sees the consent; the nurse accepts and closes it; the teacher sees the whole
 chronology, then withdraws the consent on the pupil's consents page (first forgetting the
-reason). Exits 1 with the failed expectation on stderr.
+reason); the DSL reads what was shared about the pupil: the disclosure to the nurse's
+organisation, and the withdrawal. Exits 1 with the failed expectation on stderr.
 
     python tests/browser/consent_journey.py --web URL --lang cy --to health:x --upn A661... --shots DIR
 """
@@ -26,13 +27,16 @@ CONSENT_WORDS = {
            "pupils_consents": "The pupil's consents", "active": "Active", "withdrawn": "Withdrawn",
            "withdraw": "Withdraw consent", "reason_error": "Give the reason for withdrawing",
            "find": "Find a pupil", "find_button": "Find", "preview": "Preview what will be shared",
-           "nothing": "Nothing"},
+           "nothing": "Nothing", "shared": "What was shared about this pupil", "shared_kind": "Shared",
+           "withdrawn_kind": "Consent withdrawn"},
     "cy": {"awaiting": "Yn aros am gydsyniad", "record": "Cofnodi cydsyniad", "given_by_error":
            "Rhowch enw'r person a roddodd gydsyniad", "consents": "Cydsyniad",
            "pupils_consents": "Cydsyniadau'r disgybl", "active": "Mewn grym", "withdrawn": "Wedi'i dynnu'n ôl",
            "withdraw": "Tynnu cydsyniad yn ôl", "reason_error": "Rhowch y rheswm dros dynnu'n ôl",
            "find": "Dod o hyd i ddisgybl", "find_button": "Chwilio",
-           "preview": "Rhagweld beth fydd yn cael ei rannu", "nothing": "Dim"},
+           "preview": "Rhagweld beth fydd yn cael ei rannu", "nothing": "Dim",
+           "shared": "Beth a rannwyd am y disgybl hwn", "shared_kind": "Rhannwyd",
+           "withdrawn_kind": "Tynnwyd cydsyniad yn ôl"},
 }
 
 
@@ -170,6 +174,19 @@ def run(args) -> list[str]:
             expect(words["withdrawn"] in page.inner_text("main .consent .status"), "the consent is not withdrawn")
             expect(page.locator("main .consent form").count() == 0, "a withdrawn consent can still be withdrawn")
             journey.check("consents-withdrawn", words["consents"])
+            consents_page = page.url
+            journey.sign_out()
+
+            # the DSL: what was shared about the pupil, with whom and why, and the withdrawal
+            journey.sign_in("dsl")
+            page.goto(consents_page)
+            page.locator("main").get_by_role("link", name=words["shared"]).click()
+            journey.check("child-shared", words["shared"])
+            kinds = [text.strip() for text in page.locator("main table tbody tr td:nth-child(2)").all_inner_texts()]
+            expect(kinds == [words["withdrawn_kind"], words["shared_kind"]], f"the ledger shows {kinds!r}")
+            expect(args.to in page.inner_text("main table tbody tr:nth-child(2)"), "the disclosure's recipient")
+            if args.shots_wanted:
+                journey.shot("child-shared")
         except Exception:
             keep_failure(page, "consent", args.lang)
             raise

@@ -196,7 +196,7 @@ def test_a_referral_held_for_consent_is_released_once_the_school_records_it_and_
         "sign-in", "referral-preview", "referral-held", "consent-new", "consent-new-error", "referral-consent-recorded",
         "referral-released", "pupils", "pupils-found", "consents", "sign-in", "referral-closed", "sign-in",
         "referral-chronology",
-        "consents-withdraw-error", "consents-withdrawn"]
+        "consents-withdraw-error", "consents-withdrawn", "sign-in", "child-shared"]
 
 
 def test_consent_pages_need_a_consent_role_and_the_csrf_token_and_refuse_a_bad_reference(stack, signed_in):

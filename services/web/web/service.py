@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 
 from pont_shared.operations.ops import OpsEndpoints
 
-from . import agreement_pages, consent_pages, transition_pages
+from . import agreement_pages, consent_pages, ledger_pages, transition_pages
 from .pages import Web
 
 STATIC = Path(__file__).parent / "static"
@@ -108,6 +108,10 @@ class WebService(OpsEndpoints):
     @http("POST", "/consents/<string:consent_id>/withdraw")
     def consent_withdraw(self, request, consent_id):
         return consent_pages.withdraw_consent(self.pages, request, consent_id)
+
+    @http("GET", "/children/<string:child_ref>/shared")
+    def child_shared(self, request, child_ref):
+        return ledger_pages.child_shared(self.pages, request, child_ref)
 
     @http("GET", "/children/<string:child_ref>/consents")
     def child_consents(self, request, child_ref):

@@ -1,0 +1,46 @@
+"""The DSL's "what was shared about this pupil": who may read it, and how the ledger reads."""
+from __future__ import annotations
+
+from web import ledger_pages
+from web.gateway import Answer
+
+from .test_consent_pages import Answers, request, signed_in
+
+ENTRIES = [
+    {"seq": 4, "kind": "disclosure", "at": "2026-12-01T09:30:00+00:00", "from_org": "school:1", "to_org": "health:h",
+     "purpose": "referral", "categories": ["contact"], "basis": "safeguarding", "by": "demo-dsl",
+     "flagged_for_review": True, "recipients": []},
+    {"seq": 9, "kind": "withdrawal", "at": "2026-12-02T10:00:00+00:00", "from_org": "school:1", "to_org": None,
+     "purpose": None, "categories": ["contact"], "basis": "consent", "by": "demo-teacher",
+     "flagged_for_review": False, "recipients": ["health:h"]},
+]
+
+
+def test_only_a_dsl_or_an_admin_may_read_it_and_a_malformed_reference_is_not_asked_about():
+    teacher, teacher_headers, _ = signed_in("teacher")
+    dsl, dsl_headers, _ = signed_in("dsl")
+
+    refused = ledger_pages.child_shared(teacher, request("GET", "/children/c_1/shared", teacher_headers), "c_1")
+    malformed = ledger_pages.child_shared(dsl, request("GET", "/children/x/shared", dsl_headers), "c 1;drop")
+
+    assert refused.status_code == 403 and malformed.status_code == 404   # NoGateway: neither asked the gateway
+
+
+def test_the_ledger_is_newest_first_in_plain_words_in_welsh():
+    gateway = Answers(Answer(200, ENTRIES))
+    dsl, headers, _ = signed_in("dsl", gateway)
+
+    page = ledger_pages.child_shared(dsl, request("GET", "/children/c_1/shared", {**headers, "Accept-Language": "cy"}),
+                                     "c_1")
+
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and gateway.asked == [("GET", "/api/v1/children/c_1/disclosures")]
+    assert body.index("Tynnwyd cydsyniad yn ôl") < body.index("Rhannwyd")   # the withdrawal, later, first
+    assert "Diogelu: roedd y disgybl mewn perygl" in body and "I&#39;w adolygu" in body
+
+
+def test_a_child_the_gateway_does_not_know_is_not_found():
+    dsl, headers, _ = signed_in("dsl", Answers(Answer(404, {"title": "no record of this child"})))
+
+    assert ledger_pages.child_shared(dsl, request("GET", "/children/c_2/shared", headers), "c_2").status_code == 404
+
