@@ -1,7 +1,8 @@
 """A referral held for want of consent, in headless Chromium, in one language; run by test_referral_journey.py.
 
-A process of its own, like journey.py (whose Journey it uses): the school's teacher previews a
-referral for a pupil no consent covers (everything would be held), raises it, and it waits;
+A process of its own, like journey.py (whose Journey it uses): the school's teacher fills in a
+referral for a pupil no consent covers and sees, as they go and with the preview button, that
+everything would be held; raises it, and it waits;
 records the parent's consent from the referral's page (first forgetting who gave it); the
 referral is released once consent's event has reached referrals; the teacher finds the pupil by
 name and sees the consent; the nurse accepts and closes it; the teacher sees the whole
@@ -73,7 +74,11 @@ def run(args) -> list[str]:
             page.fill("#details", "Asks to go home most afternoons.")
             page.check("#share-health_wellbeing")
             page.fill("#info-health_wellbeing", "Headaches after lunch.")
-            # the preview first: with no consent, everything would be held
+            # as the form is filled in, its preview follows in the live region: with no consent, all held
+            page.wait_for_selector("#preview-region #preview-held")
+            live = page.inner_text("#preview-region #preview-held")
+            expect(words["health_wellbeing"] in live, f"the live preview holds {live!r}")
+            # the preview button (no JavaScript needed) shows the same
             page.locator("main form").get_by_role("button", name=words["preview"]).click()
             journey.check("referral-preview", words["raise"])
             shared, held = page.inner_text("#preview-shared"), page.inner_text("#preview-held")

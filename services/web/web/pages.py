@@ -412,24 +412,11 @@ class Web:
         page = self.page(request)
         if (refused := self._needs(page, SCHOOL_ROLES)) is not None:
             return refused
-        values = {"upn": "", "given_name": "", "family_name": "", "date_of_birth": "", "to_org": "",
-                  "service": "school_nursing", "urgency": "routine", "reason": "", "details": "", "share": ["contact"],
-                  "basis": "consent", "justification": "", **{f"info-{category}": "" for category in SHARED_TEXT}}
         if request.method == "GET":
-            return self._referral_form(page, values, [])
+            return self._referral_form(page, _referral_defaults(), [])
         if not csrf_ok(page.session, request.form.get("csrf")):
             return page.render("forbidden.html", status=403)
-        values.update({key: request.form.get(key, "").strip() for key in values if key != "share"})
-        values["share"] = [c for c in request.form.getlist("share") if c in CATEGORY_NAMES]
-        if values["basis"] != "safeguarding" or "dsl" not in page.user["roles"]:  # only a DSL shares without consent
-            values["basis"] = "consent"
-        errors = [(field, page.gettext(message)) for field, message in REFERRAL_REQUIRED if not values[field]]
-        if values["basis"] == "safeguarding" and not values["justification"]:
-            errors.append(("justification", page.gettext(JUSTIFICATION_NEEDED)))
-        if values["date_of_birth"] and not _is_date(values["date_of_birth"]):
-            errors.append(("date_of_birth", page.gettext("Enter the date of birth as a date, e.g. 2015-03-14")))
-        if not values["share"]:
-            errors.append(("share-contact", page.gettext("Choose at least one kind of information to share")))
+        values, errors = _referral_submitted(page, request)
         if not errors:
             if request.form.get("action") == "preview":  # what would be shared and what held; nothing is raised
                 answer = page.call("POST", "/api/v1/referrals/preview", _referral_body(values))
@@ -445,6 +432,20 @@ class Web:
             errors = self._refusal(page, answer, NEW_REFERRAL_FIELDS, conflict=REFERRAL_OPEN,
                                    messages=NEW_REFERRAL_MESSAGES)
         return self._referral_form(page, values, errors, status=422)
+
+    def referral_preview(self, request: Request) -> Response:
+        """The referral form's live preview (pont.js): what the form as it stands would share and hold;
+        204, nothing, while the form is incomplete or the gateway refuses it (sending says why)."""
+        page = self.page(request)
+        if (refused := self._needs(page, SCHOOL_ROLES)) is not None:
+            return refused
+        if not csrf_ok(page.session, request.form.get("csrf")):
+            return page.render("forbidden.html", status=403)
+        values, errors = _referral_submitted(page, request)
+        answer = None if errors else page.call("POST", "/api/v1/referrals/preview", _referral_body(values))
+        if answer is None or not answer.ok:
+            return page.finish(Response(status=204))
+        return page.render("referral_preview.html", preview=answer.body["decisions"])
 
     def _referral_form(self, page: Page, values: dict, errors: list, status: int = 200,
                        preview: list | None = None) -> Response:
@@ -604,6 +605,29 @@ def _session_body(values: dict, gettext) -> tuple[dict, list[tuple[str, str]]]:
     body = dict(values, slot_minutes=int(values["slot_minutes"]),
                 capacity_per_slot=int(values["capacity_per_slot"]))
     return body, []
+
+
+def _referral_defaults() -> dict:
+    return {"upn": "", "given_name": "", "family_name": "", "date_of_birth": "", "to_org": "",
+            "service": "school_nursing", "urgency": "routine", "reason": "", "details": "", "share": ["contact"],
+            "basis": "consent", "justification": "", **{f"info-{category}": "" for category in SHARED_TEXT}}
+
+
+def _referral_submitted(page: Page, request: Request) -> tuple[dict, list]:
+    """The referral form's values as submitted, and what it lacks (field id, message in the page's language)."""
+    values = _referral_defaults()
+    values.update({key: request.form.get(key, "").strip() for key in values if key != "share"})
+    values["share"] = [c for c in request.form.getlist("share") if c in CATEGORY_NAMES]
+    if values["basis"] != "safeguarding" or "dsl" not in page.user["roles"]:  # only a DSL shares without consent
+        values["basis"] = "consent"
+    errors = [(field, page.gettext(message)) for field, message in REFERRAL_REQUIRED if not values[field]]
+    if values["basis"] == "safeguarding" and not values["justification"]:
+        errors.append(("justification", page.gettext(JUSTIFICATION_NEEDED)))
+    if values["date_of_birth"] and not _is_date(values["date_of_birth"]):
+        errors.append(("date_of_birth", page.gettext("Enter the date of birth as a date, e.g. 2015-03-14")))
+    if not values["share"]:
+        errors.append(("share-contact", page.gettext("Choose at least one kind of information to share")))
+    return values, errors
 
 
 def _referral_body(values: dict) -> dict:

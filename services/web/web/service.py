@@ -85,6 +85,10 @@ class WebService(OpsEndpoints):
     def referrals(self, request):
         return self.pages.referrals_list(request)
 
+    @http("POST", "/referrals/preview")
+    def referral_preview(self, request):
+        return self.pages.referral_preview(request)
+
     @http("GET,POST", "/referrals/new")
     def referral_new(self, request):
         return self.pages.referral_new(request)

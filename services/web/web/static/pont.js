@@ -14,3 +14,27 @@
     field.scrollIntoView({block: "center"});
   });
 })();
+
+/* The referral form's live preview: when a field changes, the page is asked what the form as it
+   stands would share and what it would hold, and the answer replaces the live region (read out
+   politely). Without JavaScript the preview button shows the same. */
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-live-preview]");
+  var region = document.getElementById("preview-region");
+  if (!form || !region || !window.fetch) { return; }
+  var timer = null, asked = 0;
+  function refresh() {
+    var mine = ++asked;
+    fetch(form.getAttribute("data-live-preview"), {method: "POST", body: new FormData(form), credentials: "same-origin"})
+      .then(function (response) { return response.status === 200 ? response.text() : ""; })
+      .then(function (html) {
+        if (mine === asked) { region.innerHTML = html; }   // a later change's answer wins
+      })
+      .catch(function () { /* the button still previews */ });
+  }
+  form.addEventListener("change", function () {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 300);
+  });
+})();
