@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pont_shared.contract.rpc.bookings import BookAppointment as Booking
 from pont_shared.contract.rpc.bookings import SessionIn
 
 
@@ -26,10 +27,10 @@ class ScheduleSession:
 
 @dataclass(frozen=True)
 class BookAppointment:
+    """The booking as the provider asked for it (the RPC contract's `BookAppointment`), by whom."""
+
     by: Actor
-    slot_id: str
-    child_ref: str
-    referral_id: str | None = None
+    booking: Booking
     idempotency_key: str | None = None
 
 

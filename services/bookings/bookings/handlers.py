@@ -81,7 +81,8 @@ def list_sessions(uow: UnitOfWork, by: Actor, *, zone: tzinfo) -> list[dict]:
 
 def book_appointment(uow: UnitOfWork, cmd: BookAppointment, *, clock: Clock) -> dict:
     """Book a child into a slot of one of the caller's own sessions."""
-    request = {"slot_id": cmd.slot_id, "child_ref": cmd.child_ref, "referral_id": cmd.referral_id}
+    booking = cmd.booking
+    request = booking.wire()   # what the Idempotency-Key must be sent with again
     scope = f"POST /appointments:{cmd.by.org}"
     with uow:
         replayed = uow.replay(scope, cmd.idempotency_key, request)
@@ -89,13 +90,13 @@ def book_appointment(uow: UnitOfWork, cmd: BookAppointment, *, clock: Clock) -> 
             metrics.BOOKINGS.labels("replayed").inc()
             return replayed
         repo = BookingsRepository(uow.session)
-        slot = repo.lock_slot(cmd.slot_id)
+        slot = repo.lock_slot(booking.slot_id)
         session = repo.get_session(slot.session_id, with_slots=False) if slot is not None else None
         if session is None or session.provider_org != cmd.by.org:
-            raise UnknownSlot(f"no slot {cmd.slot_id}")
+            raise UnknownSlot(f"no slot {booking.slot_id}")
         appointment = Appointment.book(
-            slot, cmd.child_ref, repo.child_appointments(cmd.child_ref, slot.starts_at, slot.ends_at),
-            referral_id=cmd.referral_id)
+            slot, booking.child_ref, repo.child_appointments(booking.child_ref, slot.starts_at, slot.ends_at),
+            referral_id=booking.referral_id)
         now = clock()
         repo.save_slot(slot)
         repo.add_appointment(appointment, booked_by=cmd.by.sub, now=now)

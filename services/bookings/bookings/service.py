@@ -5,6 +5,8 @@ from functools import wraps
 from pathlib import Path
 
 from pont_shared.contract.errors import Conflict, Invalid, NotFound
+from pont_shared.contract.rpc.bookings import BookAppointment as Booking
+from pont_shared.contract.rpc.bookings import CancelAppointment as Cancellation
 from pont_shared.contract.rpc.bookings import SessionIn
 from pont_shared.messaging.dependencies import Clock, UnitOfWorkProvider
 from pont_shared.messaging.rpc import rpc
@@ -79,9 +81,8 @@ class BookingsService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED)
     @_translating
-    def book_appointment(self, caller, slot_id, child_ref, referral_id=None, idempotency_key=None):
-        cmd = BookAppointment(by=_actor(caller), slot_id=slot_id, child_ref=child_ref, referral_id=referral_id,
-                              idempotency_key=idempotency_key)
+    def book_appointment(self, caller, request, idempotency_key=None):
+        cmd = BookAppointment(by=_actor(caller), booking=Booking.parse(request), idempotency_key=idempotency_key)
         try:
             return handlers.book_appointment(self.uow, cmd, clock=self.clock)
         except domain.BookingError as exc:
@@ -90,8 +91,9 @@ class BookingsService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED)
     @_translating
-    def cancel_appointment(self, caller, appointment_id, reason=None):
-        cmd = CancelAppointment(by=_actor(caller), appointment_id=appointment_id, reason=reason)
+    def cancel_appointment(self, caller, appointment_id, request=None):
+        cancellation = Cancellation.parse(request)
+        cmd = CancelAppointment(by=_actor(caller), appointment_id=appointment_id, reason=cancellation.reason)
         return handlers.cancel_appointment(self.uow, cmd, clock=self.clock)
 
     @rpc(expected_exceptions=EXPECTED)

@@ -1,5 +1,6 @@
-"""schedule_session parses its body through the shared contract (pont_shared.contract.rpc.bookings): the real
-service container, a request sent to it directly over RabbitMQ, its PostgreSQL database."""
+"""schedule_session, book_appointment and cancel_appointment parse their requests through the shared
+contract (pont_shared.contract.rpc.bookings): the real service container, a request sent to it
+directly over RabbitMQ, its PostgreSQL database."""
 from __future__ import annotations
 
 import pytest
@@ -45,3 +46,22 @@ def test_a_malformed_session_is_refused_naming_each_field_and_changes_nothing(
     assert [error["field"] for error in not_an_object.value.errors] == ["body"]
     assert len(scheduled["slots"]) == 3
     assert counts(postgres_url) == {"sessions": 1, "slots": 3, "outbox": 1, "idempotency_keys": 0}
+
+
+def test_a_malformed_booking_is_refused_naming_each_field_and_books_nothing(
+        start_service, make_settings, postgres_url, service_name, broker_url):
+    start_service(BookingsService, make_settings("bookings", postgres_url), name=service_name)
+
+    with ServiceRpcProxy(service_name, {"AMQP_URI": broker_url}) as bookings:
+        slot = bookings.schedule_session(signed(NURSE), SESSION)["slots"][0]
+        with pytest.raises(Invalid) as refused:
+            bookings.book_appointment(signed(NURSE), {"slot_id": "", "child_ref": "c" * 65, "room": "Medical room"},
+                                      idempotency_key="k-2")
+        with pytest.raises(Invalid) as cancel_refused:
+            bookings.cancel_appointment(signed(NURSE), "a-1", {"reason": "r" * 2001})
+        booked = bookings.book_appointment(signed(NURSE), {"slot_id": slot["id"], "child_ref": "c_1"})
+
+    assert sorted(error["field"] for error in refused.value.errors) == ["child_ref", "room", "slot_id"]
+    assert [error["field"] for error in cancel_refused.value.errors] == ["reason"]
+    assert (booked["status"], booked["child_ref"]) == ("booked", "c_1")
+    assert counts(postgres_url) == {"sessions": 1, "slots": 3, "outbox": 2, "idempotency_keys": 0}

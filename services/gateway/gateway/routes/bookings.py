@@ -4,7 +4,14 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from pont_shared.contract.errors import Forbidden
-from pont_shared.contract.rpc.bookings import SessionIn
+from pont_shared.contract.rpc import Reply
+from pont_shared.contract.rpc.bookings import (
+    AppointmentView,
+    BookAppointment,
+    CancelAppointment,
+    SessionIn,
+    SessionView,
+)
 from pont_shared.messaging.dependencies import ChildRefs
 
 from ..api import api, assertion
@@ -12,6 +19,11 @@ from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child
 
 PROVIDER_ROLES = ("school_nurse", "health_practitioner", "social_worker", "youth_worker")
+
+
+def sent(reply: Reply) -> dict:
+    """A reply as the API answers it: the fields the service sent (a field it left out stays out)."""
+    return reply.model_dump(exclude_unset=True)
 
 
 class AppointmentIn(BaseModel):
@@ -48,44 +60,46 @@ class BookingRoutes:
          example=SESSION_EXAMPLE, summary="Schedule a session in a school room, cut into slots",
          responses={409: "the room is taken at an overlapping time"})
     def schedule_session(self, caller, body, idempotency_key=None):
-        return 201, self.bookings_rpc.schedule_session(assertion(caller), body.wire(),
-                                                   idempotency_key=idempotency_key)
+        return 201, sent(SessionView.read(self.bookings_rpc.schedule_session(
+            assertion(caller), body.wire(), idempotency_key=idempotency_key)))
 
     @api("GET", "/api/v1/sessions", summary="The sessions the caller's organisation provides or hosts, "
          "soonest first, with their slots")
     def list_sessions(self, caller, body):
-        return self.bookings_rpc.list_sessions(assertion(caller))
+        return [sent(session) for session in SessionView.read_many(self.bookings_rpc.list_sessions(assertion(caller)))]
 
     @api("GET", "/api/v1/sessions/{id}", summary="A session with its slots (provider or host school)",
          responses={404: "no such session, or not the caller's to see"})
     def get_session(self, caller, body, id):
-        return self.bookings_rpc.get_session(assertion(caller), id)
+        return sent(SessionView.read(self.bookings_rpc.get_session(assertion(caller), id)))
 
     @api("POST", "/api/v1/appointments", roles=PROVIDER_ROLES, body=AppointmentIn, status=201, idempotent=True,
          example=APPOINTMENT_EXAMPLE, summary="Book a child into a slot",
          responses={404: "no such slot", 409: "the slot is full or the child is booked elsewhere at that time"})
     def book_appointment(self, caller, body, idempotency_key=None):
-        result = self.bookings_rpc.book_appointment(
-            assertion(caller), body.slot_id, self.booking_child_refs(body.child.upn), referral_id=body.referral_id,
-            idempotency_key=idempotency_key)
-        return 201, result
+        booking = BookAppointment(slot_id=body.slot_id, child_ref=self.booking_child_refs(body.child.upn),
+                                  referral_id=body.referral_id)
+        return 201, sent(AppointmentView.read(self.bookings_rpc.book_appointment(
+            assertion(caller), booking.wire(), idempotency_key=idempotency_key)))
 
     @api("POST", "/api/v1/appointments/{id}/cancel", roles=PROVIDER_ROLES, body=CancelIn,
          example={"reason": "family asked to rearrange"}, summary="Cancel an appointment: its place is freed",
          responses={404: "no such appointment", 409: "not booked"})
     def cancel_appointment(self, caller, body, id):
-        return self.bookings_rpc.cancel_appointment(assertion(caller), id, reason=body.reason)
+        cancellation = CancelAppointment(reason=body.reason)
+        return sent(AppointmentView.read(self.bookings_rpc.cancel_appointment(
+            assertion(caller), id, cancellation.wire())))
 
     @api("POST", "/api/v1/appointments/{id}/attended", roles=PROVIDER_ROLES, example={},
          summary="Record that the child attended", responses={404: "no such appointment", 409: "not booked"})
     def record_attended(self, caller, body, id):
-        return self.bookings_rpc.record_attended(assertion(caller), id)
+        return sent(AppointmentView.read(self.bookings_rpc.record_attended(assertion(caller), id)))
 
     @api("POST", "/api/v1/appointments/{id}/was-not-brought", roles=PROVIDER_ROLES, example={},
          summary="Record that the child was not brought (raised to the host school's DSL)",
          responses={404: "no such appointment", 409: "not booked"})
     def record_was_not_brought(self, caller, body, id):
-        return self.bookings_rpc.record_was_not_brought(assertion(caller), id)
+        return sent(AppointmentView.read(self.bookings_rpc.record_was_not_brought(assertion(caller), id)))
 
     @api("GET", "/api/v1/reviews", roles=("dsl",),
          summary="The DSL's review queue: was-not-brought appointments at the caller's own school")
