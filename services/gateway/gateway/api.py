@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response
 from pont_shared.auth import Caller, verify
 from pont_shared.contract.caller import CallerSigner
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.rpc import Reply
 
 from .problems import BodyTooLarge, LengthRequired, MalformedBody, RequestInvalid, problem_for
 
@@ -217,3 +218,9 @@ def routes_of(service_cls: type) -> list[Route]:
 def assertion(caller: Caller) -> str:
     """The caller as passed over RPC to the services: signed by the gateway, verified by them."""
     return caller.assertion
+
+
+def sent(reply: Reply) -> dict:
+    """A service's reply, read through its contract, as the API answers it: the fields the service
+    sent (one it left out stays out, rather than appearing as its default)."""
+    return reply.model_dump(exclude_unset=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from pont_shared.contract.errors import Forbidden
-from pont_shared.contract.rpc import Reply
 from pont_shared.contract.rpc.bookings import (
     AppointmentView,
     BookAppointment,
@@ -14,16 +13,11 @@ from pont_shared.contract.rpc.bookings import (
 )
 from pont_shared.messaging.dependencies import ChildRefs
 
-from ..api import api, assertion
+from ..api import api, assertion, sent
 from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child
 
 PROVIDER_ROLES = ("school_nurse", "health_practitioner", "social_worker", "youth_worker")
-
-
-def sent(reply: Reply) -> dict:
-    """A reply as the API answers it: the fields the service sent (a field it left out stays out)."""
-    return reply.model_dump(exclude_unset=True)
 
 
 class AppointmentIn(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from pont_shared.contract.errors import Forbidden, Invalid, NotFound
-from pont_shared.contract.rpc.consent import DecideReply, DecideRequest
+from pont_shared.contract.rpc.consent import ConsentView, DecideReply, DecideRequest
 from pont_shared.contract.rpc.referrals import NewReferral, RaisedReferral, RaiseReferral
 from pont_shared.identity import upn_problem
 from pont_shared.messaging.dependencies import ChildRefs
@@ -140,7 +140,7 @@ class ReferralRoutes:
             consents = self.referral_consent_rpc.list_consents(child_ref, assertion(caller))
         except NotFound:
             return False
-        return any(consent["recorded_by_org"] == caller.org for consent in consents)
+        return any(consent.recorded_by_org == caller.org for consent in ConsentView.read_many(consents))
 
     @api("POST", "/api/v1/referrals/{id}/withdraw", roles=RAISER_ROLES,
          summary="The referring school withdraws its referral", responses={404: "unknown referral", 409: "not open"})

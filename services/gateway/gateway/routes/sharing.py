@@ -7,14 +7,17 @@ from pont_shared.contract.rpc.consent import (
     AgreementView,
     ConsentRecorded,
     ConsentStatus,
+    ConsentView,
     DecideReply,
     DecideRequest,
+    LedgerEntryView,
+    LedgerVerification,
     NewAgreement,
     NewConsent,
     SharingQuestion,
 )
 
-from ..api import api, assertion
+from ..api import api, assertion, sent
 from ..rpc import ServiceRpc
 from ..schemas import Text
 
@@ -86,19 +89,21 @@ class SharingRoutes:
          summary="The consents the caller's organisation holds or is named in for a child",
          responses={404: "no consent record of this child for the caller's organisation"})
     def list_consents(self, caller, body, child_ref):
-        return self.consent_rpc.list_consents(child_ref, assertion(caller))
+        return [sent(consent) for consent in ConsentView.read_many(
+            self.consent_rpc.list_consents(child_ref, assertion(caller)))]
 
     @api("GET", "/api/v1/children/{child_ref}/disclosures", roles=("dsl", "admin"),
          summary="What was shared about a child, with whom and why (the disclosure ledger)",
          responses={404: "no record of this child for the caller's organisation"})
     def list_disclosures(self, caller, body, child_ref):
-        return self.consent_rpc.disclosures(child_ref, assertion(caller))
+        return [sent(entry) for entry in LedgerEntryView.read_many(
+            self.consent_rpc.disclosures(child_ref, assertion(caller)))]
 
     @api("GET", "/api/v1/ledger/verify", roles=("admin", "dsl"),
          summary="Check the disclosure ledger: 200 {intact, entries, head: {seq, hash}, unkeyed_entries, "
                  "anchors_checked, first_broken?: {seq, reason}}")
     def verify_ledger(self, caller, body):
-        return self.consent_rpc.verify_ledger()
+        return sent(LedgerVerification.read(self.consent_rpc.verify_ledger()))
 
     @api("POST", "/api/v1/sharing-decisions", roles=STAFF_ROLES, body=SharingQuestion,
          summary="Ask whether categories may be shared (records nothing, shares nothing)",

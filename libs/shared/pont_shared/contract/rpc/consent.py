@@ -128,6 +128,71 @@ class ConsentStatus(Reply):
     status: str
 
 
+class ConsentGivenBy(Reply):
+    relationship: str
+
+
+class ConsentView(Reply):
+    """A consent as its holders see it (`list_consents`): never who gave it by name."""
+
+    id: str
+    child_ref: str
+    status: str
+    given_by: ConsentGivenBy
+    competence_assessed: bool | None = None
+    recipients: list[str]
+    purposes: list[str]
+    categories: list[str]
+    evidence: str
+    expires_on: str | None = None
+    recorded_by_org: str
+    recorded_by: str
+    recorded_at: str
+    status_changed_at: str | None = None
+
+
+class LedgerEntryView(Reply):
+    """One ledger entry as the caller's organisation may read it (`disclosures`)."""
+
+    id: str
+    seq: int
+    kind: str
+    at: str
+    from_org: str | None = None
+    to_org: str | None = None
+    purpose: str | None = None
+    categories: list[str]
+    basis: str | None = None
+    basis_ref: str | None = None
+    by: str | None = None
+    flagged_for_review: bool
+    subject_kind: str | None = None
+    subject_id: str | None = None
+    justification: str | None = None
+    recipients: list[str] = []
+
+
+class LedgerHead(Reply):
+    seq: int
+    hash: str
+
+
+class LedgerBreak(Reply):
+    seq: int
+    reason: str
+
+
+class LedgerVerification(Reply):
+    """The whole chain recomputed and compared with the anchors the agency links hold (`verify_ledger`)."""
+
+    intact: bool
+    entries: int
+    head: LedgerHead | None = None
+    unkeyed_entries: int
+    anchors_checked: int
+    first_broken: LedgerBreak | None = None
+
+
 class DecideRequest(SharingQuestion, ActsForCaller):
     """The question as `caller` asks it, for their organisation `from_org`."""
 
