@@ -7,11 +7,18 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from pont_shared.contract.errors import Forbidden, Invalid, NotFound
 from pont_shared.contract.rpc.consent import ConsentView, DecideReply, DecideRequest
-from pont_shared.contract.rpc.referrals import NewReferral, RaisedReferral, RaiseReferral
+from pont_shared.contract.rpc.referrals import (
+    FoundChild,
+    NewReferral,
+    RaisedReferral,
+    RaiseReferral,
+    ReferralStatus,
+    ReferralView,
+)
 from pont_shared.identity import upn_problem
 from pont_shared.messaging.dependencies import ChildRefs
 
-from ..api import api, assertion
+from ..api import api, assertion, sent
 from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Text
 
@@ -108,12 +115,13 @@ class ReferralRoutes:
     @api("GET", "/api/v1/referrals/{id}", summary="A referral with its chronology (referring school or recipient)",
          responses={404: "unknown referral, or not the caller's organisation's"})
     def get_referral(self, caller, body, id):
-        return self.referrals_rpc.get(id, assertion(caller))
+        return sent(ReferralView.read(self.referrals_rpc.get(id, assertion(caller))))
 
     @api("GET", "/api/v1/referrals", roles=RAISER_ROLES, query=ReferralQuery,
          summary="The referrals the caller's school raised")
     def list_referrals(self, caller, body, query):
-        return self.referrals_rpc.list_referrals(assertion(caller), query.status, query.child_ref)
+        return [sent(referral) for referral in ReferralView.read_many(
+            self.referrals_rpc.list_referrals(assertion(caller), query.status, query.child_ref))]
 
     @api("GET", "/api/v1/children", roles=RAISER_ROLES, query=ChildQuery,
          summary="Find a pupil the caller's school has referred, by `upn` or by `name` (each word begins one of "
@@ -127,9 +135,11 @@ class ReferralRoutes:
         if (query.upn is None) == (query.name is None):
             raise Invalid("give a upn or a name", [{"field": "query.upn", "message": "give either upn or name"}])
         if query.name is not None:
-            return self.referrals_rpc.find_children(assertion(caller), name=query.name)
+            return [sent(child) for child in FoundChild.read_many(
+                self.referrals_rpc.find_children(assertion(caller), name=query.name))]
         ref = self.referral_child_refs(query.upn)
-        found = self.referrals_rpc.find_children(assertion(caller), child_ref=ref)
+        found = [sent(child) for child in FoundChild.read_many(
+            self.referrals_rpc.find_children(assertion(caller), child_ref=ref))]
         if not found and self._consent_recorded_here(caller, ref):  # known to the school by its consent alone
             found = [{"child_ref": ref, "upn": query.upn, "given_name": None, "family_name": None,
                       "date_of_birth": None, "referrals": 0, "last_referred_at": None}]
@@ -145,7 +155,7 @@ class ReferralRoutes:
     @api("POST", "/api/v1/referrals/{id}/withdraw", roles=RAISER_ROLES,
          summary="The referring school withdraws its referral", responses={404: "unknown referral", 409: "not open"})
     def withdraw_referral(self, caller, body, id):
-        return self.referrals_rpc.withdraw(id, assertion(caller))
+        return sent(ReferralStatus.read(self.referrals_rpc.withdraw(id, assertion(caller))))
 
     @api("GET", "/api/v1/inbox/referrals", roles=RECIPIENT_ROLES,
          summary="What was disclosed to the caller's organisation, from its own store")

@@ -62,3 +62,58 @@ class RaisedReferral(Reply):
     service: str
     deadline: datetime | None = None
     shared_categories: list[str] = []
+
+
+class ReferralStep(Reply):
+    """One line of a referral's chronology."""
+
+    status: str
+    at: datetime
+    by: str | None = None
+    code: str | None = None
+
+
+class ReferredChild(Reply):
+    upn: str
+    given_name: str
+    family_name: str
+    date_of_birth: str
+
+
+class ReferralView(Reply):
+    """A referral as the caller's organisation may see it (`get`, `list_referrals`): the referring
+    school also sees the pupil, its reason, details, basis and the categories it asked to share."""
+
+    id: str
+    child_ref: str
+    from_org: str
+    to_org: str
+    service: str
+    urgency: str
+    status: str
+    deadline: datetime | None = None
+    overdue: bool
+    shared_categories: list[str] | None = None
+    history: list[ReferralStep]
+    child: ReferredChild | None = None
+    reason: str | None = None
+    details: str | None = None
+    basis: str | None = None
+    requested_categories: list[str] | None = None
+
+
+class ReferralStatus(Reply):
+    id: str
+    status: str
+
+
+class FoundChild(Reply):
+    """A pupil the caller's school has referred (`find_children`), most recently referred first."""
+
+    child_ref: str
+    upn: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    date_of_birth: str | None = None
+    referrals: int
+    last_referred_at: str | None = None
