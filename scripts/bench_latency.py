@@ -229,12 +229,17 @@ def start_stack(stack: ExitStack, logs: Path) -> tuple[str, dict[str, str]]:
     return f"http://127.0.0.1:{ports['gateway']}/api/v1", databases, pids
 
 
-def database_bytes(url: str) -> int:
+def scalar(url: str, query: str) -> int:
+    """The one value `query` reads from the database at `url`."""
     with psycopg2.connect(libpq(url)) as db, db.cursor() as cursor:
-        cursor.execute("SELECT pg_database_size(current_database())")
-        size = cursor.fetchone()[0]
+        cursor.execute(query)
+        value = cursor.fetchone()[0]
     db.close()
-    return size
+    return value
+
+
+def database_bytes(url: str) -> int:
+    return scalar(url, "SELECT pg_database_size(current_database())")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -319,11 +324,7 @@ def run(api: str, children: list[dict]) -> list[dict]:
 
 
 def in_store(agency_url: str) -> int:
-    with psycopg2.connect(libpq(agency_url)) as db, db.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM disclosures")
-        count = cursor.fetchone()[0]
-    db.close()
-    return count
+    return scalar(agency_url, "SELECT count(*) FROM disclosures")
 
 
 def main() -> None:

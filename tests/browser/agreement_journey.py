@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import sys
 from datetime import date, timedelta
-from pathlib import Path
 
-from journey import CHROMIUM, Journey, expect, keep_failure, script
-from playwright.sync_api import sync_playwright
+from journey import browsing, expect, script
 from transition_journey import sign_in_as
 
 WORDS = {
@@ -35,70 +33,58 @@ WORDS = {
 def run(args) -> list[str]:
     words = WORDS[args.lang]
     schools = args.schools.split(",")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        # axe is injected as a script; the pages' own CSP (script-src 'self') would refuse it
-        context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 900},
-                                      locale="en-GB" if args.lang == "en" else "cy-GB")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        journey = Journey(page, args.web, args.lang, Path(args.shots), args.shots_wanted)
-        try:
-            sign_in_as(journey, "admin")
-            expect(page.url.endswith("/agreements"), f"the administrator lands on {page.url}")
-            journey.check("agreements-none", words["agreements"])
-            expect(words["none"] in page.inner_text("main"), "the empty list is not said")
-            page.locator("main").get_by_role("link", name=words["propose"]).click()
-            journey.check("agreement-new", words["propose"])
-            page.check(f"input[name=parties][value='{schools[0]}']")
-            page.check("#categories-education")
-            page.locator("main form").get_by_role("button", name=words["submit"]).click()
-            page.wait_for_selector(".error-summary")
-            expect(page.inner_text(".error-summary h2") == words["problem"], "no error summary")
-            summary = page.inner_text(".error-summary")
-            for message in (words["parties_error"], words["purposes_error"], words["from_error"]):
-                expect(message in summary, f"the summary lacks {message!r}: {summary!r}")
-            expect(page.get_attribute("#parties-0", "aria-invalid") == "true", "the organisations are not marked")
-            expect(page.is_checked("#categories-education"), "the answers were not kept")
-            journey.check("agreement-new-error", words["propose"])
-            if args.shots_wanted:
-                journey.shot("agreement-new-error")
-            page.locator(".error-summary a[href='#valid_from']").click()
-            expect(page.evaluate("document.activeElement.id") == "valid_from", "the summary link does not focus")
-            page.check(f"input[name=parties][value='{schools[1]}']")
-            page.check("#purposes-transition")
-            page.check("#categories-attendance")
-            page.fill("#valid_from", date.today().isoformat())
-            page.fill("#valid_to", (date.today() + timedelta(days=365)).isoformat())
-            page.locator("main form").get_by_role("button", name=words["submit"]).click()
-            page.wait_for_url("**/agreements?done=proposed")
+    with browsing(args, "agreements") as journey:
+        page = journey.page
+        sign_in_as(journey, "admin")
+        expect(page.url.endswith("/agreements"), f"the administrator lands on {page.url}")
+        journey.check("agreements-none", words["agreements"])
+        expect(words["none"] in page.inner_text("main"), "the empty list is not said")
+        page.locator("main").get_by_role("link", name=words["propose"]).click()
+        journey.check("agreement-new", words["propose"])
+        page.check(f"input[name=parties][value='{schools[0]}']")
+        page.check("#categories-education")
+        page.locator("main form").get_by_role("button", name=words["submit"]).click()
+        page.wait_for_selector(".error-summary")
+        expect(page.inner_text(".error-summary h2") == words["problem"], "no error summary")
+        summary = page.inner_text(".error-summary")
+        for message in (words["parties_error"], words["purposes_error"], words["from_error"]):
+            expect(message in summary, f"the summary lacks {message!r}: {summary!r}")
+        expect(page.get_attribute("#parties-0", "aria-invalid") == "true", "the organisations are not marked")
+        expect(page.is_checked("#categories-education"), "the answers were not kept")
+        journey.check("agreement-new-error", words["propose"])
+        if args.shots_wanted:
+            journey.shot("agreement-new-error")
+        page.locator(".error-summary a[href='#valid_from']").click()
+        expect(page.evaluate("document.activeElement.id") == "valid_from", "the summary link does not focus")
+        page.check(f"input[name=parties][value='{schools[1]}']")
+        page.check("#purposes-transition")
+        page.check("#categories-attendance")
+        page.fill("#valid_from", date.today().isoformat())
+        page.fill("#valid_to", (date.today() + timedelta(days=365)).isoformat())
+        page.locator("main form").get_by_role("button", name=words["submit"]).click()
+        page.wait_for_url("**/agreements?done=proposed")
 
-            agreement = page.locator("main section.agreement")
-            expect(agreement.count() == 1, f"{agreement.count()} agreements listed")
-            text = agreement.inner_text()
-            expect(words["waiting"] in text and all(school in text for school in schools),
-                   f"not waiting for both schools: {text!r}")
-            journey.check("agreements", words["agreements"])
-            if args.shots_wanted:
-                journey.shot("agreements")
-            agreement.get_by_role("button", name=words["revoke"]).click()
-            page.wait_for_selector(".error-summary")
-            link = page.locator(".error-summary a[href^='#reason-']")
-            expect(link.count() == 1 and link.inner_text() == words["reason_error"], "no reason asked for")
-            journey.check("agreement-revoke-error", words["agreements"])
-            link.click()
-            page.keyboard.type("The schools now share through the regional protocol")
-            page.locator("main section.agreement").get_by_role("button", name=words["revoke"]).click()
-            page.wait_for_url("**/agreements?done=revoked")
-            status = page.inner_text("main section.agreement dd.status")
-            expect(status == words["revoked"], f"the agreement is {status!r}")
-            expect(page.locator("main section.agreement form").count() == 0, "a revoked agreement offers actions")
-            journey.check("agreements-revoked", words["agreements"])
-        except Exception:
-            keep_failure(page, "agreements", args.lang)
-            raise
-        finally:
-            browser.close()
+        agreement = page.locator("main section.agreement")
+        expect(agreement.count() == 1, f"{agreement.count()} agreements listed")
+        text = agreement.inner_text()
+        expect(words["waiting"] in text and all(school in text for school in schools),
+               f"not waiting for both schools: {text!r}")
+        journey.check("agreements", words["agreements"])
+        if args.shots_wanted:
+            journey.shot("agreements")
+        agreement.get_by_role("button", name=words["revoke"]).click()
+        page.wait_for_selector(".error-summary")
+        link = page.locator(".error-summary a[href^='#reason-']")
+        expect(link.count() == 1 and link.inner_text() == words["reason_error"], "no reason asked for")
+        journey.check("agreement-revoke-error", words["agreements"])
+        link.click()
+        page.keyboard.type("The schools now share through the regional protocol")
+        page.locator("main section.agreement").get_by_role("button", name=words["revoke"]).click()
+        page.wait_for_url("**/agreements?done=revoked")
+        status = page.inner_text("main section.agreement dd.status")
+        expect(status == words["revoked"], f"the agreement is {status!r}")
+        expect(page.locator("main section.agreement form").count() == 0, "a revoked agreement offers actions")
+        journey.check("agreements-revoked", words["agreements"])
     return journey.checked
 
 

@@ -12,6 +12,7 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -94,6 +95,26 @@ class Journey:
         expect("/sign-in" in self.page.url, f"signed out to {self.page.url}")
 
 
+@contextmanager
+def browsing(args, name: str, *, width: int = 1200, timeout_ms: int = 15_000, **context_options):
+    """A `Journey` in headless Debian Chromium, in `args.lang`; closed after. A failure inside keeps a
+    screenshot of the page it happened on (`keep_failure`) and is raised."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        # axe is injected as a script; the pages' own CSP (script-src 'self') would refuse it
+        context = browser.new_context(bypass_csp=True, viewport={"width": width, "height": 900},
+                                      locale="en-GB" if args.lang == "en" else "cy-GB", **context_options)
+        page = context.new_page()
+        page.set_default_timeout(timeout_ms)
+        try:
+            yield Journey(page, args.web, args.lang, Path(args.shots), args.shots_wanted)
+        except Exception:
+            keep_failure(page, name, args.lang)
+            raise
+        finally:
+            browser.close()
+
+
 def keep_failure(page: Page, journey_name: str, lang: str) -> None:
     """A screenshot of the page where a journey failed, named on stderr for whoever reads the test's output."""
     failure = Path(tempfile.gettempdir()) / f"pont-web-{journey_name}-failure-{lang}.png"
@@ -122,79 +143,67 @@ def script(run, *arguments: str, **typed) -> int:
 
 
 def run(args) -> list[str]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        # axe is injected as a script; the pages' own CSP (script-src 'self') would refuse it
-        context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 900},
-                                      locale="en-GB" if args.lang == "en" else "cy-GB")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        journey = Journey(page, args.web, args.lang, Path(args.shots), args.shots_wanted)
+    with browsing(args, "clinic") as journey:
+        page = journey.page
         words = WORDS[args.lang]
-        try:
-            # the nurse: sessions, create one (first forgetting the room), book, was not brought
-            journey.sign_in("nurse", shot=True)
-            expect(page.url.endswith("/sessions"), f"the nurse lands on {page.url}")
-            journey.check("sessions", words["sessions"])
-            if args.shots_wanted:
-                journey.shot("sessions")
-            page.locator("main").get_by_role("link", name=words["create"]).click()
-            journey.check("session-new", words["create"])
-            page.select_option("#site", args.site)
-            page.fill("#date", args.day)
-            page.fill("#start", "09:00")
-            page.fill("#end", "10:00")
-            page.locator("main").get_by_role("button", name=words["create_submit"]).click()
-            expect(page.inner_text(".error-summary h2") == words["problem"], "no error summary")
-            link = page.locator(".error-summary a[href='#room']")
-            expect(link.inner_text() == words["room_error"], f"error summary says {link.inner_text()!r}")
-            expect(page.get_attribute("#room", "aria-invalid") == "true", "the room is not marked invalid")
-            journey.check("session-new-error", words["create"])
-            if args.shots_wanted:
-                journey.shot("session-new-error")
-            link.click()
-            expect(page.evaluate("document.activeElement.id") == "room", "the summary link does not focus the field")
-            page.keyboard.type(args.room)
-            page.locator("main").get_by_role("button", name=words["create_submit"]).click()
-            journey.check("session", args.room)
-            day = date.fromisoformat(args.day)
-            in_words = f"{day.day} {words['months'][day.month - 1]} {day.year}"
-            expect(in_words in page.inner_text("h1"), f"the date is not {in_words!r}: {page.inner_text('h1')}")
-            expect(page.locator("#slots + table tbody tr").count() == 3, "not three slots")
-            page.select_option("#slot_id", index=0)
-            page.fill("#upn", args.upn)
-            page.fill("#given_name", "Cerys")
-            page.fill("#family_name", "Jones")
-            page.fill("#date_of_birth", "2015-03-14")
-            page.locator("main form").get_by_role("button", name=words["book"]).click()
-            journey.check("session-booked", args.room)
-            expect(page.inner_text("#appointments + table tbody tr td.status") == words["booked"], "not booked")
-            expect(page.inner_text("#slots + table tbody tr td:nth-child(2)") == "1 / 1", "the slot is not filling")
-            if args.shots_wanted:
-                journey.shot("session")
-            page.locator("#appointments + table").get_by_role("button", name=words["wnb"]).click()
-            expect(page.inner_text("#appointments + table tbody tr td.status") == words["wnb"],
-                   "the outcome is not shown")
-            journey.check("session-was-not-brought", args.room)
-            journey.sign_out()
+        # the nurse: sessions, create one (first forgetting the room), book, was not brought
+        journey.sign_in("nurse", shot=True)
+        expect(page.url.endswith("/sessions"), f"the nurse lands on {page.url}")
+        journey.check("sessions", words["sessions"])
+        if args.shots_wanted:
+            journey.shot("sessions")
+        page.locator("main").get_by_role("link", name=words["create"]).click()
+        journey.check("session-new", words["create"])
+        page.select_option("#site", args.site)
+        page.fill("#date", args.day)
+        page.fill("#start", "09:00")
+        page.fill("#end", "10:00")
+        page.locator("main").get_by_role("button", name=words["create_submit"]).click()
+        expect(page.inner_text(".error-summary h2") == words["problem"], "no error summary")
+        link = page.locator(".error-summary a[href='#room']")
+        expect(link.inner_text() == words["room_error"], f"error summary says {link.inner_text()!r}")
+        expect(page.get_attribute("#room", "aria-invalid") == "true", "the room is not marked invalid")
+        journey.check("session-new-error", words["create"])
+        if args.shots_wanted:
+            journey.shot("session-new-error")
+        link.click()
+        expect(page.evaluate("document.activeElement.id") == "room", "the summary link does not focus the field")
+        page.keyboard.type(args.room)
+        page.locator("main").get_by_role("button", name=words["create_submit"]).click()
+        journey.check("session", args.room)
+        day = date.fromisoformat(args.day)
+        in_words = f"{day.day} {words['months'][day.month - 1]} {day.year}"
+        expect(in_words in page.inner_text("h1"), f"the date is not {in_words!r}: {page.inner_text('h1')}")
+        expect(page.locator("#slots + table tbody tr").count() == 3, "not three slots")
+        page.select_option("#slot_id", index=0)
+        page.fill("#upn", args.upn)
+        page.fill("#given_name", "Cerys")
+        page.fill("#family_name", "Jones")
+        page.fill("#date_of_birth", "2015-03-14")
+        page.locator("main form").get_by_role("button", name=words["book"]).click()
+        journey.check("session-booked", args.room)
+        expect(page.inner_text("#appointments + table tbody tr td.status") == words["booked"], "not booked")
+        expect(page.inner_text("#slots + table tbody tr td:nth-child(2)") == "1 / 1", "the slot is not filling")
+        if args.shots_wanted:
+            journey.shot("session")
+        page.locator("#appointments + table").get_by_role("button", name=words["wnb"]).click()
+        expect(page.inner_text("#appointments + table tbody tr td.status") == words["wnb"],
+               "the outcome is not shown")
+        journey.check("session-was-not-brought", args.room)
+        journey.sign_out()
 
-            # the school's DSL: the was-not-brought reaches the review queue (an event away)
-            journey.sign_in("dsl")
-            expect(page.url.endswith("/reviews"), f"the DSL lands on {page.url}")
-            deadline = time.monotonic() + 20
-            while page.locator("main table tbody tr").count() == 0 and time.monotonic() < deadline:
-                page.wait_for_timeout(200)  # polls the page until the event has arrived, within the deadline
-                page.reload()
-            row = page.locator("main table tbody tr").first
-            expect(row.count() == 1 and words["wnb"] in row.inner_text(), "the review queue lacks the was-not-brought")
-            journey.check("reviews", words["reviews"])
-            if args.shots_wanted:
-                journey.shot("reviews")
-        except Exception:
-            keep_failure(page, "clinic", args.lang)
-            raise
-        finally:
-            browser.close()
+        # the school's DSL: the was-not-brought reaches the review queue (an event away)
+        journey.sign_in("dsl")
+        expect(page.url.endswith("/reviews"), f"the DSL lands on {page.url}")
+        deadline = time.monotonic() + 20
+        while page.locator("main table tbody tr").count() == 0 and time.monotonic() < deadline:
+            page.wait_for_timeout(200)  # polls the page until the event has arrived, within the deadline
+            page.reload()
+        row = page.locator("main table tbody tr").first
+        expect(row.count() == 1 and words["wnb"] in row.inner_text(), "the review queue lacks the was-not-brought")
+        journey.check("reviews", words["reviews"])
+        if args.shots_wanted:
+            journey.shot("reviews")
     return journey.checked
 
 

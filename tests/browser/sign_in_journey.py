@@ -11,10 +11,8 @@ so, whose "Try again" signs in afresh. Exits 1 with the failed expectation on st
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from journey import CHROMIUM, Journey, expect, keep_failure, script
-from playwright.sync_api import sync_playwright
+from journey import browsing, expect, script
 
 WORDS = {
     "en": {"sessions": "Clinic sessions", "failed": "Sign-in did not complete", "again": "Try again"},
@@ -24,32 +22,20 @@ WORDS = {
 
 def run(args) -> list[str]:
     words = WORDS[args.lang]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        # axe is injected as a script; the pages' own CSP (script-src 'self') would refuse it
-        context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 900},
-                                      locale="en-GB" if args.lang == "en" else "cy-GB")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        journey = Journey(page, args.web, args.lang, Path(args.shots), args.shots_wanted)
-        try:
-            page.goto(args.web + "/sign-in")   # to the provider and back
-            expect(page.url.endswith("/sessions"), f"the nurse lands on {page.url}")
-            journey.check("sessions", words["sessions"])
-            expect(args.name in page.inner_text("header"), "the header does not name who is signed in")
+    with browsing(args, "sign-in") as journey:
+        page = journey.page
+        page.goto(args.web + "/sign-in")   # to the provider and back
+        expect(page.url.endswith("/sessions"), f"the nurse lands on {page.url}")
+        journey.check("sessions", words["sessions"])
+        expect(args.name in page.inner_text("header"), "the header does not name who is signed in")
 
-            page.goto(args.web + "/sign-in/callback?code=forged&state=forged")
-            journey.check("sign-in-failed", words["failed"])
-            if args.shots_wanted:
-                journey.shot("sign-in-failed")
-            page.locator("main").get_by_role("link", name=words["again"]).click()
-            page.wait_for_url("**/sessions")
-            journey.check("sessions", words["sessions"])
-        except Exception:
-            keep_failure(page, "sign-in", args.lang)
-            raise
-        finally:
-            browser.close()
+        page.goto(args.web + "/sign-in/callback?code=forged&state=forged")
+        journey.check("sign-in-failed", words["failed"])
+        if args.shots_wanted:
+            journey.shot("sign-in-failed")
+        page.locator("main").get_by_role("link", name=words["again"]).click()
+        page.wait_for_url("**/sessions")
+        journey.check("sessions", words["sessions"])
     return journey.checked
 
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
-from journey import CHROMIUM, Journey, expect, keep_failure, script
-from playwright.sync_api import Page, sync_playwright
+from journey import Journey, browsing, expect, script
+from playwright.sync_api import Page
 
 WORDS = {
     "en": {"sign_out": "Sign out", "records": "Transition records", "upload": "Upload a cohort",
@@ -77,14 +77,8 @@ def run(args) -> dict:
     words = WORDS[args.lang]
     with open(args.cohort, newline="", encoding="utf-8") as file:
         upns = {row["upn"] for row in csv.DictReader(file)}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        # axe is injected as a script; the pages' own CSP (script-src 'self') would refuse it
-        context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900},
-                                      locale="en-GB" if args.lang == "en" else "cy-GB", accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        journey = Journey(page, args.web, args.lang, Path(args.shots), args.shots_wanted)
+    with browsing(args, "transitions", width=1280, timeout_ms=30_000, accept_downloads=True) as journey:
+        page = journey.page
 
         def shot(name: str) -> None:
             """The page as the lead first sees it (a class's table is long; its first rows show it)."""
@@ -92,88 +86,82 @@ def run(args) -> dict:
                 journey.shots.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(journey.shots / f"{name}-{args.lang}.png"))
         ctf_pupils = 0
-        try:
-            # the primary's lead: one record already overdue; upload the class, first forgetting school and file
-            sign_in_as(journey, "lead")
-            expect(page.url.endswith("/transitions"), f"the transition lead lands on {page.url}")
-            journey.check("transitions", words["records"])
-            expect(statuses(page) == [words["overdue"]], f"not one overdue record: {statuses(page)}")
-            page.locator("main").get_by_role("link", name=words["upload"]).click()
-            journey.check("transition-upload", words["upload"])
-            page.locator("main form").get_by_role("button", name=words["prepare"]).click()
-            page.wait_for_selector(".error-summary")
-            expect(page.inner_text(".error-summary h2") == words["problem"], "no error summary")
-            for field, message in (("to_school", words["school_error"]), ("cohort", words["file_error"])):
-                link = page.locator(f".error-summary a[href='#{field}']")
-                expect(link.count() == 1 and link.inner_text() == message,
-                       f"the summary lacks {message!r}: {page.inner_text('.error-summary')!r}")
-                expect(page.get_attribute(f"#{field}", "aria-invalid") == "true", f"{field} is not marked invalid")
-            journey.check("transition-upload-error", words["upload"])
-            shot("transition-upload-error")
-            page.locator(".error-summary a[href='#to_school']").click()
-            expect(page.evaluate("document.activeElement.id") == "to_school", "the summary link does not focus")
-            page.select_option("#to_school", args.secondary)
-            page.set_input_files("#cohort", args.cohort)
-            page.locator("main form").get_by_role("button", name=words["prepare"]).click()
-            page.wait_for_url("**/transitions?status=prepared&done=prepared")
+        # the primary's lead: one record already overdue; upload the class, first forgetting school and file
+        sign_in_as(journey, "lead")
+        expect(page.url.endswith("/transitions"), f"the transition lead lands on {page.url}")
+        journey.check("transitions", words["records"])
+        expect(statuses(page) == [words["overdue"]], f"not one overdue record: {statuses(page)}")
+        page.locator("main").get_by_role("link", name=words["upload"]).click()
+        journey.check("transition-upload", words["upload"])
+        page.locator("main form").get_by_role("button", name=words["prepare"]).click()
+        page.wait_for_selector(".error-summary")
+        expect(page.inner_text(".error-summary h2") == words["problem"], "no error summary")
+        for field, message in (("to_school", words["school_error"]), ("cohort", words["file_error"])):
+            link = page.locator(f".error-summary a[href='#{field}']")
+            expect(link.count() == 1 and link.inner_text() == message,
+                   f"the summary lacks {message!r}: {page.inner_text('.error-summary')!r}")
+            expect(page.get_attribute(f"#{field}", "aria-invalid") == "true", f"{field} is not marked invalid")
+        journey.check("transition-upload-error", words["upload"])
+        shot("transition-upload-error")
+        page.locator(".error-summary a[href='#to_school']").click()
+        expect(page.evaluate("document.activeElement.id") == "to_school", "the summary link does not focus")
+        page.select_option("#to_school", args.secondary)
+        page.set_input_files("#cohort", args.cohort)
+        page.locator("main form").get_by_role("button", name=words["prepare"]).click()
+        page.wait_for_url("**/transitions?status=prepared&done=prepared")
 
-            # what each record will include and withhold, and why, before anything is shared
-            journey.check("transitions-prepared", words["records"])
-            ready = statuses(page)
-            expect(len(ready) == len(upns) and set(ready) == {words["ready"]}, f"not {len(upns)} ready: {ready}")
-            withheld = page.locator("main table tbody td.withheld").all_inner_texts()
-            narrow = [text for text in withheld if words["no_consent"] in text and words["aln"] in text]
-            expect(len(narrow) == args.narrow, f"{len(narrow)} records withhold ALN for want of consent")
-            shot("transitions-prepared")
-            page.locator("main").get_by_role("button", name=f"{words['send']} {args.secondary}").click()
-            page.wait_for_url("**/transitions?done=sent")
-            page.goto(args.web + "/transitions")
-            until(page, lambda p: statuses(p).count(words["sent"]) == len(upns), f"{len(upns)} records sent")
-            expect(statuses(page)[0] == words["overdue"], "the overdue record is not first")
-            journey.check("transitions-sent", words["records"])
-            shot("transitions-sent")
-            journey.sign_out()
+        # what each record will include and withhold, and why, before anything is shared
+        journey.check("transitions-prepared", words["records"])
+        ready = statuses(page)
+        expect(len(ready) == len(upns) and set(ready) == {words["ready"]}, f"not {len(upns)} ready: {ready}")
+        withheld = page.locator("main table tbody td.withheld").all_inner_texts()
+        narrow = [text for text in withheld if words["no_consent"] in text and words["aln"] in text]
+        expect(len(narrow) == args.narrow, f"{len(narrow)} records withhold ALN for want of consent")
+        shot("transitions-prepared")
+        page.locator("main").get_by_role("button", name=f"{words['send']} {args.secondary}").click()
+        page.wait_for_url("**/transitions?done=sent")
+        page.goto(args.web + "/transitions")
+        until(page, lambda p: statuses(p).count(words["sent"]) == len(upns), f"{len(upns)} records sent")
+        expect(statuses(page)[0] == words["overdue"], "the overdue record is not first")
+        journey.check("transitions-sent", words["records"])
+        shot("transitions-sent")
+        journey.sign_out()
 
-            # the secondary's lead: the inbox, overdue first; acknowledge one, then every other
-            sign_in_as(journey, "receiver")
-            page.locator("header").get_by_role("link", name=words["received"]).click()
-            page.wait_for_url("**/transitions/inbox")
-            until(page, lambda p: rows(p).count() == len(upns) + 1, f"{len(upns) + 1} records received")
-            journey.check("transition-inbox", words["inbox"])
-            expect(statuses(page)[0] == words["overdue"], f"the overdue record is not first: {statuses(page)[:2]}")
-            shot("transition-inbox")
-            rows(page).first.get_by_role("button", name=words["acknowledge"]).click()
-            page.wait_for_url("**/transitions/inbox?done=acknowledged")
-            expect(statuses(page)[-1].startswith(words["acknowledged"]), "the acknowledged record is not last")
-            with page.expect_navigation(url="**/transitions/inbox?done=acknowledged"):
-                page.locator("main").get_by_role("button", name=f"{words['acknowledge_all']} {args.primary}").click()
-            done = statuses(page)
-            expect(len(done) == len(upns) + 1 and all(s.startswith(words["acknowledged"]) for s in done),
-                   f"not every record acknowledged: {done}")
-            journey.check("transition-inbox-acknowledged", words["inbox"])
-            with page.expect_download() as download:
-                page.locator("main").get_by_role("link", name=words["ctf"]).click()
-            saved = Path(tempfile.mkdtemp()) / download.value.suggested_filename
-            download.value.save_as(saved)
-            expect("_CTF_" in saved.name and saved.suffix == ".xml", f"not a CTF file name: {saved.name}")
-            document = ElementTree.parse(saved).getroot()
-            in_file = [pupil.findtext("UPN") for pupil in document.iter("Pupil")]
-            ctf_pupils = len(in_file)
-            expect(upns <= set(in_file), f"the CTF lacks {sorted(upns - set(in_file))[:3]}")
-            journey.sign_out()
+        # the secondary's lead: the inbox, overdue first; acknowledge one, then every other
+        sign_in_as(journey, "receiver")
+        page.locator("header").get_by_role("link", name=words["received"]).click()
+        page.wait_for_url("**/transitions/inbox")
+        until(page, lambda p: rows(p).count() == len(upns) + 1, f"{len(upns) + 1} records received")
+        journey.check("transition-inbox", words["inbox"])
+        expect(statuses(page)[0] == words["overdue"], f"the overdue record is not first: {statuses(page)[:2]}")
+        shot("transition-inbox")
+        rows(page).first.get_by_role("button", name=words["acknowledge"]).click()
+        page.wait_for_url("**/transitions/inbox?done=acknowledged")
+        expect(statuses(page)[-1].startswith(words["acknowledged"]), "the acknowledged record is not last")
+        with page.expect_navigation(url="**/transitions/inbox?done=acknowledged"):
+            page.locator("main").get_by_role("button", name=f"{words['acknowledge_all']} {args.primary}").click()
+        done = statuses(page)
+        expect(len(done) == len(upns) + 1 and all(s.startswith(words["acknowledged"]) for s in done),
+               f"not every record acknowledged: {done}")
+        journey.check("transition-inbox-acknowledged", words["inbox"])
+        with page.expect_download() as download:
+            page.locator("main").get_by_role("link", name=words["ctf"]).click()
+        saved = Path(tempfile.mkdtemp()) / download.value.suggested_filename
+        download.value.save_as(saved)
+        expect("_CTF_" in saved.name and saved.suffix == ".xml", f"not a CTF file name: {saved.name}")
+        document = ElementTree.parse(saved).getroot()
+        in_file = [pupil.findtext("UPN") for pupil in document.iter("Pupil")]
+        ctf_pupils = len(in_file)
+        expect(upns <= set(in_file), f"the CTF lacks {sorted(upns - set(in_file))[:3]}")
+        journey.sign_out()
 
-            # the primary's lead sees every receipt
-            sign_in_as(journey, "lead")
-            journey.check("transitions-acknowledged", words["records"])
-            done = statuses(page)
-            expect(len(done) == len(upns) + 1 and set(done) == {words["acknowledged"]},
-                   f"the sender does not see every record acknowledged: {done}")
-            shot("transitions-acknowledged")
-        except Exception:
-            keep_failure(page, "transitions", args.lang)
-            raise
-        finally:
-            browser.close()
+        # the primary's lead sees every receipt
+        sign_in_as(journey, "lead")
+        journey.check("transitions-acknowledged", words["records"])
+        done = statuses(page)
+        expect(len(done) == len(upns) + 1 and set(done) == {words["acknowledged"]},
+               f"the sender does not see every record acknowledged: {done}")
+        shot("transitions-acknowledged")
     return {"lang": args.lang, "pages_checked": journey.checked, "ctf_pupils": ctf_pupils}
 
 
