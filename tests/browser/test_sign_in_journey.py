@@ -87,4 +87,4 @@ def test_the_nurse_signs_in_at_the_provider_and_a_stray_answer_is_refused(web_ur
 
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["pages_checked"] == ["sessions", "sign-in-failed", "sessions"]
+    assert result["pages_checked"] == ["sessions", "sign-in-failed", "sessions", "signed-out"]

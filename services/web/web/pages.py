@@ -264,7 +264,11 @@ class Web:
         if not csrf_ok(page.session, request.form.get("csrf")):
             return page.render("forbidden.html", status=403)
         page.session, page.dirty = self.sessions.load(None), True
-        return page.go("/sign-in")
+        # not to /sign-in, which would go straight back to a provider that still remembers the user
+        return page.go("/signed-out" if self.identity_provider is not None else "/sign-in")
+
+    def signed_out(self, request: Request) -> Response:
+        return self.page(request).render("signed_out.html")
 
     def language(self, request: Request) -> Response:
         page = self.page(request)

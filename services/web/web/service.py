@@ -49,6 +49,10 @@ class WebService(OpsEndpoints):
     def sign_out(self, request):
         return self.pages.sign_out(request)
 
+    @http("GET", "/signed-out")
+    def signed_out(self, request):
+        return self.pages.signed_out(request)
+
     @http("POST", "/language")
     def language(self, request):
         return self.pages.language(request)

@@ -86,6 +86,24 @@ def test_signing_in_at_the_provider_gives_the_roles_and_organisation_its_token_n
     assert web.home(get("/", cookie_of(response))).headers["Location"] == "/sessions"   # a nurse's work queue
 
 
+def test_signing_out_forgets_the_providers_sign_in(provider):
+    web = pages(provider.url)
+    cookie, authorization_url = start(web)
+    signed_in = cookie_of(web.sign_in_callback(get("/sign-in/callback", cookie, at_provider(authorization_url))))
+    csrf = web.sessions.load(signed_in)["csrf"]
+
+    response = web.sign_out(Request(EnvironBuilder(method="POST", path="/sign-out", data={"csrf": csrf},
+                                                   headers={"Cookie": f"{SESSION_COOKIE}={signed_in}"}).get_environ()))
+
+    # not to /sign-in, which would go straight back to the provider and sign the user in again
+    assert response.status_code == 303 and response.headers["Location"] == "/signed-out"
+    assert signed_in_user(web, response) is None
+    assert web.home(get("/", cookie_of(response))).headers["Location"] == "/sign-in"
+    page = web.signed_out(Request(EnvironBuilder(method="GET", path="/signed-out",
+                                                 headers={"Accept-Language": "cy"}).get_environ()))
+    assert page.status_code == 200 and "Rydych wedi allgofnodi o Pont" in page.get_data(as_text=True)
+
+
 def test_an_answer_to_another_browsers_sign_in_is_refused(provider):
     web = pages(provider.url)
     mine, _ = start(web)
