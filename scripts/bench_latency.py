@@ -45,8 +45,6 @@ import math
 import multiprocessing
 import os
 import select
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -59,16 +57,17 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 import requests
+from bench_processes import cpu_seconds, start_services
 
 from pont_shared.auth import mint
 from pont_shared.config import safe_name
 from pont_shared.identity import make_upn
+from pont_shared.operations.stack import SERVICE_CLASSES, replicated
 from pont_shared.testing import free_port_run, fresh_database, own_vhost, wait_until
 
 RATE = float(os.environ.get("BENCH_LATENCY_RATE", "20"))
 SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
 WARMUP = float(os.environ.get("BENCH_LATENCY_WARMUP_SECONDS", "3"))
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-latency-" + uuid.uuid4().hex
 SCHOOL, HEALTH = "school:6612001", "health:cardiff-vale"
 HEALTH_LINK = f"agency_link_{safe_name(HEALTH)}"
@@ -165,38 +164,8 @@ def calibrate(dsn: str, label: str, count: int, pause: float) -> list[tuple[str,
 
 # --- the services, each its own process ---
 
-@contextmanager
-def service(spec: str, name: str, port: int, env: dict, logs: Path, database_url: str | None = None,
-            extra: tuple[str, ...] = ()):
-    """`python -m pont_shared.operations.runner spec` on `port`; stopped gracefully (SIGTERM) after."""
-    environment = dict(env)
-    if database_url:
-        environment[f"PONT_{safe_name(name).upper()}_DATABASE_URL"] = database_url
-    log = open(logs / f"{name}.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "pont_shared.operations.runner", spec, "--name", name,
-                                "--port", str(port), *extra], env=environment, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def ready(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def start_stack(stack: ExitStack, logs: Path) -> tuple[str, dict[str, str]]:
-    """Health's agency_link, consent, referrals and the gateway; the gateway's URL and the databases."""
+def start_stack(stack: ExitStack, logs: Path) -> tuple[str, dict[str, str], dict[str, int]]:
+    """Health's agency_link, consent, referrals and the gateway; the gateway's URL, the databases and the pids."""
     broker = stack.enter_context(own_vhost("pont_bench_latency"))
     env = {**os.environ, "PONT_ENV": "development", "AMQP_URI": broker, "PONT_JWT_SECRET": SECRET,
            "PONT_AGENCIES": HEALTH,
@@ -204,29 +173,13 @@ def start_stack(stack: ExitStack, logs: Path) -> tuple[str, dict[str, str]]:
     databases = {name: stack.enter_context(fresh_database(f"pont_bench_latency_{name}"))
                  for name in ("agency", "consent", "referrals")}
     base = free_port_run(4)
-    ports = {HEALTH_LINK: base, "consent": base + 1, "referrals": base + 2, "gateway": base + 3}
-    processes = {
-        HEALTH_LINK: stack.enter_context(service("agency_link.service:AgencyLinkService", HEALTH_LINK,
-                                                 ports[HEALTH_LINK], env, logs, databases["agency"],
-                                                 ("--org", HEALTH))),
-        "consent": stack.enter_context(service("consent.service:ConsentService", "consent", ports["consent"], env,
-                                               logs, databases["consent"])),
-        "referrals": stack.enter_context(service("referrals.service:ReferralsService", "referrals",
-                                                 ports["referrals"], env, logs, databases["referrals"])),
-        "gateway": stack.enter_context(service("gateway.service:GatewayService", "gateway", ports["gateway"], env,
-                                               logs)),
-    }
-
-    def all_ready() -> bool:
-        for name, process in processes.items():
-            if process.poll() is not None:
-                tail = (logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n  " + "\n  ".join(tail))
-        return all(ready(port) for port in ports.values())
-
-    wait_until(all_ready, timeout=120, interval=0.2, message="the services did not become ready")
-    pids = {name: process.pid for name, process in processes.items()}
-    return f"http://127.0.0.1:{ports['gateway']}/api/v1", databases, pids
+    plan = [(HEALTH_LINK, ["agency_link.service:AgencyLinkService", "--name", HEALTH_LINK, "--org", HEALTH,
+                           "--port", str(base)], base)]
+    plan += [(name, [SERVICE_CLASSES[name], "--port", str(port)], port)
+             for port, name in enumerate(("consent", "referrals", "gateway"), start=base + 1)]
+    pids = start_services(stack, replicated(plan, 1, 0), env, logs, {
+        HEALTH_LINK: databases["agency"], "consent": databases["consent"], "referrals": databases["referrals"]})
+    return f"http://127.0.0.1:{base + 3}/api/v1", databases, pids
 
 
 def scalar(url: str, query: str) -> int:
@@ -240,12 +193,6 @@ def scalar(url: str, query: str) -> int:
 
 def database_bytes(url: str) -> int:
     return scalar(url, "SELECT pg_database_size(current_database())")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time `pid` has used (Linux `/proc/<pid>/stat`)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def token(sub: str, org: str, *roles: str) -> dict:
