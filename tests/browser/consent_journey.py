@@ -1,14 +1,14 @@
 """A referral held for want of consent, in headless Chromium, in one language; run by test_referral_journey.py.
 
 A process of its own, like journey.py (whose Journey it uses): the school's teacher fills in a
-referral for a pupil no consent covers and sees, as they go and with the preview button, that
-everything would be held; raises it, and it waits;
+referral for a pupil no consent covers and sees, as they go (each kind of information ticked joins
+the live preview) and with the preview button, that everything would be held; raises it, and it waits;
 records the parent's consent from the referral's page (first forgetting who gave it); the
 referral is released once consent's event has reached referrals; the teacher finds the pupil by
 name and sees the consent; the nurse accepts and closes it; the teacher sees the whole
 chronology, then withdraws the consent on the pupil's consents page (first forgetting the
-reason); the DSL reads what was shared about the pupil: the disclosure to the nurse's
-organisation, and the withdrawal. Exits 1 with the failed expectation on stderr.
+reason); the DSL finds the pupil and reads what was shared about them: the disclosure to the
+nurse's organisation, and the withdrawal. Exits 1 with the failed expectation on stderr.
 
     python tests/browser/consent_journey.py --web URL --lang cy --to health:x --upn A661... --shots DIR
 """
@@ -28,7 +28,7 @@ CONSENT_WORDS = {
            "withdraw": "Withdraw consent", "reason_error": "Give the reason for withdrawing",
            "find": "Find a pupil", "find_button": "Find", "preview": "Preview what will be shared",
            "nothing": "Nothing", "shared": "What was shared about this pupil", "shared_kind": "Shared",
-           "withdrawn_kind": "Consent withdrawn"},
+           "withdrawn_kind": "Consent withdrawn", "contact": "Contact details", "shared_link": "What was shared"},
     "cy": {"awaiting": "Yn aros am gydsyniad", "record": "Cofnodi cydsyniad", "given_by_error":
            "Rhowch enw'r person a roddodd gydsyniad", "consents": "Cydsyniad",
            "pupils_consents": "Cydsyniadau'r disgybl", "active": "Mewn grym", "withdrawn": "Wedi'i dynnu'n ôl",
@@ -36,7 +36,7 @@ CONSENT_WORDS = {
            "find": "Dod o hyd i ddisgybl", "find_button": "Chwilio",
            "preview": "Rhagweld beth fydd yn cael ei rannu", "nothing": "Dim",
            "shared": "Beth a rannwyd am y disgybl hwn", "shared_kind": "Rhannwyd",
-           "withdrawn_kind": "Tynnwyd cydsyniad yn ôl"},
+           "withdrawn_kind": "Tynnwyd cydsyniad yn ôl", "contact": "Manylion cyswllt", "shared_link": "Beth a rannwyd"},
 }
 
 
@@ -64,12 +64,16 @@ def run(args) -> list[str]:
         page.select_option("#service", "school_nursing")
         page.fill("#reason", "headaches")
         page.fill("#details", "Asks to go home most afternoons.")
+        # once the form is complete its preview follows in the live region (pont.js): with no consent, the
+        # contact details ticked to begin with are held; ticking another kind of information holds it too
+        expect(page.get_attribute("#preview-region", "aria-live") == "polite", "the preview is not read out")
+        live = page.locator("#preview-region #preview-held")
+        page.locator("#details").blur()
+        live.filter(has_text=words["contact"]).wait_for()
+        expect(words["health_wellbeing"] not in live.inner_text(), f"the live preview holds {live.inner_text()!r}")
         page.check("#share-health_wellbeing")
+        live.filter(has_text=words["health_wellbeing"]).wait_for()
         page.fill("#info-health_wellbeing", "Headaches after lunch.")
-        # as the form is filled in, its preview follows in the live region: with no consent, all held
-        page.wait_for_selector("#preview-region #preview-held")
-        live = page.inner_text("#preview-region #preview-held")
-        expect(words["health_wellbeing"] in live, f"the live preview holds {live!r}")
         # the preview button (no JavaScript needed) shows the same
         page.locator("main form").get_by_role("button", name=words["preview"]).click()
         journey.check("referral-preview", words["raise"])
@@ -174,16 +178,25 @@ def run(args) -> list[str]:
         consents_page = page.url
         journey.sign_out()
 
-        # the DSL: what was shared about the pupil, with whom and why, and the withdrawal
+        # the DSL: from the pupil found, what was shared about them, with whom and why, and the withdrawal;
+        # the pupil's consents link back to it
         journey.sign_in("dsl")
-        page.goto(consents_page)
-        page.locator("main").get_by_role("link", name=words["shared"]).click()
+        page.locator("header nav").get_by_role("link", name=words["find"]).click()
+        page.fill("#q", args.upn)
+        page.locator("main form").get_by_role("button", name=words["find_button"]).click()
+        journey.check("pupils-found-dsl", words["find"])
+        page.locator("#pupils tbody tr").get_by_role("link", name=words["shared_link"]).click()
         journey.check("child-shared", words["shared"])
+        shared_page = page.url
         kinds = [text.strip() for text in page.locator("main table tbody tr td:nth-child(2)").all_inner_texts()]
         expect(kinds == [words["withdrawn_kind"], words["shared_kind"]], f"the ledger shows {kinds!r}")
         expect(args.to in page.inner_text("main table tbody tr:nth-child(2)"), "the disclosure's recipient")
         if args.shots_wanted:
             journey.shot("child-shared")
+        page.locator("main").get_by_role("link", name=words["pupils_consents"]).click()
+        expect(page.url == consents_page, f"the ledger's consents link goes to {page.url}")
+        page.locator("main").get_by_role("link", name=words["shared"]).click()
+        expect(page.url == shared_page, f"the consents' ledger link goes to {page.url}")
     return journey.checked
 
 

@@ -196,7 +196,7 @@ def test_a_referral_held_for_consent_is_released_once_the_school_records_it_and_
         "sign-in", "referral-preview", "referral-held", "consent-new", "consent-new-error", "referral-consent-recorded",
         "referral-released", "pupils", "pupils-found", "consents", "sign-in", "referral-closed", "sign-in",
         "referral-chronology",
-        "consents-withdraw-error", "consents-withdrawn", "sign-in", "child-shared"]
+        "consents-withdraw-error", "consents-withdrawn", "sign-in", "pupils-found-dsl", "child-shared"]
 
 
 def test_consent_pages_need_a_consent_role_and_the_csrf_token_and_refuse_a_bad_reference(stack, signed_in):
@@ -212,6 +212,25 @@ def test_consent_pages_need_a_consent_role_and_the_csrf_token_and_refuse_a_bad_r
 
     assert (forged.status_code, refused.status_code, bad_ref.status_code) == (403, 403, 404)
     assert nobody.status_code == 200 and "No consent is recorded for this pupil" in nobody.text
+
+
+def test_the_dsl_reads_in_welsh_what_a_referral_shared_and_a_teacher_or_an_unknown_pupil_gets_no_ledger(stack,
+                                                                                                      signed_in):
+    dsl, teacher = signed_in("dsl"), signed_in("teacher")
+    referral = requests.get(stack.gateway + f"/api/v1/referrals/{raise_referral(stack)}", headers=stack.teacher(),
+                            timeout=10).json()
+    shared = f"/children/{referral['child_ref']}/shared"
+
+    found = dsl.client.get(stack.web + "/pupils", params={"q": referral["child"]["upn"]}, timeout=10)
+    ledger = dsl.client.get(stack.web + shared, headers={"Accept-Language": "cy"}, timeout=10)
+    refused = teacher.client.get(stack.web + shared, allow_redirects=False, timeout=10)
+    unknown = dsl.client.get(stack.web + "/children/c_unknown/shared", allow_redirects=False, timeout=10)
+
+    assert f'href="{shared}"' in found.text
+    assert ledger.status_code == 200 and "Beth a rannwyd am y disgybl hwn" in ledger.text
+    rows = ledger.text.split("<tbody>")[1].split("</tbody>")[0]
+    assert rows.count("<tr") == 1 and stack.school in rows and stack.health in rows and "Rhannwyd" in rows
+    assert (refused.status_code, unknown.status_code) == (403, 404)
 
 
 def test_finding_a_pupil_needs_a_whole_valid_upn_or_two_letters_of_a_name(stack, signed_in):

@@ -1,7 +1,9 @@
 """The DSL's "what was shared about this pupil": who may read it, and how the ledger reads."""
 from __future__ import annotations
 
-from web import ledger_pages
+import re
+
+from web import consent_pages, ledger_pages
 from web.gateway import Answer
 
 from .test_consent_pages import Answers, request, signed_in
@@ -44,3 +46,27 @@ def test_a_child_the_gateway_does_not_know_is_not_found():
 
     assert ledger_pages.child_shared(dsl, request("GET", "/children/c_2/shared", headers), "c_2").status_code == 404
 
+
+
+def test_an_admin_reads_it_too_each_disclosure_in_full_at_its_time_in_wales():
+    summer = {**ENTRIES[0], "at": "2026-07-01T09:30:00+00:00", "basis": "consent", "flagged_for_review": False}
+    admin, headers, _ = signed_in("admin", Answers(Answer(200, [summer])))
+
+    page = ledger_pages.child_shared(admin, request("GET", "/children/c_1/shared", headers), "c_1")
+
+    cells = [cell.strip() for cell in re.findall(r"<td>(.*?)</td>", page.get_data(as_text=True), re.S)]
+    assert page.status_code == 200   # 09:30 UTC is 10:30 in a Welsh summer
+    assert cells == ["1 July 2026, 10:30", "Shared", "school:1", "health:h", "Referrals", "Contact details", "Consent",
+                     "demo-dsl"]
+
+
+def test_found_pupils_link_to_what_was_shared_for_a_dsl_only():
+    found = [{"child_ref": "c_1", "upn": "A661000000012", "given_name": "Siân", "family_name": "ap Huw",
+              "date_of_birth": "2015-03-14", "referrals": 1, "last_referred_at": "2026-12-01T09:30:00+00:00"}]
+
+    def listed(who: str) -> str:
+        pages, headers, _ = signed_in(who, Answers(Answer(200, found)))
+        return consent_pages.find_pupil(pages, request("GET", "/pupils?q=A661000000012", headers)).get_data(
+            as_text=True)
+
+    assert 'href="/children/c_1/shared"' in listed("dsl") and 'href="/children/c_1/shared"' not in listed("teacher")
