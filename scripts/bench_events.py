@@ -40,8 +40,8 @@ from pont_shared.messaging.broker import connect_amqp  # noqa: E402
 from pont_shared.messaging.consumer import handles  # noqa: E402
 from pont_shared.messaging.db import define_messaging_tables, make_engine  # noqa: E402
 from pont_shared.messaging.dependencies import UnitOfWorkProvider  # noqa: E402
-from pont_shared.messaging.outbox import OutboxRelay, PublisherConnection, declare_exchanges  # noqa: E402
-from pont_shared.messaging.topology import dead_letter_queue_name  # noqa: E402
+from pont_shared.messaging.outbox import OutboxRelay, PublisherConnection  # noqa: E402
+from pont_shared.messaging.topology import dead_letter_queue_name, ensure_shared  # noqa: E402
 from pont_shared.messaging.uow import UnitOfWork  # noqa: E402
 from pont_shared.testing import (  # noqa: E402
     fresh_database,
@@ -189,8 +189,8 @@ def bench_raw_ceiling() -> float:
     queue, routing_key = random_name("bench_raw"), "pont.bench.raw.v1"
     body = Envelope.wrap(BenchTick(n=0), source="/pont/bench").model_dump_json().encode()
     publisher = connect_amqp(AMQP_URI, connection_class=PublisherConnection)
+    ensure_shared(publisher)
     channel = publisher.channel()
-    declare_exchanges(channel)
     channel.queue_declare(queue, durable=True, auto_delete=False)
     channel.queue_bind(queue, EVENTS_EXCHANGE, routing_key)
     channel.confirm_select()

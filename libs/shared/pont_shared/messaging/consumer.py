@@ -148,12 +148,12 @@ class EventConsumer(Consumer):
         self.queue_name = queue_name_of(self.service, self.method_name)
         # the routing key may name a setting, e.g. "{org}" for an agency's own disclosures
         routing_key = self.routing_key_for(self.container.config)
-        exchange = topology.disclosures_exchange if self.event_model.EXCHANGE == topology.disclosures_exchange.name \
-            else topology.events_exchange
+        exchange = topology.SHARED_EXCHANGES[self.event_model.EXCHANGE]
         self.queue = topology.consumer_queue(self.service, self.queue_name, exchange, routing_key)
         self.user = broker_user(settings.amqp_uri)
         self.publisher = Publisher(settings.amqp_uri, use_confirms=True, delivery_mode=2, user_id=self.user)
         with Connection(settings.amqp_uri) as conn:
+            topology.ensure_shared(conn, [exchange.name])
             topology.declare_retry_topology(conn.default_channel, self.service, self.delays)
         super().setup()
 

@@ -25,7 +25,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.schema import Table
 
 from pont_shared import metrics
-from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
+from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, Envelope
+from pont_shared.messaging import topology
 from pont_shared.messaging.broker import BROKER_ERRORS, HEARTBEAT_SECONDS, broker_user, connect_amqp
 from pont_shared.messaging.db import insert_rows
 
@@ -54,12 +55,6 @@ def write_outbox(conn: Connection, outbox: Table, items: Iterable[tuple[Envelope
         for envelope, exchange, routing_key in items
     ]
     insert_rows(conn, outbox, rows)
-
-
-def declare_exchanges(channel, names=(EVENTS_EXCHANGE, DISCLOSURES_EXCHANGE)) -> None:
-    """Declare the exchanges outbox rows are published to (both topic exchanges)."""
-    for name in sorted(names):
-        channel.exchange_declare(name, "topic", durable=True, auto_delete=False)
 
 
 def _walk_the_unsent_index(db: Connection) -> None:
@@ -117,7 +112,7 @@ class OutboxRelay:
         self._channel = None
         self._next_tag = 1
         self._unconfirmed: set[int] = set()
-        self._declared: set[str] = set()   # exchanges declared on the current channel
+        self._declared: set[str] = set()   # exchanges known to exist, on the current connection
         self._nacked: set[int] = set()
         self._returned: set[str] = set()
         self._wakeup = threading.Event()
@@ -251,11 +246,10 @@ class OutboxRelay:
         """
         channel = self._ensure_channel()
         self._nacked, self._returned = set(), set()
-        # only the exchanges it publishes to: a service's broker user may configure no other
-        # (bookings, say, may not declare the disclosures exchange)
-        undeclared = {row.exchange for row in rows} - self._declared
-        declare_exchanges(channel, undeclared)
-        self._declared |= undeclared
+        # only the exchanges it publishes to, which it may not declare (topology.ensure_shared)
+        unchecked = {row.exchange for row in rows} - self._declared
+        topology.ensure_shared(self._conn, sorted(unchecked))
+        self._declared |= unchecked
         # each write is bounded too: a broker that stops reading (blocked) fails the batch, and
         # frees its rows, rather than holding them until it reads again
         for row in rows:

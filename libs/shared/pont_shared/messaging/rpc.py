@@ -25,6 +25,7 @@ import time
 
 import amqp
 import eventlet
+import kombu
 import kombu.serialization
 import nameko.messaging
 import nameko.rpc
@@ -37,6 +38,7 @@ from nameko.rpc import ReplyListener
 
 from pont_shared.contract.caller import DEV_CALLER_VERIFY_KEY, CallerRefused, CallerVerifier, checked
 from pont_shared.logs import describe
+from pont_shared.messaging import topology
 from pont_shared.messaging.broker import BROKER_ERRORS, TracksConsuming, broker_user, connect_amqp
 
 log = structlog.get_logger(__name__)
@@ -62,8 +64,24 @@ class _QueueConsumer(TracksConsuming, nameko.messaging.QueueConsumer):
             super().requeue_message(message)
 
 
+def _bound_undeclared(queue: kombu.Queue, config: dict) -> kombu.Queue:
+    """nameko's queue as it made it, bound to `nameko-rpc` without declaring that exchange (which
+    needs a permission no service's broker user has: see `topology`), once it is known to exist."""
+    connection = connect_amqp(config[AMQP_URI_CONFIG_KEY])
+    try:
+        topology.ensure_shared(connection, [topology.RPC_EXCHANGE])
+    finally:
+        connection.close()
+    return kombu.Queue(queue.name, exchange=topology.rpc_exchange, routing_key=queue.routing_key,
+                       durable=queue.durable, queue_arguments=queue.queue_arguments)
+
+
 class _RpcConsumer(nameko.rpc.RpcConsumer):
     queue_consumer = _QueueConsumer()
+
+    def setup(self):
+        super().setup()
+        self.queue = _bound_undeclared(self.queue, self.container.config)
 
     def handle_result(self, message, result, exc_info):
         """The answer to a request no entrypoint takes (an unknown method)."""
@@ -74,6 +92,10 @@ class _RpcConsumer(nameko.rpc.RpcConsumer):
 
 class _ReplyListener(ReplyListener):
     queue_consumer = _QueueConsumer()
+
+    def setup(self):
+        super().setup()
+        self.queue = _bound_undeclared(self.queue, self.container.config)
 
 
 class RpcProxy(DependencyProvider):

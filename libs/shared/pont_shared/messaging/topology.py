@@ -14,15 +14,42 @@ queues. A delay queue holds messages of one delay only, so a long delay never ho
 one. Dead letters stay per service: a disclosure addressed to one agency never lands on a
 queue another service reads. Disclosures (`pont.disclosed`) are a topic exchange keyed by the
 recipient organisation, so a topic permission confines an agency's bindings to its own key.
+
+The shared exchanges (`pont.events`, `pont.disclosed`, and nameko's `nameko-rpc`) are made by
+the broker's definitions, not by the services: declaring an exchange needs the configure
+permission that would also let a user delete it, and no service's user has it on a shared
+exchange. Services bind to them and publish to them without declaring them (`no_declare`),
+after `ensure_shared` has checked that they exist (a passive declare needs no permission) —
+and made any that does not, where the user may (an operator's user, or a development broker's
+guest).
 """
 from __future__ import annotations
 
+from amqp.exceptions import NotFound
 from kombu import Exchange, Queue, binding
 
 from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE
 
-events_exchange = Exchange(EVENTS_EXCHANGE, "topic", durable=True)
-disclosures_exchange = Exchange(DISCLOSURES_EXCHANGE, "topic", durable=True)
+RPC_EXCHANGE = "nameko-rpc"  # nameko's default, which Pont keeps
+
+events_exchange = Exchange(EVENTS_EXCHANGE, "topic", durable=True, no_declare=True)
+disclosures_exchange = Exchange(DISCLOSURES_EXCHANGE, "topic", durable=True, no_declare=True)
+rpc_exchange = Exchange(RPC_EXCHANGE, "topic", durable=True, no_declare=True)
+SHARED_EXCHANGES = {exchange.name: exchange for exchange in (events_exchange, disclosures_exchange, rpc_exchange)}
+
+
+def ensure_shared(connection, names=tuple(SHARED_EXCHANGES)) -> None:
+    """Check that each named shared exchange exists, on channels of `connection` (py-amqp's or
+    kombu's); declare one that does not (refused, ACCESS_REFUSED, unless the user may)."""
+    for name in names:
+        exchange = SHARED_EXCHANGES[name]
+        channel = connection.channel()
+        try:
+            channel.exchange_declare(name, exchange.type, passive=True)
+        except NotFound:  # the broker closed that channel
+            channel = connection.channel()
+            channel.exchange_declare(name, exchange.type, durable=True, auto_delete=False)
+        channel.close()
 
 HEADER_ATTEMPT = "x-pont-attempt"
 HEADER_OUTAGES = "x-pont-outages"  # times postponed for a database or broker outage: no budget spent
@@ -85,7 +112,7 @@ def consumer_queue(service: str, name: str, exchange: Exchange, routing_key: str
 
 
 def declare_retry_topology(channel, service: str, delays) -> None:
-    for exchange in (events_exchange, disclosures_exchange, requeue_exchange(service), dead_exchange(service)):
+    for exchange in (requeue_exchange(service), dead_exchange(service)):
         exchange(channel).declare()
     for seconds in delays:
         delay_exchange(service, seconds)(channel).declare()

@@ -18,9 +18,17 @@ from pont_shared.messaging.db import MessagingTables
 from pont_shared.messaging.uow import InboxKey, already_processed, record_processed
 
 
-def _declare_exchanges(channel) -> None:
-    channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True)
-    channel.exchange_declare(DISCLOSURES_EXCHANGE, "topic", durable=True)
+def _ensure_shared(connection: pika.BlockingConnection) -> None:
+    """pika's `topology.ensure_shared`: the events and disclosures exchanges exist (checked passively,
+    which needs no configure permission), declared if they did not."""
+    for name in (EVENTS_EXCHANGE, DISCLOSURES_EXCHANGE):
+        channel = connection.channel()
+        try:
+            channel.exchange_declare(name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker:  # 404, which closed that channel
+            channel = connection.channel()
+            channel.exchange_declare(name, "topic", durable=True)
+        channel.close()
 
 
 class WireObserver:
@@ -28,8 +36,8 @@ class WireObserver:
 
     def __init__(self, amqp_uri: str, bindings: Iterable[tuple[str, str]] = ((EVENTS_EXCHANGE, "#"),)):
         self._conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+        _ensure_shared(self._conn)
         self._channel = self._conn.channel()
-        _declare_exchanges(self._channel)
         self._queue = self._channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
         for exchange, routing_key in bindings:
             self._channel.queue_bind(self._queue, exchange, routing_key=routing_key)
@@ -78,8 +86,8 @@ class InboxClient:
         self.tables = tables
         self.consumer = consumer
         self._conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+        _ensure_shared(self._conn)
         self._channel = self._conn.channel()
-        _declare_exchanges(self._channel)
         dead = topology.dead_name(consumer)  # the consumer's own, as a Pont service's (broker_access)
         self._channel.exchange_declare(dead, "direct", durable=True)
         self._channel.queue_declare(topology.dead_letter_queue_name(consumer), durable=True)

@@ -5,9 +5,11 @@ Generated from the configuration that names them (the services `make start` runs
 
 * configure / write / read on its own queues (`<user>.*`: event consumers and dead letters;
   `rpc-<user>`; its RPC reply queues `rpc.reply-<user>-*`), its own retry exchanges
-  (`pont.requeue.<user>`, `pont.delay.<user>.*`) and dead-letter exchange (`pont.dead.<user>`),
-  and the shared exchanges it publishes to or binds from (`pont.events`, `nameko-rpc`, and
-  `pont.disclosed` for those that send or receive disclosures);
+  (`pont.requeue.<user>`, `pont.delay.<user>.*`) and dead-letter exchange (`pont.dead.<user>`);
+* write / read, never configure, on the shared exchanges it publishes to or binds from
+  (`pont.events`, `nameko-rpc`, and `pont.disclosed` for those that send or receive
+  disclosures): the definitions make them, and no service's user can delete or redeclare one
+  (`pont_shared.messaging.topology.ensure_shared`);
 * topic permissions: on `pont.events` it may publish only the event types it owns and bind
   only to those it consumes; on `pont.disclosed` an agency may bind only its own
   organisation's key, and only referrals and transitions may publish; on `nameko-rpc` it may
@@ -51,8 +53,8 @@ from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from pont_shared.config import DEV_BROKER_PASSWORD, Settings, safe_name
 from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE
 from pont_shared.messaging.broker import parse_brokers
+from pont_shared.messaging.topology import RPC_EXCHANGE
 
-RPC_EXCHANGE = "nameko-rpc"
 NOTHING = "^$"
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 AGENCY_LINK = "agency_link.service:AgencyLinkService"
@@ -116,11 +118,11 @@ def permissions(user: str, role: str, events_bound: set[str], disclosures_bound:
     own = [rf"{me}\..+", f"rpc-{me}", rf"rpc\.reply-{me}-.+",
            rf"pont\.requeue\.{me}", rf"pont\.delay\.{me}\..+", rf"pont\.dead\.{me}"]
     shared = [re.escape(EVENTS_EXCHANGE), re.escape(RPC_EXCHANGE)]
-    disclosed = [re.escape(DISCLOSURES_EXCHANGE)] if role in SENDS_DISCLOSURES or disclosures_bound else []
-    writes = disclosed if role in SENDS_DISCLOSURES else []
+    writes = [re.escape(DISCLOSURES_EXCHANGE)] if role in SENDS_DISCLOSURES else []
     reads = [re.escape(DISCLOSURES_EXCHANGE)] if disclosures_bound else []
     return {
-        "permission": {"configure": _alternatives(own + shared + disclosed),
+        # configure on its own queues and exchanges only: declaring a shared exchange would let it delete one too
+        "permission": {"configure": _alternatives(own),
                        "write": _alternatives(own + shared + writes),
                        "read": _alternatives(own + shared + reads)},
         "topic": [

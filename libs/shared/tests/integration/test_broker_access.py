@@ -82,7 +82,7 @@ def test_an_agency_receives_its_own_disclosures_and_publishes_its_own_events(bro
     me, org = broker["agency"]["mine"], broker["orgs"]["mine"]
     conn = broker["connect"](me)
     channel = conn.channel()
-    channel.exchange_declare(DISCLOSURES_EXCHANGE, "topic", durable=True)
+    channel.exchange_declare(DISCLOSURES_EXCHANGE, passive=True)  # as a service checks it (topology.ensure_shared)
     queue = f"{me}.on_disclosure"
     channel.queue_declare(queue, durable=True)
     channel.queue_bind(queue, DISCLOSURES_EXCHANGE, org)
@@ -106,6 +106,20 @@ def test_an_agency_cannot_read_or_touch_another_organisations_queue(broker):
     refused(lambda: conn.channel().queue_declare(theirs, durable=True))
     refused(lambda: conn.channel().queue_delete(theirs))
     refused(lambda: conn.channel().queue_purge(theirs))
+
+
+@pytest.mark.parametrize("exchange", sorted(topology.SHARED_EXCHANGES))
+def test_no_service_or_agency_can_delete_or_redeclare_a_shared_exchange(broker, exchange):
+    """Otherwise one agency could delete pont.disclosed and make it again as a fanout exchange, to
+    which topic permissions do not apply, and bind to every organisation's disclosures."""
+    for user in (broker["agency"]["mine"], *broker["services"].values()):
+        conn = broker["connect"](user)
+        conn.channel().exchange_declare(exchange, passive=True)
+        assert f"access to exchange '{exchange}'" in refused(lambda conn=conn: conn.channel().exchange_delete(exchange))
+        refused(lambda conn=conn: conn.channel().exchange_declare(exchange, "topic", durable=True))
+        refused(lambda conn=conn: conn.channel().exchange_declare(exchange, "fanout", durable=True))
+        conn.close()
+    broker["connect"]().channel().exchange_declare(exchange, passive=True)  # still there
 
 
 def test_an_agency_cannot_bind_to_another_organisations_disclosures(broker):
@@ -139,9 +153,9 @@ def test_an_agency_cannot_publish_what_it_does_not_own(broker):
                                 PRECONDITION_FAILED)
     # it answers the RPC requests it is sent (a reply goes to the caller's uuid), but asks no service
     # anything: no `consent.share` with a caller it wrote itself
-    publish(broker_access.RPC_EXCHANGE, str(uuid.uuid4()), user_id=me)
-    assert "access to topic" in refused(lambda: publish(broker_access.RPC_EXCHANGE, "consent.share", user_id=me))
-    refused(lambda: publish(broker_access.RPC_EXCHANGE, "agency_link_x.inbox", user_id=me))
+    publish(topology.RPC_EXCHANGE, str(uuid.uuid4()), user_id=me)
+    assert "access to topic" in refused(lambda: publish(topology.RPC_EXCHANGE, "consent.share", user_id=me))
+    refused(lambda: publish(topology.RPC_EXCHANGE, "agency_link_x.inbox", user_id=me))
 
 
 def test_a_service_cannot_read_another_services_queue(broker):
