@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from pont_shared.contract.events import LedgerAnchored
+from pont_shared.contract.rpc.agency_link import AnchorView
 from pont_shared.messaging.uow import UnitOfWork
 
 from .orm import ledger_anchors
@@ -23,9 +24,9 @@ def keep(uow: UnitOfWork, ledger: str, event: LedgerAnchored, at: datetime) -> b
     return seen is None
 
 
-def latest(uow: UnitOfWork, ledger: str) -> dict | None:
-    """The highest head of `ledger` seen: `{seq, hash}`, or None before the first announcement."""
+def latest(uow: UnitOfWork, ledger: str) -> AnchorView | None:
+    """The highest head of `ledger` seen, or None before the first announcement."""
     with uow:
         row = uow.session.execute(select(ledger_anchors).where(ledger_anchors.c.ledger == ledger)
                                   .order_by(ledger_anchors.c.seq.desc()).limit(1)).first()
-    return None if row is None else {"seq": row.seq, "hash": row.hash}
+    return None if row is None else AnchorView(seq=row.seq, hash=row.hash)

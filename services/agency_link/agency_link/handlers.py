@@ -16,6 +16,13 @@ from pont_shared.contract.events import (
     DisclosureDelivered,
     _AppointmentEvent,
 )
+from pont_shared.contract.rpc.agency_link import (
+    AgencyDecision,
+    CopyView,
+    DecisionView,
+    PupilAppointmentView,
+    ReviewView,
+)
 from pont_shared.identity import upn_problem
 from pont_shared.messaging.db import insert_rows
 from pont_shared.messaging.uow import UnitOfWork
@@ -55,41 +62,40 @@ def store_disclosure(uow: UnitOfWork, event: DisclosureDelivered, org: str, at: 
         uow.commit()
 
 
-def inbox(uow: UnitOfWork, org: str, caller: dict, kind: str | None = None) -> list[dict]:
+def inbox(uow: UnitOfWork, org: str, caller: dict, kind: str | None = None) -> list[CopyView]:
     _own(caller, org)
     with uow:
         copies = CopyRepository(uow.session).of_kind(kind)
     roles = frozenset(caller.get("roles", ()))
-    return [copy.view(roles) for copy in copies]
+    return [CopyView.model_validate(copy.view(roles)) for copy in copies]
 
 
-def decide(uow: UnitOfWork, org: str, caller: dict, *, subject_id: str, decision: str, subject_kind: str = "referral",
-           reason: str | None = None, outcome: str | None = None, reason_code: str | None = None,
-           clock: Clock) -> dict:
+def decide(uow: UnitOfWork, org: str, caller: dict, request: AgencyDecision, *, clock: Clock) -> DecisionView:
     """Record the agency's decision in its own store; tell Pont the decision as codes only."""
     _own(caller, org)
+    decision, kind = request.decision, request.subject_kind
     codes = {"declined": DECLINE_CODES, "closed": CLOSE_CODES}.get(decision)
+    reason_code = None
     if codes is not None:
-        reason_code = reason_code or "other"
+        reason_code = request.reason_code or "other"
         if reason_code not in codes:
             raise Invalid("unknown reason code", [{"field": "reason_code", "message": f"one of {', '.join(codes)}"}])
-    else:
-        reason_code = None
     with uow:
         repo = CopyRepository(uow.session)
-        copy = repo.latest_for(subject_kind, subject_id)
+        copy = repo.latest_for(kind, request.subject_id)
         if copy is None:
-            raise NotFound(f"no such {subject_kind} for this organisation")
+            raise NotFound(f"no such {kind} for this organisation")
         try:
-            copy.decide(decision, clock(), caller["sub"], reason_code=reason_code, note=reason or outcome)
+            copy.decide(decision, clock(), caller["sub"], reason_code=reason_code,
+                        note=request.reason or request.outcome)
         except DecisionRefused as exc:
             raise Conflict(exc.message) from exc
         repo.save(copy)
-        uow.emit(AgencyDecided(subject_kind=subject_kind, subject_id=subject_id, child_ref=copy.child_ref, org=org,
+        uow.emit(AgencyDecided(subject_kind=kind, subject_id=request.subject_id, child_ref=copy.child_ref, org=org,
                                decision=decision, by=caller["sub"], reason_code=reason_code),
                  subject=copy.child_ref)
         uow.commit()
-    return {"id": subject_id, "status": copy.status}
+    return DecisionView(id=request.subject_id, status=copy.status)
 
 
 def on_consent_withdrawn(uow: UnitOfWork, event: ConsentWithdrawn | ConsentExpired, org: str, at: datetime) -> int:
@@ -136,22 +142,23 @@ def on_appointment(uow: UnitOfWork, event: _AppointmentEvent, status: str, org: 
         uow.commit()
 
 
-def pupil_appointments(uow: UnitOfWork, org: str, caller: dict, child_ref: str | None = None) -> list[dict]:
+def pupil_appointments(uow: UnitOfWork, org: str, caller: dict,
+                       child_ref: str | None = None) -> list[PupilAppointmentView]:
     _own(caller, org)
     query = select(appointments).order_by(appointments.c.starts_at)
     if child_ref:
         query = query.where(appointments.c.child_ref == child_ref)
     with uow:
-        return [dict(row) for row in uow.session.execute(query).mappings().all()]
+        return [PupilAppointmentView.model_validate(dict(row)) for row in uow.session.execute(query).mappings().all()]
 
 
-def dsl_review_items(uow: UnitOfWork, org: str, caller: dict) -> list[dict]:
+def dsl_review_items(uow: UnitOfWork, org: str, caller: dict) -> list[ReviewView]:
     _own(caller, org)
     if "dsl" not in (caller.get("roles") or ()):
         raise Forbidden("the review inbox is for the designated safeguarding lead")
     with uow:
         rows = uow.session.execute(select(dsl_reviews).order_by(dsl_reviews.c.raised_at)).mappings().all()
-    return [dict(row) for row in rows]
+    return [ReviewView.model_validate(dict(row)) for row in rows]
 
 
 # --- Common Transfer Files imported by a school -------------------------------------------------

@@ -13,6 +13,7 @@ from pont_shared.contract.events import (
     DisclosureDelivered,
     LedgerAnchored,
 )
+from pont_shared.contract.rpc.agency_link import AgencyDecision
 from pont_shared.messaging.consumer import handles
 from pont_shared.messaging.dependencies import ChildRefs, Clock, UnitOfWorkProvider
 from pont_shared.messaging.rpc import rpc
@@ -48,7 +49,8 @@ class AgencyLinkService(OpsEndpoints):
     @rpc(expected_exceptions=EXPECTED)
     def ledger_anchor(self, ledger: str) -> dict | None:
         """The latest head of `ledger` (e.g. `/pont/consent`) this agency kept; no personal data, so no caller."""
-        return anchors.latest(self.uow, str(ledger))
+        anchor = anchors.latest(self.uow, str(ledger))
+        return anchor and anchor.wire()
 
     @handles(DisclosureDelivered, routing_key="{org}")
     def on_disclosure(self, event):
@@ -56,14 +58,11 @@ class AgencyLinkService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED)
     def inbox(self, kind: str | None, caller: dict) -> list:
-        return handlers.inbox(self.uow, self.org, caller, kind)
+        return [copy.wire() for copy in handlers.inbox(self.uow, self.org, caller, kind)]
 
     @rpc(expected_exceptions=EXPECTED)
-    def decide(self, subject_id: str, decision: str, caller: dict, reason: str | None = None,
-               outcome: str | None = None, reason_code: str | None = None, subject_kind: str = "referral") -> dict:
-        return handlers.decide(self.uow, self.org, caller, subject_id=subject_id, decision=decision,
-                               subject_kind=subject_kind, reason=reason, outcome=outcome, reason_code=reason_code,
-                               clock=self.clock)
+    def decide(self, request: dict, caller: dict) -> dict:
+        return handlers.decide(self.uow, self.org, caller, AgencyDecision.parse(request), clock=self.clock).wire()
 
     @handles(ConsentWithdrawn)
     def on_consent_withdrawn(self, event):
@@ -88,11 +87,11 @@ class AgencyLinkService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED)
     def appointments(self, caller: dict, child_ref: str | None = None) -> list:
-        return handlers.pupil_appointments(self.uow, self.org, caller, child_ref)
+        return [item.wire() for item in handlers.pupil_appointments(self.uow, self.org, caller, child_ref)]
 
     @rpc(expected_exceptions=EXPECTED)
     def dsl_reviews(self, caller: dict) -> list:
-        return handlers.dsl_review_items(self.uow, self.org, caller)
+        return [item.wire() for item in handlers.dsl_review_items(self.uow, self.org, caller)]
 
     @rpc(expected_exceptions=EXPECTED)
     def import_transfer(self, transfer: dict, caller: dict) -> dict:

@@ -7,6 +7,8 @@ from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.extensions import DependencyProvider
 
 from pont_shared.config import safe_name
+from pont_shared.contract.rpc import ReplyUnreadable
+from pont_shared.contract.rpc.agency_link import AnchorView
 from pont_shared.messaging.rpc import RpcProxy
 
 from .domain import Anchor
@@ -43,10 +45,11 @@ class AgencyAnchors(RpcProxy):
             for org, reply in asked:
                 try:
                     held = reply.result()
-                except (UnknownService, RpcTimeout):
+                    anchor = AnchorView.read(held) if held else None
+                except (UnknownService, RpcTimeout, ReplyUnreadable):
                     continue
-                if held:
-                    anchors.append(Anchor(int(held["seq"]), str(held["hash"]), org))
+                if anchor:
+                    anchors.append(Anchor(anchor.seq, anchor.hash, org))
             return anchors
 
         return collect

@@ -102,6 +102,35 @@ class TestDisclosures:
             rpc.inbox("referral", signed({"sub": "x", "org": "school:someone-else", "roles": ["school_staff"]}))
 
 
+class TestDecisions:
+    """decide takes an AgencyDecision (pont_shared.contract.rpc.agency_link): a bad field is refused
+    naming it and nothing is decided; a good one is recorded and answered as a DecisionView."""
+
+    def test_a_malformed_decision_is_refused_naming_each_field_and_changes_nothing(self, link):
+        school, rpc, publisher = link
+        referral_id = str(uuid.uuid4())
+        publisher.emit(DisclosureDelivered(
+            disclosure_id=str(uuid.uuid4()), child_ref="c_2", to_org=school, from_org="school:x", purpose="referral",
+            subject_kind="referral", subject_id=referral_id, basis="consent", basis_ref="k1",
+            content={"categories": {"contact": {"given_name": "Ffion"}}}))
+        staff = {"sub": "t1", "org": school, "roles": ["school_staff"]}
+        wait_until(lambda: rpc.inbox("referral", signed(staff)))
+
+        with pytest.raises(Invalid) as refused:
+            rpc.decide({"subject_id": referral_id, "decision": "shredded", "reason": "x" * 2001,
+                        "colour": "red"}, signed(staff))
+        assert sorted(error["field"] for error in refused.value.errors) == ["colour", "decision", "reason"]
+        assert "shredded" not in str(refused.value.errors)
+        [item] = rpc.inbox("referral", signed(staff))
+        assert item["status"] == "received"
+
+        decided = rpc.decide({"subject_id": referral_id, "decision": "declined", "reason": "Already open to us.",
+                              "reason_code": "already_involved"}, signed(staff))
+        assert decided == {"id": referral_id, "status": "declined"}
+        [item] = rpc.inbox("referral", signed(staff))
+        assert item["status"] == "declined" and item["history"][-1]["code"] == "already_involved"
+
+
 class TestWithdrawalHandledBeforeTheDisclosure:
     def test_the_copy_arrives_restricted(self, link, postgres_url):
         school, rpc, publisher = link                    # postgres_url: the link's own database

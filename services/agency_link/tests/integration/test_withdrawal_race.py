@@ -51,7 +51,7 @@ def test_a_disclosure_handled_while_the_withdrawal_commits_arrives_restricted(po
 
         [item] = handlers.inbox(UnitOfWork(new_uow, tables, source="/pont/x"), HEALTH,
                                 {"sub": "n1", "org": HEALTH, "roles": ["school_nurse"]})
-        assert item["restricted"] and item["content"] is None
+        assert item.restricted and item.content is None
     finally:
         engine.dispose()
 

@@ -41,7 +41,7 @@ def handle(uow_factory, *events) -> list[dict]:
             handlers.on_consent_withdrawn(uow_factory(), event, HEALTH, NOW)
         else:
             handlers.store_disclosure(uow_factory(), event, HEALTH, NOW)
-    return handlers.inbox(uow_factory(), HEALTH, STAFF)
+    return [copy.wire() for copy in handlers.inbox(uow_factory(), HEALTH, STAFF)]
 
 
 class TestWithdrawalBeforeTheDisclosureArrives:

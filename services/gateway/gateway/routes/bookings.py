@@ -4,6 +4,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from pont_shared.contract.errors import Forbidden
+from pont_shared.contract.rpc.agency_link import ReviewView
 from pont_shared.contract.rpc.bookings import (
     AppointmentView,
     BookAppointment,
@@ -100,4 +101,5 @@ class BookingRoutes:
     def dsl_reviews(self, caller, body):
         if caller.org_kind != "school":
             raise Forbidden("the review queue is a school's")
-        return self.booking_agencies(caller.org).dsl_reviews(assertion(caller))
+        return [sent(item) for item in ReviewView.read_many(self.booking_agencies(caller.org).dsl_reviews(
+            assertion(caller)))]

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from pont_shared.contract.errors import Forbidden, Invalid, NotFound
+from pont_shared.contract.rpc.agency_link import AgencyDecision, CopyView, DecisionView
 from pont_shared.contract.rpc.consent import ConsentView, DecideReply, DecideRequest
 from pont_shared.contract.rpc.referrals import (
     FoundChild,
@@ -160,26 +161,31 @@ class ReferralRoutes:
     @api("GET", "/api/v1/inbox/referrals", roles=RECIPIENT_ROLES,
          summary="What was disclosed to the caller's organisation, from its own store")
     def referral_inbox(self, caller, body):
-        return self.referral_agencies(caller.org).inbox("referral", assertion(caller))
+        return [sent(copy) for copy in CopyView.read_many(self.referral_agencies(caller.org).inbox(
+            "referral", assertion(caller)))]
 
     @api("POST", "/api/v1/referrals/{id}/accept", roles=RECIPIENT_ROLES,
          summary="The recipient accepts the referral", responses={404: "not a referral to the caller's organisation",
                                                                   409: "not in a state to accept"})
     def accept_referral(self, caller, body, id):
-        return self.referral_agencies(caller.org).decide(id, "accepted", assertion(caller))
+        return self._decide(caller, AgencyDecision(subject_id=id, decision="accepted"))
 
     @api("POST", "/api/v1/referrals/{id}/decline", roles=RECIPIENT_ROLES, body=Decline,
          summary="The recipient declines the referral; the reason stays in its own store, the code is shared",
          example={"reason": "Already open to CAMHS.", "reason_code": "already_involved"},
          responses={404: "not a referral to the caller's organisation", 409: "not in a state to decline"})
     def decline_referral(self, caller, body, id):
-        return self.referral_agencies(caller.org).decide(id, "declined", assertion(caller), reason=body.reason,
-                                                         reason_code=body.reason_code)
+        return self._decide(caller, AgencyDecision(subject_id=id, decision="declined", reason=body.reason,
+                                                   reason_code=body.reason_code))
 
     @api("POST", "/api/v1/referrals/{id}/close", roles=RECIPIENT_ROLES, body=Close,
          summary="The recipient closes the referral with an outcome",
          example={"outcome": "Six sessions completed; sleeping better.", "outcome_code": "support_completed"},
          responses={404: "not a referral to the caller's organisation", 409: "not in a state to close"})
     def close_referral(self, caller, body, id):
-        return self.referral_agencies(caller.org).decide(id, "closed", assertion(caller), outcome=body.outcome,
-                                                         reason_code=body.outcome_code)
+        return self._decide(caller, AgencyDecision(subject_id=id, decision="closed", outcome=body.outcome,
+                                                   reason_code=body.outcome_code))
+
+    def _decide(self, caller, decision: AgencyDecision) -> dict:
+        """The recipient's decision, recorded by its own agency link."""
+        return sent(DecisionView.read(self.referral_agencies(caller.org).decide(decision.wire(), assertion(caller))))
