@@ -28,7 +28,7 @@ from pont_shared.contract.events import (
     ReferralWithdrawn,
 )
 from pont_shared.contract.rpc.consent import ShareReply, ShareRequest
-from pont_shared.contract.rpc.referrals import RaisedReferral, RaiseReferral
+from pont_shared.contract.rpc.referrals import InvolvementQuery, OpenReferral, RaisedReferral, RaiseReferral
 from pont_shared.identity import child_ref as derive_child_ref
 from pont_shared.messaging.uow import UnitOfWork
 
@@ -363,22 +363,20 @@ def find_children(uow: UnitOfWork, caller: dict, child_ref: str | None = None, n
 OPEN_INVOLVEMENT_BATCH = 1000
 
 
-def open_involvement(uow: UnitOfWork, child_refs: list[str], caller: dict) -> dict[str, list[dict]]:
-    """The caller's school's open referrals for these children: {child_ref: [{service, to_org, status, since}]}.
-
-    Codes and organisation ids only — never the reason or details of a referral.
-    """
+def open_involvement(uow: UnitOfWork, query: InvolvementQuery, caller: dict) -> dict[str, list[OpenReferral]]:
+    """The caller's school's open referrals for these children. Codes and organisation ids only —
+    never the reason or details of a referral."""
     if not str(caller.get("org", "")).startswith("school:"):
         raise Forbidden("open agency involvement is read by the referring school")
-    refs = list(dict.fromkeys(str(ref) for ref in child_refs or ()))
-    found: dict[str, list[dict]] = {}
+    refs = list(dict.fromkeys(query.child_refs))
+    found: dict[str, list[OpenReferral]] = {}
     with uow:
         repo = ReferralRepository(uow.session)
         for start in range(0, len(refs), OPEN_INVOLVEMENT_BATCH):
             for row in repo.open_of(caller["org"], refs[start:start + OPEN_INVOLVEMENT_BATCH]):
-                found.setdefault(row["child_ref"], []).append({
-                    "service": row["service"], "to_org": row["to_org"], "status": row["status"],
-                    "since": _aware(row["raised_at"]).date().isoformat()})
+                found.setdefault(row["child_ref"], []).append(OpenReferral(
+                    service=row["service"], to_org=row["to_org"], status=row["status"],
+                    since=_aware(row["raised_at"]).date()))
     return found
 
 

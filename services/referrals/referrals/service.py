@@ -8,7 +8,7 @@ from nameko.dependency_providers import Config
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import AgencyDecided, ConsentGranted
-from pont_shared.contract.rpc.referrals import RaiseReferral
+from pont_shared.contract.rpc.referrals import InvolvementQuery, RaiseReferral
 from pont_shared.messaging.consumer import handles
 from pont_shared.messaging.dependencies import Clock, Setting, UnitOfWorkProvider, every
 from pont_shared.messaging.rpc import RpcProxy, rpc
@@ -55,8 +55,9 @@ class ReferralsService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED, vouched_by=("transitions",))  # a transition lead's, checked there
     def open_involvement(self, child_refs: list, caller: dict) -> dict:
-        """{child_ref: [{service, to_org, status, since}]} for the caller's school's open referrals."""
-        return handlers.open_involvement(self.uow, child_refs, caller)
+        """{child_ref: [OpenReferral]} for the caller's school's open referrals."""
+        found = handlers.open_involvement(self.uow, InvolvementQuery.parse({"child_refs": child_refs}), caller)
+        return {ref: [referral.wire() for referral in referrals] for ref, referrals in found.items()}
 
     @rpc(expected_exceptions=EXPECTED)
     def withdraw(self, referral_id: str, caller: dict) -> dict:

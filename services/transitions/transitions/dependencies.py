@@ -7,7 +7,9 @@ from nameko.exceptions import MethodNotFound, RpcTimeout, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
+from pont_shared.contract.rpc import ReplyUnreadable
 from pont_shared.contract.rpc.consent import DecideReply, DecideRequest, ShareReply, ShareRequest
+from pont_shared.contract.rpc.referrals import OpenReferral
 
 from .config import TransitionsConfig
 
@@ -87,7 +89,9 @@ class OpenInvolvement:
     def __call__(self, child_refs: list[str], caller: dict) -> dict[str, list[dict]]:
         try:
             with eventlet.Timeout(self.timeout, RpcTimeout("referrals.open_involvement")):
-                return self.proxy.open_involvement.call_async(child_refs, caller).result() or {}
-        except (UnknownService, MethodNotFound, RpcTimeout) as exc:
+                answer = self.proxy.open_involvement.call_async(child_refs, caller).result() or {}
+            found = OpenReferral.read_by_child(answer)
+        except (UnknownService, MethodNotFound, RpcTimeout, ReplyUnreadable) as exc:
             log.info("transitions.referrals_unavailable", reason=type(exc).__name__)
             return {}
+        return {ref: [referral.wire() for referral in referrals] for ref, referrals in found.items()}

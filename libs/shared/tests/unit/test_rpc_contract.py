@@ -16,7 +16,7 @@ from pont_shared.contract.rpc.consent import (
     ShareReply,
     ShareRequest,
 )
-from pont_shared.contract.rpc.referrals import RaisedReferral, RaiseReferral
+from pont_shared.contract.rpc.referrals import InvolvementQuery, OpenReferral, RaisedReferral, RaiseReferral
 from pont_shared.identity import make_upn
 
 STAFF = {"sub": "t1", "org": "school:6612001", "roles": ["school_staff"]}
@@ -164,3 +164,23 @@ class TestReplies:
 
         assert isinstance(unreadable.value, RemoteError) and not isinstance(unreadable.value, Invalid)
         assert "decisions" in str(unreadable.value) and "all of them" not in str(unreadable.value)
+
+
+class TestOpenInvolvement:
+    def test_a_bad_child_ref_is_named_by_its_place_in_the_list(self):
+        with pytest.raises(Invalid) as refused:
+            InvolvementQuery.parse({"child_refs": ["c_1", "c" * 65]})
+
+        assert fields(refused) == ["child_refs.1"]
+
+    def test_the_answer_reads_back_by_child_and_one_that_is_not_keyed_by_child_is_unreadable(self):
+        answer = {"c_1": [{"service": "camhs", "to_org": "health:1", "status": "sent", "since": "2026-11-23"}]}
+
+        [referral] = OpenReferral.read_by_child(answer)["c_1"]
+
+        assert referral.since == date(2026, 11, 23) and referral.wire() == answer["c_1"][0]
+        with pytest.raises(ReplyUnreadable):
+            OpenReferral.read_by_child([answer])
+        with pytest.raises(ReplyUnreadable) as unreadable:
+            OpenReferral.read_by_child({"c_1": [{"service": "camhs", "to_org": "health:1", "status": "sent"}]})
+        assert "since" in str(unreadable.value)

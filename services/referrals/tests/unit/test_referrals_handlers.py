@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid
 from pont_shared.contract.events import AgencyDecided, ConsentGranted
-from pont_shared.contract.rpc.referrals import RaiseReferral
+from pont_shared.contract.rpc.referrals import InvolvementQuery, RaiseReferral
 from pont_shared.identity import make_upn
 from pont_shared.messaging.db import make_engine
 from pont_shared.messaging.uow import UnitOfWork
@@ -433,9 +433,10 @@ class TestOpenInvolvement:
         raise_(uow_factory, FakeConsent(), serial=4, caller={**STAFF, "org": "school:2"})
         refs = [child_ref(make_upn(n), SECRET) for n in (1, 2, 3, 4, 5)]
 
-        found = handlers.open_involvement(uow_factory(), refs, {**STAFF, "roles": ["transition_lead"]})
+        found = handlers.open_involvement(uow_factory(), InvolvementQuery(child_refs=refs),
+                                          {**STAFF, "roles": ["transition_lead"]})
 
-        assert found == {
+        assert {ref: [referral.wire() for referral in referrals] for ref, referrals in found.items()} == {
             held["child_ref"]: [{"service": "school_nursing", "to_org": "health:1", "status": "awaiting_consent",
                                  "since": "2026-11-23"}],
             sent["child_ref"]: [{"service": "camhs", "to_org": "health:1", "status": "sent", "since": "2026-11-23"}],
@@ -443,4 +444,5 @@ class TestOpenInvolvement:
 
     def test_only_a_school_asks(self, uow_factory):
         with pytest.raises(Forbidden):
-            handlers.open_involvement(uow_factory(), ["c_1"], {"sub": "h", "org": "health:1", "roles": ["dsl"]})
+            handlers.open_involvement(uow_factory(), InvolvementQuery(child_refs=["c_1"]),
+                                      {"sub": "h", "org": "health:1", "roles": ["dsl"]})

@@ -1,18 +1,20 @@
-"""The referrals service's RPC contract: `raise_referral(RaiseReferral) -> RaisedReferral`.
+"""The referrals service's RPC contract: `raise_referral(RaiseReferral) -> RaisedReferral`;
+`open_involvement(child_refs, caller)` (transitions vouching for a transition lead) →
+{child_ref: [`OpenReferral`]}, read with `OpenReferral.read_by_child`.
 
 `NewReferral` is what a school sends (POST /api/v1/referrals); `RaiseReferral` adds who raises it and
 the client's Idempotency-Key, as the gateway passes it on.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
 from pont_shared.contract.events import Category
-from pont_shared.contract.rpc import ActsForCaller, Reply, Request
-from pont_shared.contract.rpc.types import Child, Id, OrgId, Service, Text
+from pont_shared.contract.rpc import ActsForCaller, Reply, ReplyUnreadable, Request
+from pont_shared.contract.rpc.types import Child, ChildRef, Id, OrgId, Service, Text
 
 Urgency = Literal["routine", "urgent", "safeguarding"]
 Details = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10000)]
@@ -117,3 +119,26 @@ class FoundChild(Reply):
     date_of_birth: str | None = None
     referrals: int
     last_referred_at: str | None = None
+
+
+class InvolvementQuery(Request):
+    """Which of these children have open referrals from the caller's school (a cohort's, at most)."""
+
+    child_refs: list[ChildRef] = Field(max_length=100_000)
+
+
+class OpenReferral(Reply):
+    """One of a school's open referrals of a pupil, as transitions reads it: codes and organisation
+    ids only, never the reason or details."""
+
+    service: str
+    to_org: str
+    status: str
+    since: date
+
+    @classmethod
+    def read_by_child(cls, data) -> dict[str, list[OpenReferral]]:
+        """`open_involvement`'s answer: {child_ref: [OpenReferral]}."""
+        if not isinstance(data, dict):
+            raise ReplyUnreadable(cls.__name__, "the reply is not an object keyed by child_ref")
+        return {str(ref): cls.read_many(items) for ref, items in data.items()}
