@@ -23,6 +23,7 @@ from pont_shared.contract.rpc.agency_link import (
     PupilAppointmentView,
     ReviewView,
 )
+from pont_shared.contract.rpc.transitions import ImportedRecord, Transfer, TransferCounts
 from pont_shared.identity import upn_problem
 from pont_shared.messaging.db import insert_rows
 from pont_shared.messaging.uow import UnitOfWork
@@ -178,18 +179,13 @@ def _carried(pupil: dict) -> dict:
     return {name: pupil[name] for name in CTF_SECTIONS if pupil.get(name) is not None}
 
 
-def import_transfer(uow: UnitOfWork, org: str, caller: dict, transfer: dict, *, child_ref_of: Callable[[str], str],
-                    clock: Clock) -> dict:
-    """Store each pupil of a parsed CTF in this school's own store; the same file again adds nothing.
-
-    `transfer`: {source_file, from_school, to_school, pupils: [{identifiers, attendance?, aln?}]}.
-    """
+def import_transfer(uow: UnitOfWork, org: str, caller: dict, transfer: Transfer, *,
+                    child_ref_of: Callable[[str], str], clock: Clock) -> TransferCounts:
+    """Store each pupil of a parsed CTF ([{identifiers, attendance?, aln?}]) in this school's own store;
+    the same file again adds nothing."""
     _check_importer(caller, org)
-    try:
-        source_file, pupils = str(transfer["source_file"]), list(transfer["pupils"])
-        from_school, to_school = str(transfer["from_school"]), str(transfer["to_school"])
-    except (KeyError, TypeError) as exc:
-        raise Invalid("malformed transfer", [{"field": "xml", "message": "not a parsed transfer file"}]) from exc
+    source_file, pupils = transfer.source_file, transfer.pupils
+    from_school, to_school = transfer.from_school, transfer.to_school
     if to_school != org:
         raise Invalid("the file is addressed to another school",
                       [{"field": "xml", "message": "the CTF's destination school is not the caller's school"}])
@@ -211,10 +207,10 @@ def import_transfer(uow: UnitOfWork, org: str, caller: dict, transfer: dict, *, 
         if new:
             insert_rows(uow.session.connection(), imported_transfers, new)
         uow.commit()
-    return {"source_file": source_file, "imported": len(new), "already_held": len(held)}
+    return TransferCounts(source_file=source_file, imported=len(new), already_held=len(held))
 
 
-def imported(uow: UnitOfWork, org: str, caller: dict, child_ref: str | None = None) -> list[dict]:
+def imported(uow: UnitOfWork, org: str, caller: dict, child_ref: str | None = None) -> list[ImportedRecord]:
     """The transfer records this school imported, oldest first."""
     _check_importer(caller, org)
     query = select(imported_transfers).order_by(imported_transfers.c.imported_at, imported_transfers.c.id)
@@ -222,6 +218,6 @@ def imported(uow: UnitOfWork, org: str, caller: dict, child_ref: str | None = No
         query = query.where(imported_transfers.c.child_ref == child_ref)
     with uow:
         rows = uow.session.execute(query).mappings().all()
-    return [{"id": r["id"], "child_ref": r["child_ref"], "source_file": r["source_file"],
-             "from_school": r["from_school"], "imported_at": r["imported_at"], "imported_by": r["imported_by"],
-             "sections": r["content"]} for r in rows]
+    return [ImportedRecord(id=r["id"], child_ref=r["child_ref"], source_file=r["source_file"],
+                           from_school=r["from_school"], imported_at=r["imported_at"], imported_by=r["imported_by"],
+                           sections=r["content"]) for r in rows]

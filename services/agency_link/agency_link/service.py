@@ -14,6 +14,7 @@ from pont_shared.contract.events import (
     LedgerAnchored,
 )
 from pont_shared.contract.rpc.agency_link import AgencyDecision
+from pont_shared.contract.rpc.transitions import Transfer
 from pont_shared.messaging.consumer import handles
 from pont_shared.messaging.dependencies import ChildRefs, Clock, UnitOfWorkProvider
 from pont_shared.messaging.rpc import rpc
@@ -95,10 +96,10 @@ class AgencyLinkService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED)
     def import_transfer(self, transfer: dict, caller: dict) -> dict:
-        """A parsed Common Transfer File into this school's own store: {source_file, imported, already_held}."""
-        return handlers.import_transfer(self.uow, self.org, caller, transfer, child_ref_of=self.child_ref,
-                                        clock=self.clock)
+        """A parsed Common Transfer File into this school's own store."""
+        return handlers.import_transfer(self.uow, self.org, caller, Transfer.parse(transfer, "transfer."),
+                                        child_ref_of=self.child_ref, clock=self.clock).wire()
 
     @rpc(expected_exceptions=EXPECTED)
     def imported_transfers(self, caller: dict, child_ref: str | None = None) -> list:
-        return handlers.imported(self.uow, self.org, caller, child_ref)
+        return [record.wire() for record in handlers.imported(self.uow, self.org, caller, child_ref)]

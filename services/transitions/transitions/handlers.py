@@ -28,6 +28,7 @@ from pont_shared.contract.events import (
     TransitionSent,
 )
 from pont_shared.contract.rpc.consent import DecideReply, DecideRequest, ShareRequest
+from pont_shared.contract.rpc.transitions import NewTransitions
 from pont_shared.messaging.db import insert_rows
 
 from . import ctf, domain, metrics
@@ -266,25 +267,15 @@ def _check_sender(caller: dict) -> None:
 
 # --- commands -----------------------------------------------------------------------
 
-def command_from(request: dict, caller: dict, child_ref_of) -> PrepareCohort:
-    """The gateway's validated request as a command; child_ref from the UPN, identifiers a section."""
-    try:
-        pupils = []
-        for pupil in request["pupils"]:
-            child = pupil["child"]
-            identifiers = {key: child[key] for key in ("upn", "given_name", "family_name", "date_of_birth")}
-            identifiers.update(pupil.get("basic") or {})
-            sections = {"identifiers": identifiers,
-                        **{k: v for k, v in (pupil.get("sections") or {}).items() if v is not None}}
-            unknown = set(sections) - set(domain.SECTIONS)
-            if unknown:
-                raise Invalid("unknown section",
-                              [{"field": "pupils.sections", "message": f"unknown: {sorted(unknown)}"}])
-            pupils.append(PupilRecord(child_ref_of(child["upn"]), sections))
-        return PrepareCohort(to_school=request["to_school"], pupils=pupils, send=bool(request.get("send")),
-                             caller=caller)
-    except (KeyError, TypeError) as exc:
-        raise Invalid("malformed transition request", [{"field": "body", "message": type(exc).__name__}]) from exc
+def command_from(request: NewTransitions, caller: dict, child_ref_of) -> PrepareCohort:
+    """The sending school's request as a command; child_ref from the UPN, identifiers a section."""
+    pupils = []
+    for pupil in request.pupils:
+        identifiers = {**pupil.child.model_dump(mode="json"),
+                       **(pupil.basic.model_dump(exclude_none=True) if pupil.basic else {})}
+        sections = {"identifiers": identifiers, **pupil.sections.model_dump(mode="json", exclude_none=True)}
+        pupils.append(PupilRecord(child_ref_of(pupil.child.upn), sections))
+    return PrepareCohort(to_school=request.to_school, pupils=pupils, send=request.send, caller=caller)
 
 
 def with_open_involvement(command: PrepareCohort, open_involvement) -> PrepareCohort:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import ConsentExpired, ConsentWithdrawn
+from pont_shared.contract.rpc.transitions import NewTransitions, ParsedCtf
 from pont_shared.messaging.consumer import handles
 from pont_shared.messaging.dependencies import ChildRefs, Clock, UnitOfWorkProvider, every
 from pont_shared.messaging.rpc import RpcProxy, rpc
@@ -34,7 +35,7 @@ class TransitionsService(OpsEndpoints):
     @rpc(expected_exceptions=EXPECTED)
     def prepare(self, request: dict, caller: dict, idempotency_key: str | None = None) -> list[dict]:
         """A cohort's records (per pupil: id, child_ref, status, included, withheld)."""
-        command = handlers.command_from(request, caller, self.child_ref)
+        command = handlers.command_from(NewTransitions.parse(request), caller, self.child_ref)
         idempotency = (idempotency_key, request) if idempotency_key else None
         return handlers.prepare_cohort(self.uow, ConsentSharing(self.consent), command, self.clock(),
                                        self.config.ack_period, idempotency,
@@ -85,7 +86,7 @@ class TransitionsService(OpsEndpoints):
             raise Invalid("the file is not a valid CTF", [{"field": "xml", "message": str(exc)[:500]}]) from exc
         for pupil in imported["pupils"]:
             pupil["child_ref"] = self.child_ref(pupil["identifiers"]["upn"])
-        return imported
+        return ParsedCtf.model_validate(imported).wire()
 
     @handles(ConsentWithdrawn)
     def on_consent_withdrawn(self, event):

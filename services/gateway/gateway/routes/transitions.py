@@ -2,18 +2,28 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.wrappers import Response
 
 from pont_shared.contract.errors import Forbidden, Invalid
+from pont_shared.contract.rpc.transitions import (
+    CtfFile,
+    ImportedRecord,
+    InboxItem,
+    NewTransitions,
+    ParsedCtf,
+    SentItem,
+    Transfer,
+    TransferCounts,
+    TransitionSummary,
+)
 
-from ..api import api, assertion, errors_of
+from ..api import api, assertion, errors_of, sent
 from ..problems import RequestInvalid
 from ..rpc import AgencyLinks, ServiceRpc
-from ..schemas import Child, OrgId, org_id
+from ..schemas import OrgId
 
 SENDERS = ("transition_lead",)
 RECEIVERS = ("transition_lead", "dsl")
@@ -22,87 +32,6 @@ SCHOOLS = ("transition_lead", "dsl")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Basic(_Strict):
-    gender: Literal["M", "F", "U"] | None = None
-
-
-class Attendance(_Strict):
-    year: int = Field(ge=2000, le=2100, description="the academic year's start, e.g. 2025 for 2025/26")
-    sessions_possible: int = Field(ge=0, le=1000)
-    sessions_authorised: int = Field(ge=0, le=1000)
-    sessions_unauthorised: int = Field(ge=0, le=1000)
-
-
-class Idp(_Strict):
-    maintained_by: Literal["school", "local_authority"]
-
-
-class Aln(_Strict):
-    """Welsh ALN (ALNET 2018): the decision, the individual development plan, areas of need, review."""
-
-    decision_outcome: Literal["has_aln", "no_aln", "pending"]
-    idp: Idp | None = None
-    areas_of_need: list[str] = Field(default_factory=list, max_length=20)
-    review_date: date | None = None
-
-    @field_validator("areas_of_need")
-    @classmethod
-    def _codes(cls, value: list[str]) -> list[str]:
-        for code in value:
-            if not (2 <= len(code) <= 5 and code.isalpha() and code.isupper()):
-                raise ValueError("areas of need are codes of 2-5 capital letters, e.g. SLCN, ASD, MLD")
-        return value
-
-
-class Wellbeing(_Strict):
-    notes: str = Field(max_length=4000)
-
-
-class Involvement(_Strict):
-    agency: str
-    service: str = Field(max_length=80)
-    since: date | None = None
-
-    @field_validator("agency")
-    @classmethod
-    def _agency(cls, value: str) -> str:
-        return org_id(value)
-
-
-class ChildProtection(_Strict):
-    status: Literal["open", "closed", "historic"]
-    summary: str = Field(max_length=4000)
-    on_register: bool = False
-
-
-class Sections(_Strict):
-    attendance: Attendance | None = None
-    aln: Aln | None = None
-    wellbeing: Wellbeing | None = None
-    agency_involvement: list[Involvement] | None = Field(default=None, max_length=50)
-    child_protection: ChildProtection | None = None
-
-
-class Pupil(_Strict):
-    child: Child
-    basic: Basic | None = None
-    sections: Sections = Field(default_factory=Sections)
-
-
-class NewTransitions(_Strict):
-    to_school: str
-    pupils: list[Pupil] = Field(min_length=1, max_length=5000)
-    send: bool = False
-
-    @field_validator("to_school")
-    @classmethod
-    def _school(cls, value: str) -> str:
-        org_id(value)
-        if not value.startswith("school:"):
-            raise ValueError("transition records go to a school")
-        return value
 
 
 class CohortCtf(_Strict):
@@ -151,34 +80,34 @@ EXAMPLE = {
 }
 
 
-def _ctf_response(result: dict) -> Response:
+def _ctf_response(reply) -> Response:
     """The file, and how many records it could not carry (their identifiers were withheld)."""
-    return Response(result["xml"], status=200, content_type="application/xml",
-                    headers={"Content-Disposition": f'attachment; filename="{result["file_name"]}"',
-                             "Pont-CTF-Pupils": str(result["pupils"]),
-                             "Pont-CTF-Omitted": str(result["omitted"])})
+    ctf = CtfFile.read(reply)
+    return Response(ctf.xml, status=200, content_type="application/xml",
+                    headers={"Content-Disposition": f'attachment; filename="{ctf.file_name}"',
+                             "Pont-CTF-Pupils": str(ctf.pupils), "Pont-CTF-Omitted": str(ctf.omitted)})
 
 
-def _cohort_of_ctf(parsed: dict, caller, body: CtfCohort) -> NewTransitions:
+def _cohort_of_ctf(parsed: ParsedCtf, caller, body: CtfCohort) -> NewTransitions:
     """A CTF the sending school's MIS exported, as the cohort request it stands for (validated as one).
 
     The file must come from the caller's school; its pupils' identifiers, attendance and ALN
     become their records' sections. A pupil the file carries that the API would refuse is a 422
     naming `xml.pupils.N.<field>`."""
-    if parsed["from_school"] != caller.org:
+    if parsed.from_school != caller.org:
         raise Invalid("the file is from another school",
                       [{"field": "xml", "message": "its source school is not yours"}])
-    if body.to_school is not None and parsed["to_school"] != body.to_school:
+    if body.to_school is not None and parsed.to_school != body.to_school:
         raise Invalid("the file is addressed to another school",
                       [{"field": "to_school", "message": "not the file's destination school"}])
     pupils = []
-    for sections in parsed["pupils"]:
+    for sections in parsed.pupils:
         identifiers = dict(sections["identifiers"])
         gender = identifiers.pop("gender", None)
         pupils.append({"child": identifiers, **({"basic": {"gender": gender}} if gender else {}),
                        "sections": {k: v for k, v in sections.items() if k in ("attendance", "aln")}})
     try:
-        return NewTransitions.model_validate({"to_school": parsed["to_school"], "pupils": pupils, "send": body.send})
+        return NewTransitions.model_validate({"to_school": parsed.to_school, "pupils": pupils, "send": body.send})
     except ValidationError as exc:
         raise RequestInvalid(errors_of(exc, "xml.")) from exc
 
@@ -197,9 +126,7 @@ class TransitionRoutes:
     @api("POST", "/api/v1/transitions", roles=SENDERS, body=NewTransitions, status=201, idempotent=True,
          example=EXAMPLE, summary="Prepare (and with send: true, send) transition records for a cohort")
     def create_transitions(self, caller, body, idempotency_key=None):
-        records = self.transitions.prepare(body.model_dump(mode="json", exclude_none=True), assertion(caller),
-                                           idempotency_key)
-        return 201, {"ids": [r["id"] for r in records], "records": records}
+        return self._prepare(caller, body, idempotency_key)
 
     @api("POST", "/api/v1/transitions/from-ctf", roles=SENDERS, body=CtfCohort, status=201, idempotent=True,
          example={"xml": "<?xml version='1.0' encoding='UTF-8'?><CTfile>...</CTfile>", "send": False},
@@ -208,32 +135,36 @@ class TransitionRoutes:
                  "ALN the sections; answered as POST /api/v1/transitions is",
          responses={422: "not a valid CTF, not from your school, or a pupil the API would refuse (`xml...`)"})
     def create_transitions_from_ctf(self, caller, body, idempotency_key=None):
-        cohort = _cohort_of_ctf(self.transitions.import_ctf(body.xml, assertion(caller)), caller, body)
-        records = self.transitions.prepare(cohort.model_dump(mode="json", exclude_none=True), assertion(caller),
-                                           idempotency_key)
-        return 201, {"ids": [r["id"] for r in records], "records": records}
+        cohort = _cohort_of_ctf(ParsedCtf.read(self.transitions.import_ctf(body.xml, assertion(caller))), caller, body)
+        return self._prepare(caller, cohort, idempotency_key)
+
+    def _prepare(self, caller, cohort: NewTransitions, idempotency_key: str | None):
+        records = TransitionSummary.read_many(self.transitions.prepare(
+            cohort.model_dump(mode="json", exclude_none=True), assertion(caller), idempotency_key))
+        return 201, {"ids": [record.id for record in records], "records": [sent(record) for record in records]}
 
     @api("POST", "/api/v1/transitions/{id}/send", roles=SENDERS, summary="Send a prepared record",
          example={}, responses={404: "not your school's record", 409: "already sent"})
     def send_transition(self, caller, body, id):
-        return self.transitions.send(id, assertion(caller))
+        return sent(TransitionSummary.read(self.transitions.send(id, assertion(caller))))
 
     @api("GET", "/api/v1/transitions/inbox", roles=RECEIVERS, query=InboxQuery,
          summary="Records sent to the caller's school, with included and withheld sections")
     def transitions_inbox(self, caller, body, query):
-        return self.transitions.inbox(assertion(caller), query.status)
+        return [sent(item) for item in InboxItem.read_many(self.transitions.inbox(assertion(caller), query.status))]
 
     @api("GET", "/api/v1/transitions", roles=SENDERS, query=SentQuery,
          summary="The sending school's own records, oldest first: the pupil as the school supplied it, what "
                  "is included and what withheld and why, and when each was sent, is due, was acknowledged "
                  "or went overdue")
     def sent_transitions(self, caller, body, query):
-        return self.transitions.sent(assertion(caller), query.status, query.to_school)
+        return [sent(item) for item in SentItem.read_many(
+            self.transitions.sent(assertion(caller), query.status, query.to_school))]
 
     @api("POST", "/api/v1/transitions/{id}/acknowledge", roles=RECEIVERS, example={},
          summary="The receiving school confirms receipt", responses={404: "not sent to your school"})
     def acknowledge_transition(self, caller, body, id):
-        return self.transitions.acknowledge(id, assertion(caller))
+        return sent(TransitionSummary.read(self.transitions.acknowledge(id, assertion(caller))))
 
     @api("GET", "/api/v1/transitions/{id}/ctf", roles=SCHOOLS, content_type="application/xml",
          summary="One record as a Common Transfer File", responses={404: "not your school's record"})
@@ -252,15 +183,17 @@ class TransitionRoutes:
          responses={422: "not a valid CTF, or addressed to another school (`xml`)"})
     def import_ctf(self, caller, body):
         _school_only(caller)
-        parsed = self.transitions.import_ctf(body.xml, assertion(caller))
-        transfer = {"source_file": "sha256:" + hashlib.sha256(body.xml.encode("utf-8")).hexdigest(),
-                    "from_school": parsed["from_school"], "to_school": parsed["to_school"],
-                    "pupils": [{k: v for k, v in p.items() if k != "child_ref"} for p in parsed["pupils"]]}
-        counts = self.transition_agencies(caller.org).import_transfer(transfer, assertion(caller))
-        return {**parsed, **counts}
+        parsed = ParsedCtf.read(self.transitions.import_ctf(body.xml, assertion(caller)))
+        transfer = Transfer(source_file="sha256:" + hashlib.sha256(body.xml.encode("utf-8")).hexdigest(),
+                            from_school=parsed.from_school, to_school=parsed.to_school,
+                            pupils=[{k: v for k, v in p.items() if k != "child_ref"} for p in parsed.pupils])
+        counts = TransferCounts.read(self.transition_agencies(caller.org).import_transfer(transfer.wire(),
+                                                                                          assertion(caller)))
+        return {**sent(parsed), **sent(counts)}
 
     @api("GET", "/api/v1/transitions/imported", roles=SCHOOLS, query=ImportedQuery,
          summary="The transfer records the caller's school imported from Common Transfer Files")
     def imported_transfers(self, caller, body, query):
         _school_only(caller)
-        return self.transition_agencies(caller.org).imported_transfers(assertion(caller), query.child_ref)
+        return [sent(record) for record in ImportedRecord.read_many(
+            self.transition_agencies(caller.org).imported_transfers(assertion(caller), query.child_ref))]

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from consent.service import ConsentService
 from pont_shared.config import Settings
+from pont_shared.contract.errors import Invalid
 from pont_shared.identity import make_upn
 from pont_shared.messaging.rpc import RpcProxy
 from pont_shared.testing import AMQP_URI, agreement_in_force, fresh_database, signed, wait_until
@@ -78,7 +79,8 @@ def schools(stack):
     primary, secondary = _school(), _school()
     pupils = [{"child": {"upn": make_upn(n, prefix=str(random.randint(700, 999))), "given_name": f"Given{n}",
                          "family_name": f"Family{n}", "date_of_birth": "2014-05-03"},
-               "sections": {"attendance": {"year": 2025, "sessions_possible": 380}}} for n in range(PUPILS)]
+               "sections": {"attendance": {"year": 2025, "sessions_possible": 380, "sessions_authorised": 4,
+                                          "sessions_unauthorised": 1}}} for n in range(PUPILS)]
     with ServiceRpcProxy(stack["names"]["consent"], stack["config"]) as consent:
         agreement_in_force(consent, {
             "parties": [primary, secondary], "purposes": ["transition"], "categories": ["education", "attendance"],
@@ -164,3 +166,28 @@ class TestASendLeftUnrecordedAfterConsentAnswered:
 
         assert len(sent) == PUPILS
         assert ledger_entries(stack, schools["secondary"]) == {record_id: 1 for record_id in sent}
+
+
+class TestAMalformedRequest:
+    """prepare parses its request through the shared contract (pont_shared.contract.rpc.transitions)."""
+
+    def test_is_refused_naming_each_field_and_stores_and_discloses_nothing(self, stack, schools):
+        caller = signed({"sub": "lead1", "org": schools["primary"], "roles": ["transition_lead"]})
+        pupil = schools["pupils"][0]
+        bad = {"to_school": "nowhere", "send": True, "pupils": [{
+            "child": {**pupil["child"], "date_of_birth": "not a date"},
+            "sections": {"attendance": {"year": 2025, "sessions_possible": -1, "sessions_authorised": 4,
+                                        "sessions_unauthorised": 1}}}]}
+
+        with ServiceRpcProxy(stack["names"]["steady"], stack["config"]) as transitions:
+            with pytest.raises(Invalid) as refused:
+                transitions.prepare(bad, caller, str(uuid.uuid4()))
+            with pytest.raises(Invalid) as not_an_object:
+                transitions.prepare(["not", "a", "request"], caller)
+
+        assert sorted(error["field"] for error in refused.value.errors) == [
+            "pupils.0.child.date_of_birth", "pupils.0.sections.attendance.sessions_possible", "to_school"]
+        assert pupil["child"]["given_name"] not in str(refused.value.errors)
+        assert [error["field"] for error in not_an_object.value.errors] == ["body"]
+        assert statuses(stack, schools["primary"]) == {}
+        assert ledger_entries(stack, schools["secondary"]) == {}

@@ -10,6 +10,16 @@ from pont_shared.auth import ORG_PATTERN
 from pont_shared.identity import upn_problem
 
 OrgId = Annotated[str, StringConstraints(pattern=ORG_PATTERN.pattern)]
+
+
+def org_id(value: str) -> str:
+    """Validate an organisation id `<kind>:<code>`, saying what one looks like."""
+    if not ORG_PATTERN.match(value):
+        raise ValueError("an organisation id is <kind>:<code>, kind one of school, health, social_care, "
+                         "youth_work, local_authority")
+    return value
+
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ChildRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
