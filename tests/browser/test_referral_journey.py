@@ -1,6 +1,7 @@
 """A referral from the school to the school nurse and back, in headless Chromium, in English and in Welsh.
 
-gateway, consent, referrals, the nurse's agency_link and the web run as real nameko containers
+gateway, consent, referrals, bookings, the nurse's and the school's agency_link and the web run as
+real nameko containers
 (fresh PostgreSQL databases) on the real RabbitMQ, on a virtual host of their own: the gateway
 calls `referrals` and `consent` by fixed names, which must never reach another run's services.
 The test records the parent's consent through the gateway; the browser journey
@@ -22,18 +23,22 @@ import subprocess
 import sys
 import uuid
 from contextlib import ExitStack
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from nameko.standalone.rpc import ServiceRpcProxy
 
 from agency_link.service import AgencyLinkService
+from bookings.service import BookingsService
 from consent.service import ConsentService
 from gateway.rpc import agency_link_name
 from gateway.service import GatewayService
 from pont_shared.config import Settings
 from pont_shared.identity import make_upn
-from pont_shared.testing import bearer, fresh_database, http_url, random_name, start_container, wait_until
+from pont_shared.testing import bearer, fresh_database, http_url, random_name, signed, start_container, wait_until
 from pont_shared.testing.fixtures import delete_queues
 from referrals.service import ReferralsService
 from web.service import WebService
@@ -56,6 +61,7 @@ class Stack:
     gateway: str
     school: str
     health: str
+    broker: str
 
     def teacher(self) -> dict:
         return bearer("demo-teacher", self.school, ["school_staff"])  # the web's demonstration teacher
@@ -66,7 +72,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack():
-    """The five services under a virtual host of their own; the school and the nurse's trust share referrals."""
+    """The services under a virtual host of their own; the school and the nurse's trust share referrals, and the
+    nurse runs clinics on the school's site."""
     school, health = f"school:w{uuid.uuid4().hex[:10]}", f"health:w{uuid.uuid4().hex[:8]}"
     vhost = random_name("pont_web_referrals")
     _vhost("add_vhost", vhost)
@@ -81,19 +88,22 @@ def stack():
                                        database_url=database_url)
 
         with ExitStack() as databases:
-            consent_db, referrals_db, link_db = (databases.enter_context(fresh_database(f"pont_webref_{key}"))
-                                                 for key in ("consent", "referrals", "link"))
+            consent_db, referrals_db, link_db, bookings_db, school_link_db = (
+                databases.enter_context(fresh_database(f"pont_webref_{key}"))
+                for key in ("consent", "referrals", "link", "bookings", "school_link"))
             try:
                 containers.append(start_container(ConsentService, settings("consent", consent_db), "consent"))
                 containers.append(start_container(ReferralsService, settings("referrals", referrals_db), "referrals"))
-                link = agency_link_name(health)
-                containers.append(start_container(AgencyLinkService, settings(link, link_db), link, {"org": health}))
+                containers.append(start_container(BookingsService, settings("bookings", bookings_db), "bookings"))
+                for org, database in ((health, link_db), (school, school_link_db)):
+                    link = agency_link_name(org)
+                    containers.append(start_container(AgencyLinkService, settings(link, database), link, {"org": org}))
                 gateway = start_container(GatewayService, settings("gateway", "sqlite://"), "gateway")
                 containers.append(gateway)
                 web = start_container(WebService, settings("web", "sqlite://", PONT_AGENCIES=f"{school},{health}",
                                                            PONT_GATEWAY_URL=http_url(gateway)), random_name("web"))
                 containers.append(web)
-                found = Stack(http_url(web), http_url(gateway), school, health)
+                found = Stack(http_url(web), http_url(gateway), school, health, env["AMQP_URI"])
                 wait_until(lambda: requests.get(found.web + "/ready", timeout=5).status_code == 200, timeout=20)
                 _agreement(found)
                 yield found
@@ -344,6 +354,82 @@ def test_without_javascript_the_school_withdraws_one_the_nurse_declines_another_
     wait_until(lambda: f"/referrals/{declined}" in _listed(stack, teacher, "declined"), timeout=10)
     only_withdrawn = _listed(stack, teacher, "withdrawn")
     assert f"/referrals/{withdrawn}" in only_withdrawn and f"/referrals/{declined}" not in only_withdrawn
+
+
+def _clinic(stack: Stack, day: str, room: str, upns: list[str]) -> list[dict]:
+    """The nurse's session in a room on the school's site on `day`, each pupil booked into a slot of it."""
+    session = _post(stack, "/api/v1/sessions", stack.nurse(), {
+        "site": stack.school, "room": room, "service": "school_nursing", "date": day, "start": "09:00",
+        "end": "10:00", "slot_minutes": 20, "capacity_per_slot": 1})
+    return [_post(stack, "/api/v1/appointments", stack.nurse(), {
+        "slot_id": slot["id"], "child": {"upn": upn, "given_name": "Booked", "family_name": "Bynurse",
+                                         "date_of_birth": "2015-01-01"}})
+        for slot, upn in zip(session["slots"], upns, strict=False)]
+
+
+def test_the_host_school_sees_its_pupils_out_of_lessons_by_time_room_and_name_never_why(stack, signed_in):
+    """API and pages: the school names the pupils it referred, not the others, and never sees the reason."""
+    referral = requests.get(stack.gateway + f"/api/v1/referrals/{raise_referral(stack)}", headers=stack.teacher(),
+                            timeout=10).json()
+    day, room = (date.today() + timedelta(days=1)).isoformat(), f"Ystafell {uuid.uuid4().hex[:6]}"
+    referred, unreferred = referral["child"]["upn"], make_upn(uuid.uuid4().int % 10**9)
+    booked = _clinic(stack, day, room, [referred, unreferred])
+    cancelled = _clinic(stack, day, room + " B", [make_upn(uuid.uuid4().int % 10**9)])[0]
+    _post(stack, f"/api/v1/appointments/{cancelled['id']}/cancel", stack.nurse(), {"reason": "family asked"})
+    teacher = signed_in("teacher")
+
+    def listed() -> list[dict]:
+        answer = requests.get(stack.gateway + "/api/v1/out-of-lessons", params={"date": day},
+                              headers=stack.teacher(), timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    wait_until(lambda: _school_link_statuses(stack, day) == {
+        booked[0]["id"]: "booked", booked[1]["id"]: "booked", cancelled["id"]: "cancelled"}, timeout=15,
+        message="the school's agency link learns of the bookings and the cancellation")
+    out = listed()
+    refused = requests.get(stack.gateway + "/api/v1/out-of-lessons", headers=stack.nurse(), timeout=10)
+    bad_day = requests.get(stack.gateway + "/api/v1/out-of-lessons", params={"date": "tomorrow"},
+                           headers=stack.teacher(), timeout=10)
+    page = teacher.client.get(stack.web + "/out-of-lessons", params={"date": day},
+                              headers={"Accept-Language": "cy"}, timeout=10)
+
+    assert [(item["appointment_id"], item["room"], item["status"]) for item in out] == [
+        (booked[0]["id"], room, "booked"), (booked[1]["id"], room, "booked")]
+    assert out[0]["pupil"] == {"upn": referred, "given_name": "Cerys", "family_name": "Jones"}
+    assert out[1]["pupil"] is None
+    assert (out[0]["start"], out[1]["end"]) == (_in_wales(day, time(9)), _in_wales(day, time(9, 40)))
+    assert not {"service", "provider_org", "referral_id", "reason"} & {key for item in out for key in item}
+    assert "school_nursing" not in json.dumps(out) and stack.health not in json.dumps(out)
+    assert refused.status_code == 403
+    assert bad_day.status_code == 422 and bad_day.json()["errors"][0]["field"] == "query.date"
+    assert page.status_code == 200 and "Disgyblion allan o wersi" in page.text
+    rows = page.text.split("<tbody>")[1].split("</tbody>")[0]
+    assert rows.count("<tr") == 2 and "Cerys Jones" in rows and "09:00" in rows and room in rows
+    assert "Disgybl nad yw eich ysgol wedi" in rows and "Booked Bynurse" not in page.text
+    assert "low mood" not in page.text and "Withdrawn in class" not in page.text
+
+    for lang in ("en", "cy"):
+        command = [sys.executable, str(HERE / "out_of_lessons_journey.py"), "--web", stack.web, "--lang", lang,
+                   "--day", day, "--room", room, "--named", "Cerys Jones", "--unnamed", "1",
+                   "--withheld", "low mood", "--shots", str(SCREENSHOTS)]
+        if os.environ.get("PONT_SCREENSHOTS", "1") != "0":
+            command.append("--shots-wanted")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1])["pages_checked"] == [
+            "sign-in", "out-of-lessons-today", "out-of-lessons-error", "out-of-lessons"]
+
+
+def _school_link_statuses(stack: Stack, day: str) -> dict[str, str]:
+    """What the school's own agency link holds of the day's appointments on its site: id → status."""
+    teacher = signed({"sub": "demo-teacher", "org": stack.school, "roles": ["school_staff"]})
+    with ServiceRpcProxy(agency_link_name(stack.school), {"AMQP_URI": stack.broker}) as link:
+        return {item["appointment_id"]: item["status"] for item in link.appointments(teacher, None, day)}
+
+
+def _in_wales(day: str, at: time) -> str:
+    return datetime.combine(date.fromisoformat(day), at, ZoneInfo("Europe/London")).isoformat()
 
 
 @dataclasses.dataclass

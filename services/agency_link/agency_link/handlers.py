@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import insert, select, update
@@ -35,6 +36,7 @@ from .repository import CopyRepository
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
+SCHOOL_ZONE = ZoneInfo("Europe/London")
 
 
 def _own(caller: dict, org: str) -> None:
@@ -143,12 +145,20 @@ def on_appointment(uow: UnitOfWork, event: _AppointmentEvent, status: str, org: 
         uow.commit()
 
 
-def pupil_appointments(uow: UnitOfWork, org: str, caller: dict,
-                       child_ref: str | None = None) -> list[PupilAppointmentView]:
+def pupil_appointments(uow: UnitOfWork, org: str, caller: dict, child_ref: str | None = None,
+                       day: str | None = None) -> list[PupilAppointmentView]:
+    """The appointments on the school's site, soonest first: one pupil's, or one school day's (Europe/London)."""
     _own(caller, org)
-    query = select(appointments).order_by(appointments.c.starts_at)
+    query = select(appointments).order_by(appointments.c.starts_at, appointments.c.room)
     if child_ref:
         query = query.where(appointments.c.child_ref == child_ref)
+    if day is not None:
+        try:
+            starts = datetime.combine(date.fromisoformat(day), time(), SCHOOL_ZONE)
+        except (TypeError, ValueError):
+            raise Invalid("not a date", [{"field": "day", "message": "a date, YYYY-MM-DD"}]) from None
+        query = query.where(appointments.c.starts_at >= starts.astimezone(UTC),
+                            appointments.c.starts_at < (starts + timedelta(days=1)).astimezone(UTC))
     with uow:
         return [PupilAppointmentView.model_validate(dict(row)) for row in uow.session.execute(query).mappings().all()]
 

@@ -87,8 +87,8 @@ class AgencyLinkService(OpsEndpoints):
                                 self.clock())
 
     @rpc(expected_exceptions=EXPECTED)
-    def appointments(self, caller: dict, child_ref: str | None = None) -> list:
-        return [item.wire() for item in handlers.pupil_appointments(self.uow, self.org, caller, child_ref)]
+    def appointments(self, caller: dict, child_ref: str | None = None, day: str | None = None) -> list:
+        return [item.wire() for item in handlers.pupil_appointments(self.uow, self.org, caller, child_ref, day)]
 
     @rpc(expected_exceptions=EXPECTED)
     def dsl_reviews(self, caller: dict) -> list:

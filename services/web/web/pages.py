@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -383,6 +383,21 @@ class Web:
         if not answer.ok:
             return self._failed(page, answer)
         return page.render("reviews.html", reviews=list(reversed(answer.body)))
+
+    def out_of_lessons(self, request: Request) -> Response:
+        """The host school's pupils out of lessons on a day (`?date=`, today by default): when and where, not why."""
+        page = self.page(request)
+        if (refused := self._needs(page, SCHOOL_ROLES)) is not None:
+            return refused
+        wanted = request.args.get("date", "").strip()
+        if wanted and not (len(wanted) == 10 and _is_date(wanted)):
+            return page.render("out_of_lessons.html", status=422, day=wanted, pupils=[],
+                               errors=[("date", page.gettext("Enter a date, for example 2027-03-02"))])
+        day = wanted or datetime.now(i18n.ZONE).date().isoformat()
+        answer = page.call("GET", f"/api/v1/out-of-lessons?date={day}")
+        if not answer.ok:
+            return self._failed(page, answer)
+        return page.render("out_of_lessons.html", day=day, pupils=answer.body, errors=[])
 
     def inbox(self, request: Request) -> Response:
         """The agency's referrals, open ones first, then by urgency, then oldest first.

@@ -105,6 +105,10 @@ class WebService(OpsEndpoints):
     def referral_action(self, request, referral_id, action):
         return self.pages.referral_action(request, referral_id, action)
 
+    @http("GET", "/out-of-lessons")
+    def out_of_lessons(self, request):
+        return self.pages.out_of_lessons(request)
+
     @http("GET", "/pupils")
     def pupils(self, request):
         return consent_pages.find_pupil(self.pages, request)

@@ -1,10 +1,13 @@
 """Co-located bookings: sessions in a school room, slots and appointments (API.md)."""
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from pont_shared.contract.errors import Forbidden
-from pont_shared.contract.rpc.agency_link import ReviewView
+from pont_shared.contract.rpc.agency_link import PupilAppointmentView, ReviewView
 from pont_shared.contract.rpc.bookings import (
     AppointmentView,
     BookAppointment,
@@ -12,6 +15,7 @@ from pont_shared.contract.rpc.bookings import (
     SessionIn,
     SessionView,
 )
+from pont_shared.contract.rpc.referrals import FoundChild
 from pont_shared.messaging.dependencies import ChildRefs
 
 from ..api import api, assertion, sent
@@ -19,6 +23,8 @@ from ..rpc import AgencyLinks, ServiceRpc
 from ..schemas import Child
 
 PROVIDER_ROLES = ("school_nurse", "health_practitioner", "social_worker", "youth_worker")
+HOST_SCHOOL_ROLES = ("school_staff", "dsl")
+SCHOOL_ZONE = ZoneInfo("Europe/London")
 
 
 class AppointmentIn(BaseModel):
@@ -27,6 +33,12 @@ class AppointmentIn(BaseModel):
     slot_id: str = Field(min_length=1, max_length=64)
     child: Child
     referral_id: str | None = Field(default=None, max_length=64)
+
+
+class DayQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    date: dt.date | None = Field(None, description="the school day, YYYY-MM-DD; today (Europe/London) when absent")
 
 
 class CancelIn(BaseModel):
@@ -48,6 +60,7 @@ class BookingRoutes:
     """Sessions and appointments of co-located services on a school site."""
 
     bookings_rpc = ServiceRpc("bookings", name_key="PONT_BOOKINGS_SERVICE")
+    booking_referrals_rpc = ServiceRpc("referrals")
     booking_child_refs = ChildRefs()
     booking_agencies = AgencyLinks()
 
@@ -103,3 +116,28 @@ class BookingRoutes:
             raise Forbidden("the review queue is a school's")
         return [sent(item) for item in ReviewView.read_many(self.booking_agencies(caller.org).dsl_reviews(
             assertion(caller)))]
+
+    @api("GET", "/api/v1/out-of-lessons", roles=HOST_SCHOOL_ROLES, query=DayQuery,
+         summary="The host school's pupils out of lessons on a school day for appointments on its site, soonest "
+                 "first: [{appointment_id, start, end, room, status, child_ref, pupil}] — when and where, never why "
+                 "(no service, provider or referral). `pupil` is {upn, given_name, family_name} as the school's own "
+                 "referrals last gave them, or null for a pupil the school has not referred; cancelled appointments "
+                 "are left out",
+         responses={422: "a date that is not YYYY-MM-DD"})
+    def out_of_lessons(self, caller, body, query):
+        if caller.org_kind != "school":
+            raise Forbidden("pupils out of lessons are a host school's list")
+        day = query.date or dt.datetime.now(SCHOOL_ZONE).date()
+        booked = [item for item in PupilAppointmentView.read_many(self.booking_agencies(caller.org).appointments(
+            assertion(caller), None, day.isoformat())) if item.status != "cancelled"]
+        pupils = {ref: self._own_pupil(caller, ref) for ref in {item.child_ref for item in booked}}
+        return [{"appointment_id": item.appointment_id, "start": item.starts_at.astimezone(SCHOOL_ZONE).isoformat(),
+                 "end": item.ends_at.astimezone(SCHOOL_ZONE).isoformat(), "room": item.room, "status": item.status,
+                 "child_ref": item.child_ref, "pupil": pupils[item.child_ref]} for item in booked]
+
+    def _own_pupil(self, caller, child_ref: str) -> dict | None:
+        """The pupil as the school's own referrals name them; None when the school has not referred them."""
+        for child in FoundChild.read_many(self.booking_referrals_rpc.find_children(assertion(caller),
+                                                                                   child_ref=child_ref)):
+            return {"upn": child.upn, "given_name": child.given_name, "family_name": child.family_name}
+        return None

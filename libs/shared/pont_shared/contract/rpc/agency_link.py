@@ -6,8 +6,8 @@ assertion), who must be of that organisation:
   `transition`, or None for both);
 - `decide(request: AgencyDecision, caller)` → `DecisionView`: accept, decline or close a referral
   (acknowledge a transition), recorded in its own store and told to Pont as codes only;
-- `appointments(caller, child_ref=None)` → [`PupilAppointmentView`]: a host school's pupils'
-  appointments on its site (when and where, never why);
+- `appointments(caller, child_ref=None, day=None)` → [`PupilAppointmentView`]: a host school's pupils'
+  appointments on its site (when and where, never why), one pupil's or one day's (`YYYY-MM-DD`, Europe/London);
 - `dsl_reviews(caller)` → [`ReviewView`]: the DSL's review queue (was-not-brought appointments);
 - `ledger_anchor(ledger)` → `AnchorView` or None: the latest head of a ledger this agency kept
   (no personal data, so no caller).
