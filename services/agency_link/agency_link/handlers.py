@@ -155,10 +155,10 @@ def pupil_appointments(uow: UnitOfWork, org: str, caller: dict, child_ref: str |
     if day is not None:
         try:
             starts = datetime.combine(date.fromisoformat(day), time(), SCHOOL_ZONE)
-        except (TypeError, ValueError):
+            bounds = starts.astimezone(UTC), (starts + timedelta(days=1)).astimezone(UTC)
+        except (TypeError, ValueError, OverflowError):
             raise Invalid("not a date", [{"field": "day", "message": "a date, YYYY-MM-DD"}]) from None
-        query = query.where(appointments.c.starts_at >= starts.astimezone(UTC),
-                            appointments.c.starts_at < (starts + timedelta(days=1)).astimezone(UTC))
+        query = query.where(appointments.c.starts_at >= bounds[0], appointments.c.starts_at < bounds[1])
     with uow:
         return [PupilAppointmentView.model_validate(dict(row)) for row in uow.session.execute(query).mappings().all()]
 

@@ -38,7 +38,8 @@ class AppointmentIn(BaseModel):
 class DayQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    date: dt.date | None = Field(None, description="the school day, YYYY-MM-DD; today (Europe/London) when absent")
+    date: dt.date | None = Field(None, ge=dt.date(2000, 1, 1), le=dt.date(2100, 12, 31),
+                                 description="the school day, YYYY-MM-DD; today (Europe/London) when absent")
 
 
 class CancelIn(BaseModel):
