@@ -8,7 +8,8 @@ RabbitMQ users and the local stack cannot drift apart. Per process:
   in-flight work, Prometheus scrape annotations, `PONT_MIGRATE_AT_START=false`), a Service and a
   PodDisruptionBudget;
 * a Secret with only the keys it holds (`pont_shared.config.SECRETS`, its broker URI, its database
-  URL), every value a placeholder;
+  URL, and for the web its client secret at the identity provider), every value a placeholder;
+* for the gateway and the web, the `pont-identity-provider` ConfigMap (`PONT_OIDC_*`; empty: not in use);
 * for a service with a database: the migration Job (`pont-migrate`) and its own Secret with the
   schema owner's URL, which the running service never sees;
 * a KEDA ScaledObject: a consumer scales on the depth of each queue it consumes (its event queues and
@@ -46,6 +47,12 @@ BROKER_HOST = "pont-rabbitmq:5672"  # the RabbitMQ Cluster Operator's Service fo
 DATABASE_HOST = "pgbouncer:6432"  # PgBouncer (transaction mode) in front of the managed PostgreSQL
 KEDA_AUTH = "pont-rabbitmq-queue-depth"
 HTTP_FRONT_ENDS = {"gateway", "web"}  # serve people and agency systems: a preStop pause, and scaled on CPU
+IDENTITY_PROVIDER = "pont-identity-provider"  # the ConfigMap of the PONT_OIDC_* settings; empty = not in use
+IDENTITY_PROVIDER_SETTINGS = {  # README "Sign in" and "Tokens": the gateway verifies, the web signs people in
+    "PONT_OIDC_ISSUER": "", "PONT_OIDC_JWKS_URL": "", "PONT_OIDC_AUDIENCE": "",
+    "PONT_OIDC_ROLES_CLAIM": "roles", "PONT_OIDC_ORG_CLAIM": "org",
+    "PONT_OIDC_CLIENT_ID": "", "PONT_OIDC_REDIRECT_URL": "", "PONT_OIDC_SCOPE": "openid profile",
+}
 GRACE_SECONDS = {"transitions": 120}  # handles a whole cohort in one call (make bench-transitions): longer
 DEFAULT_GRACE_SECONDS = 60
 RESOURCES = {  # requests (and a memory limit; no CPU limit: throttling stalls eventlet's hub and heartbeats)
@@ -123,6 +130,8 @@ def service_secret(name: str, org: str | None, database: bool) -> dict:
     values = {variable: PLACEHOLDER for variable, _attribute, _default, holders in SECRETS
               if holders is None or name in holders}
     values[f"PONT_{env_key(name)}_AMQP_URI"] = f"amqp://{name}:{PLACEHOLDER}@{BROKER_HOST}/"
+    if name == "web":  # the pages' client secret at the identity provider (remove it for a public, PKCE-only client)
+        values["PONT_OIDC_CLIENT_SECRET"] = PLACEHOLDER
     if database:
         db = database_name(name, org)
         values[f"PONT_{env_key(name)}_DATABASE_URL"] = \
@@ -146,7 +155,9 @@ def deployment(name: str, args: list[str], port: int, scaled_by_keda: bool, env:
         "imagePullPolicy": "IfNotPresent",
         "command": ["python", "-m", "pont_shared.operations.runner", *args],
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "envFrom": [{"configMapRef": {"name": "pont-config"}}, {"secretRef": {"name": dns}}],
+        "envFrom": [{"configMapRef": {"name": "pont-config"}},
+                    *([{"configMapRef": {"name": IDENTITY_PROVIDER}}] if name in HTTP_FRONT_ENDS else []),
+                    {"secretRef": {"name": dns}}],
         **({"env": env} if env else {}),
         # /health: the process answers (a hung one is restarted); /ready: broker and database reachable and
         # its consumers attached (not ready: out of the Service's endpoints, never restarted for it)
@@ -269,13 +280,16 @@ def shared(settings: Settings) -> dict[str, list[dict]]:
                        "PONT_BIND_HOST": "0.0.0.0", "PONT_LOG_LEVEL": "INFO",
                        # pont-migrate Jobs migrate; no replica migrates as it starts
                        "PONT_MIGRATE_AT_START": "false"}}
+    identity_provider = {"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": IDENTITY_PROVIDER, "labels": labels("pont", "config")},
+                         "data": IDENTITY_PROVIDER_SETTINGS}
     keda_secret = secret(KEDA_AUTH, "pont", "autoscaling", {
         # RabbitMQ's management API as a user tagged `monitoring` (reads queue depths, nothing else); %2F: vhost /
         "host": f"http://pont-keda:{PLACEHOLDER}@{BROKER_HOST.split(':')[0]}:15672/%2F"})
     auth = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
             "metadata": {"name": KEDA_AUTH, "labels": labels("pont", "autoscaling")},
             "spec": {"secretTargetRef": [{"parameter": "host", "name": KEDA_AUTH, "key": "host"}]}}
-    return {"config.yaml": [config], "keda-rabbitmq.yaml": [keda_secret, auth]}
+    return {"config.yaml": [config, identity_provider], "keda-rabbitmq.yaml": [keda_secret, auth]}
 
 
 def render(agencies: str = DEFAULT_AGENCIES) -> dict[str, list[dict]]:

@@ -94,6 +94,27 @@ def test_each_secret_holds_only_the_keys_its_service_holds(documents):
     assert set(find(documents, "Secret", "consent-migrate")["stringData"]) == {"PONT_CONSENT_MIGRATE_DATABASE_URL"}
 
 
+def test_the_gateway_and_the_web_take_the_identity_provider_settings_which_are_off_until_filled_in(documents):
+    from pont_shared.config import Settings
+
+    provider = find(documents, "ConfigMap", "pont-identity-provider")["data"]
+    for name in ("gateway", "web", "consent"):
+        sources = [s["configMapRef"]["name"] for s in container(documents, name)["envFrom"] if "configMapRef" in s]
+        assert ("pont-identity-provider" in sources) == (name in ("gateway", "web")), name
+    assert "PONT_OIDC_CLIENT_SECRET" in find(documents, "Secret", "web")["stringData"]
+    assert "PONT_OIDC_CLIENT_SECRET" not in find(documents, "Secret", "gateway")["stringData"]
+
+    off = Settings.from_env("web", dict(provider))
+    filled = {**provider, "PONT_OIDC_ISSUER": "https://idp.example", "PONT_OIDC_AUDIENCE": "pont",
+              "PONT_OIDC_JWKS_URL": "https://idp.example/jwks", "PONT_OIDC_CLIENT_ID": "pont-web",
+              "PONT_OIDC_REDIRECT_URL": "https://pont.example/sign-in/callback"}
+    on = Settings.from_env("web", filled)
+
+    assert (off.oidc, off.oidc_client) == (None, None)
+    assert (on.oidc.audience, on.oidc.roles_claim, on.oidc_client.client_id, on.oidc_client.scope) == (
+        "pont", "roles", "pont-web", "openid profile")
+
+
 def broken(documents, change):
     copied = copy.deepcopy(documents)
     change(copied)
