@@ -6,13 +6,15 @@ is not the one this browser was sent with. The ID token is then verified as the 
 verifies an identity provider's tokens (PyJWT, the provider's JWKS): signature, issuer, this
 client as audience, expiry, and the nonce. The user's roles and organisation come from its
 claims (`PONT_OIDC_ROLES_CLAIM`, `PONT_OIDC_ORG_CLAIM`); the access token is what the pages
-present to the gateway, which verifies it again.
+present to the gateway, which verifies it again. Signing out ends the provider's session too when
+it offers an `end_session_endpoint` (register `https://<pages>/signed-out` as a post-logout URL).
 """
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
 from functools import cached_property
+from urllib.parse import urlencode, urljoin
 
 import jwt
 import requests
@@ -96,3 +98,17 @@ class IdentityProvider:
             raise SignInFailed(f"the ID token: {exc}") from exc
         return SignedIn(sub=caller.sub, org=caller.org, roles=sorted(caller.roles),
                         name=str(claims.get("name") or caller.sub), access_token=token["access_token"])
+
+    def end_session_url(self) -> str | None:
+        """Where the browser ends its session at the provider too (OpenID Connect RP-Initiated Logout),
+        coming back to the pages' /signed-out; None if the provider offers no end_session_endpoint or
+        cannot be asked (the pages' own session is ended either way)."""
+        try:
+            endpoint = self.metadata.get("end_session_endpoint")
+        except (requests.RequestException, ValueError):
+            return None
+        if not endpoint:
+            return None
+        back = urljoin(self.client.redirect_url, "/signed-out")
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}" + urlencode(
+            {"client_id": self.client.client_id, "post_logout_redirect_uri": back})

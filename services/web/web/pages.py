@@ -218,11 +218,12 @@ class Web:
                 return page.render("sign_in.html", status=422, users=self.demo_users,
                                    errors=[("user", page.gettext("Choose who to sign in as"))])
             token = mint(chosen.sub, chosen.org, list(chosen.roles), self.settings.jwt_secret)
+            back_to = _local(page.session.get("next"))
             page.session = {"csrf": page.session["csrf"], "user": {
                 "key": chosen.key, "sub": chosen.sub, "org": chosen.org, "roles": list(chosen.roles),
                 "label": chosen.label, "token": token}}
             page.dirty = True
-            return page.go("/")
+            return page.go(back_to)
         return page.render("sign_in.html", users=self.demo_users, errors=[])
 
     def _sign_in_at_provider(self, page: Page) -> Response:
@@ -233,7 +234,8 @@ class Web:
             log.warning("web.sign_in_unreachable", reason=str(exc))
             return page.render("sign_in_failed.html", status=502, reachable=False)
         page.session = {"csrf": page.session["csrf"],
-                        "oidc": {"state": started.state, "nonce": started.nonce, "verifier": started.verifier}}
+                        "oidc": {"state": started.state, "nonce": started.nonce, "verifier": started.verifier},
+                        **({"next": page.session["next"]} if page.session.get("next") else {})}
         page.dirty = True
         return page.go(started.url)
 
@@ -243,7 +245,7 @@ class Web:
         page = self.page(request)
         if self.identity_provider is None:
             return page.render("not_found.html", status=404)
-        pending = page.session.pop("oidc", None)
+        pending, back_to = page.session.pop("oidc", None), _local(page.session.get("next"))
         page.dirty = page.dirty or pending is not None
         try:
             if not isinstance(pending, dict):
@@ -257,15 +259,18 @@ class Web:
             "key": "oidc", "sub": signed_in.sub, "org": signed_in.org, "roles": signed_in.roles,
             "label": signed_in.name, "token": signed_in.access_token}}
         page.dirty = True
-        return page.go("/")
+        return page.go(back_to)
 
     def sign_out(self, request: Request) -> Response:
         page = self.page(request)
         if not csrf_ok(page.session, request.form.get("csrf")):
             return page.render("forbidden.html", status=403)
         page.session, page.dirty = self.sessions.load(None), True
-        # not to /sign-in, which would go straight back to a provider that still remembers the user
-        return page.go("/signed-out" if self.identity_provider is not None else "/sign-in")
+        if self.identity_provider is None:
+            return page.go("/sign-in")
+        # the provider's own session ends too (RP-initiated logout), and it sends the browser to /signed-out;
+        # never to /sign-in, which would go straight back to a provider that still remembers the user
+        return page.go(self.identity_provider.end_session_url() or "/signed-out")
 
     def signed_out(self, request: Request) -> Response:
         return self.page(request).render("signed_out.html")
@@ -534,8 +539,10 @@ class Web:
         return None
 
     def _failed(self, page: Page, answer: Answer) -> Response:
-        if answer.status == 401:
+        if answer.status == 401:  # the token expired: signed in again, the user comes back to this page
             page.session, page.dirty = self.sessions.load(None), True
+            if page.request.method == "GET":
+                page.session["next"] = page.request.full_path.rstrip("?")
             return page.go("/sign-in")
         if answer.status in (403, 404):
             return page.render("forbidden.html" if answer.status == 403 else "not_found.html", status=answer.status)
@@ -664,6 +671,13 @@ def inbox_order(item: dict) -> tuple:
     urgency = referral.get("urgency")
     rank = URGENCY_ORDER.index(urgency) if urgency in URGENCY_ORDER else len(URGENCY_ORDER)
     return (item["status"] in ("declined", "closed"), item["status"] != "received", rank, item["received_at"])
+
+
+def _local(path) -> str:
+    """A path on these pages to go back to after signing in; "/" for anything else (never another site)."""
+    if isinstance(path, str) and path.startswith("/") and not path.startswith("//") and "\\" not in path:
+        return path
+    return "/"
 
 
 def _is_date(value: str) -> bool:

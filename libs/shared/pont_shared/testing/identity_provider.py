@@ -7,7 +7,7 @@ import json
 import secrets
 import threading
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -26,7 +26,9 @@ class Provider:
     Discovery, JWKS, an authorization endpoint that signs the user in at once, and a token
     endpoint that checks the client's redirect URL and the PKCE verifier against the challenge
     (S256) and honours each code once; it issues an RS256 ID token for the client (with the
-    nonce it was asked for) and an access token for `API_AUDIENCE`.
+    nonce it was asked for) and an access token for `API_AUDIENCE`. Its end-session endpoint
+    (RP-Initiated Logout; left out of discovery when `ends_sessions` is False) counts the sessions
+    it ended (`ended`) and sends the browser to the client's registered post-logout URL.
     """
 
     def __init__(self, client_id: str = CLIENT_ID, redirect_url: str = REDIRECT_URL):
@@ -35,6 +37,8 @@ class Provider:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.codes: dict[str, dict] = {}
         self.id_token_changes: dict = {}   # a test's way to make the provider send a token that must be refused
+        self.post_logout_url = urljoin(redirect_url, "/signed-out")
+        self.ends_sessions, self.ended = True, 0
         self.server = make_server("127.0.0.1", 0, self.app)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -42,13 +46,15 @@ class Provider:
     def app(self, environ, start_response):
         request = Request(environ)
         handler = {"/.well-known/openid-configuration": self.discovery, "/jwks": self.jwks,
-                   "/authorize": self.authorize, "/token": self.token}.get(request.path)
+                   "/authorize": self.authorize, "/token": self.token,
+                   "/end-session": self.end_session}.get(request.path)
         response = handler(request) if handler else Response(status=404)
         return response(environ, start_response)
 
     def discovery(self, _request) -> Response:
+        ending = {"end_session_endpoint": f"{self.url}/end-session"} if self.ends_sessions else {}
         return self._json({"issuer": self.url, "authorization_endpoint": f"{self.url}/authorize",
-                           "token_endpoint": f"{self.url}/token", "jwks_uri": f"{self.url}/jwks"})
+                           "token_endpoint": f"{self.url}/token", "jwks_uri": f"{self.url}/jwks", **ending})
 
     def jwks(self, _request) -> Response:
         public = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
@@ -77,6 +83,13 @@ class Provider:
         access_token = {"iss": self.url, "aud": API_AUDIENCE, "iat": now, "exp": now + 300, **self.user}
         return self._json({"token_type": "Bearer", "expires_in": 300, "id_token": self._sign(id_token),
                            "access_token": self._sign(access_token)})
+
+    def end_session(self, request) -> Response:
+        asked = request.args
+        if (asked.get("client_id"), asked.get("post_logout_redirect_uri")) != (self.client_id, self.post_logout_url):
+            return Response("unknown client or post-logout URL", status=400)
+        self.ended += 1
+        return Response(status=302, headers={"Location": self.post_logout_url})
 
     def _sign(self, claims: dict) -> str:
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "test-key"})

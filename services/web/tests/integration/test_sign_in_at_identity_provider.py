@@ -19,6 +19,7 @@ from pont_shared.auth import verify
 from pont_shared.config import OidcSettings, Settings
 from pont_shared.testing.identity_provider import API_AUDIENCE, CLIENT_ID, REDIRECT_URL, Provider
 from web.cookies import SESSION_COOKIE
+from web.gateway import Answer
 from web.pages import Web
 
 pytestmark = pytest.mark.integration
@@ -86,22 +87,73 @@ def test_signing_in_at_the_provider_gives_the_roles_and_organisation_its_token_n
     assert web.home(get("/", cookie_of(response))).headers["Location"] == "/sessions"   # a nurse's work queue
 
 
-def test_signing_out_forgets_the_providers_sign_in(provider):
-    web = pages(provider.url)
+def signed_in_at(web: Web) -> str:
+    """A browser signed in at the provider: its session cookie."""
     cookie, authorization_url = start(web)
-    signed_in = cookie_of(web.sign_in_callback(get("/sign-in/callback", cookie, at_provider(authorization_url))))
-    csrf = web.sessions.load(signed_in)["csrf"]
+    return cookie_of(web.sign_in_callback(get("/sign-in/callback", cookie, at_provider(authorization_url))))
 
-    response = web.sign_out(Request(EnvironBuilder(method="POST", path="/sign-out", data={"csrf": csrf},
-                                                   headers={"Cookie": f"{SESSION_COOKIE}={signed_in}"}).get_environ()))
 
-    # not to /sign-in, which would go straight back to the provider and sign the user in again
-    assert response.status_code == 303 and response.headers["Location"] == "/signed-out"
+def sign_out(web: Web, cookie: str):
+    csrf = web.sessions.load(cookie)["csrf"]
+    return web.sign_out(Request(EnvironBuilder(method="POST", path="/sign-out", data={"csrf": csrf},
+                                               headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}).get_environ()))
+
+
+def test_signing_out_ends_the_providers_session_too_and_comes_back_to_signed_out(provider):
+    web = pages(provider.url)
+
+    response = sign_out(web, signed_in_at(web))
+    at_provider_end = requests.get(response.headers["Location"], allow_redirects=False, timeout=10)
+
+    # the provider ends its own session (RP-initiated logout), so /sign-in will not sign the user straight back in
+    assert response.status_code == 303 and response.headers["Location"].startswith(f"{provider.url}/end-session?")
+    assert at_provider_end.status_code == 302 and at_provider_end.headers["Location"] == \
+        "https://pont.example/signed-out"
+    assert provider.ended == 1
     assert signed_in_user(web, response) is None
     assert web.home(get("/", cookie_of(response))).headers["Location"] == "/sign-in"
     page = web.signed_out(Request(EnvironBuilder(method="GET", path="/signed-out",
                                                  headers={"Accept-Language": "cy"}).get_environ()))
     assert page.status_code == 200 and "Rydych wedi allgofnodi o Pont" in page.get_data(as_text=True)
+
+
+def test_signing_out_at_a_provider_without_an_end_session_endpoint_ends_on_signed_out(provider):
+    provider.ends_sessions = False
+    web = pages(provider.url)
+
+    response = sign_out(web, signed_in_at(web))
+
+    # not to /sign-in, which would go straight back to the provider and sign the user in again
+    assert response.status_code == 303 and response.headers["Location"] == "/signed-out"
+    assert signed_in_user(web, response) is None and provider.ended == 0
+
+
+class ExpiredTokens:
+    """A gateway to which every token has expired (401), as the real one answers then."""
+
+    def call(self, method, path, token, body=None, idempotency_key=None):
+        return Answer(401, {"title": "the token has expired"})
+
+
+def test_when_the_token_expires_the_user_signs_in_again_and_comes_back_to_the_page_they_were_on(provider):
+    web = pages(provider.url)
+    cookie = signed_in_at(web)
+    web.gateway = ExpiredTokens()
+
+    inbox = web.inbox(get("/inbox", cookie, "kind=referral"))   # the nurse's referrals inbox
+
+    assert inbox.status_code == 303 and inbox.headers["Location"] == "/sign-in"
+    assert signed_in_user(web, inbox) is None
+    again, authorization_url = start_from(web, cookie_of(inbox))
+    back = web.sign_in_callback(get("/sign-in/callback", again, at_provider(authorization_url)))
+    assert back.status_code == 303 and back.headers["Location"] == "/inbox?kind=referral"
+    assert signed_in_user(web, back)["sub"] == "nurse-7"
+
+
+def start_from(web: Web, cookie: str) -> tuple[str, str]:
+    response = web.sign_in(get("/sign-in", cookie))
+    assert response.status_code == 303
+    return cookie_of(response), response.headers["Location"]
 
 
 def test_an_answer_to_another_browsers_sign_in_is_refused(provider):
@@ -174,3 +226,11 @@ def test_a_provider_that_cannot_be_reached_is_said_so_in_welsh_too():
 
     assert response.status_code == 502
     assert "Ni ellir cyrraedd mewngofnodi eich sefydliad" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("kept", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "", None, 7])
+def test_only_a_path_on_these_pages_is_gone_back_to_after_signing_in(kept):
+    from web.pages import _local
+
+    assert _local(kept) == "/"
+    assert _local("/inbox?kind=referral") == "/inbox?kind=referral"
