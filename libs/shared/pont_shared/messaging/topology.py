@@ -132,6 +132,12 @@ def reply_queue(name: str, routing_key: str, arguments: dict) -> Queue:
     return Queue(name, rpc_exchange, routing_key=routing_key, exclusive=True, queue_arguments=arguments)
 
 
+def own_topology(service: str, delays) -> tuple[list[str], list[str]]:
+    """(queues, exchanges) a service's retries declare (`declare_retry_topology`): its own, no other's."""
+    queues = [delay_name(service, seconds) for seconds in delays] + [dead_letter_queue_name(service)]
+    return queues, [requeue_name(service), dead_name(service), *(delay_name(service, s) for s in delays)]
+
+
 def declare_retry_topology(channel, service: str, delays) -> None:
     for exchange in (requeue_exchange(service), dead_exchange(service)):
         exchange(channel).declare()
