@@ -34,6 +34,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,11 +58,21 @@ class Binding:
     arguments: tuple = ()
 
 
+ONCE_ONLY = {"add_user", "delete_user"}  # the commands a second try could not repeat harmlessly
+TRIES = 3
+
+
 def rabbitmqctl(*args: str, timeout: float = 60.0) -> str:
-    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {args[0]} exited {result.returncode}: {result.stderr.strip()[:200]}")
-    return result.stdout
+    """What the command printed; a command that may be repeated is tried again (a busy broker's CLI
+    can fail for a moment, e.g. exit 75 when a queue answers late)."""
+    for attempt in range(1, TRIES + 1):
+        result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout)
+        if result.returncode == 0:
+            return result.stdout
+        if args[0] in ONCE_ONLY or attempt == TRIES:
+            raise RuntimeError(f"rabbitmqctl {args[0]} exited {result.returncode}: {result.stderr.strip()[:200]}")
+        time.sleep(attempt)
+    raise AssertionError("unreachable")
 
 
 def listed(command: str, vhost: str, *columns: str) -> list[dict]:

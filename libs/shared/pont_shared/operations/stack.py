@@ -195,7 +195,7 @@ def migrate_classic_queues(settings: Settings) -> None:
         moved = queues.migrate(settings.amqp_uri, parse_brokers(settings.amqp_uri)[0].virtual_host,
                                list(broker_access.users(settings)))
     except (OSError, subprocess.SubprocessError, RuntimeError, *BROKER_ERRORS) as exc:
-        print(f"classic queues not checked ({type(exc).__name__}): see infra/README.md", file=sys.stderr)
+        print(f"classic queues not checked ({type(exc).__name__}: {exc}): see infra/README.md", file=sys.stderr)
         return
     if moved:
         print(f"{len(moved)} classic queue(s) of an older Pont are now quorum queues "
