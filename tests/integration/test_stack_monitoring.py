@@ -4,7 +4,8 @@ Starts every service as its own process (PostgreSQL databases, free ports, our o
 secret and agency list, all through the environment as `make start` honours it), points
 a real Prometheus at their `/metrics`, runs flows through the public API, and asks
 Prometheus' HTTP API whether every target is up and the flows' counters moved; then
-`make demo`'s script walks every flow against the same stack.
+`make demo`'s script walks every flow against the same stack, and a real browser (headless
+Chromium, tests/browser/) runs a clinic and a referral on its pages in English and in Welsh.
 """
 from __future__ import annotations
 
@@ -63,8 +64,9 @@ def stack():
             targets = {name: port for name, port in named_ports.items() if name != "agency_link"}
             for index, org in enumerate(AGENCIES):
                 targets[f"agency_link_{safe_name(org)}"] = agency_base + index
-            yield {"gateway": f"http://127.0.0.1:{named_ports['gateway']}", "targets": targets, "env": env,
-                   "prometheus_port": agency_base + len(AGENCIES), "broker": broker, "started": started.stdout}
+            yield {"gateway": f"http://127.0.0.1:{named_ports['gateway']}", "web": f"http://127.0.0.1:{named_ports['web']}",
+                   "targets": targets, "env": env, "prometheus_port": agency_base + len(AGENCIES), "broker": broker,
+                   "started": started.stdout}
         finally:
             subprocess.run([sys.executable, "-m", "pont_shared.operations.stack", "stop"], env=env, cwd=ROOT,
                            timeout=60)
@@ -182,3 +184,40 @@ def test_the_demo_walks_every_flow_through_the_public_api(stack):
 
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "28 records prepared and sent" in demo.stdout and "Demo complete." in demo.stdout
+
+
+def _post(stack, path: str, who: dict, body: dict) -> dict:
+    response = requests.post(stack["gateway"] + path, json=body, headers=who, timeout=30)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["en", "cy"])
+def test_in_a_browser_the_nurse_runs_a_clinic_and_a_referral_goes_to_her_and_back(stack, lang):
+    """The journeys of tests/browser/, on the pages `make start` serves, as its demonstration people."""
+    school, health = AGENCIES[0], AGENCIES[2]   # the demo DSL's and teacher's school, the demo nurse's trust
+    admin = bearer("admin", "local_authority:cardiff", ["admin"], SECRET)
+    agreement = _post(stack, "/api/v1/agreements", admin, {
+        "parties": [school, health], "purposes": ["referral"], "categories": ["contact", "health_wellbeing"],
+        "valid_from": "2020-01-01", "valid_to": "2099-12-31"})
+    for party in (school, health):
+        _post(stack, f"/api/v1/agreements/{agreement['id']}/approve", bearer("admin", party, ["admin"], SECRET), {})
+    child = make_upn(uuid.uuid4().int % 10**9)
+    _post(stack, "/api/v1/consents", bearer("demo-teacher", school, ["school_staff"], SECRET), {
+        "child": {"upn": child, "given_name": "Cerys", "family_name": "Jones", "date_of_birth": "2015-03-14"},
+        "given_by": {"name": "Rhian Jones", "relationship": "parent"}, "recipients": [health],
+        "purposes": ["referral"], "categories": ["contact", "health_wellbeing"], "evidence": "written"})
+    browser = ROOT / "tests" / "browser"
+    journeys = {
+        "clinic": [browser / "journey.py", "--site", school, "--room", f"Ystafell {uuid.uuid4().hex[:6]}",
+                   "--day", (date.today() - timedelta(days=1)).isoformat(),
+                   "--upn", make_upn(uuid.uuid4().int % 10**9)],
+        "referral": [browser / "referral_journey.py", "--to", health, "--upn", child],
+    }
+
+    for name, (script, *arguments) in journeys.items():
+        with tempfile.TemporaryDirectory() as shots:
+            done = subprocess.run([sys.executable, str(script), "--web", stack["web"], "--lang", lang, *arguments,
+                                   "--shots", shots], capture_output=True, text=True, timeout=240, cwd=ROOT)
+        assert done.returncode == 0, f"{name}: {done.stderr[-3000:]}"
