@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 
 export PONT_AGENCIES ?= school:6612001,school:6614002,health:cardiff-vale,social_care:cardiff,youth_work:cardiff
 
-.PHONY: install start stop test test-unit test-integration demo lint bench bench-events bench-bookings bench-transitions bench-latency bench-web dead-letters replay-dead-letters asyncapi clean
+.PHONY: install start stop test test-unit test-integration test-cluster demo lint bench bench-events bench-bookings bench-transitions bench-latency bench-web dead-letters replay-dead-letters asyncapi clean
 
 install: $(INSTALLED)
 
@@ -28,6 +28,9 @@ stop:
 test: install
 	@if [ -x infra/check.sh ]; then bash infra/check.sh; fi
 	$(BIN)/pytest
+
+test-cluster: install
+	$(BIN)/pytest tests/faults/test_cluster.py -s
 
 test-unit: install
 	$(BIN)/pytest -m "not integration"

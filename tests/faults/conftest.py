@@ -54,6 +54,9 @@ class Broker:
     def ctl(self, *args: str) -> subprocess.CompletedProcess:
         return _run("rabbitmqctl", "-q", "-n", self.node, *args)
 
+    def uri_for(self, vhost: str) -> str:
+        return self.uri + vhost
+
     def boot(self) -> None:
         _run("rabbitmq-server", "-detached", env=self.env)
         wait_until(self._up, timeout=90, interval=0.5, message=f"RabbitMQ node {self.node} did not start")
@@ -74,6 +77,47 @@ class Broker:
     def shutdown(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             self.ctl("stop")
+
+
+class Cluster:
+    """Three RabbitMQ nodes of the suite's own, clustered; clients get them as a host list.
+    `stop_node(i)` / `start_node(i)`: one node's `stop_app` / `start_app`."""
+
+    def __init__(self, nodes: list[Broker]):
+        self.nodes, self.down = nodes, set()
+
+    @property
+    def node(self) -> str:   # where rabbitmqctl goes: a running node
+        return self._running().node
+
+    def _running(self) -> Broker:
+        return next(node for index, node in enumerate(self.nodes) if index not in self.down)
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess:
+        return self._running().ctl(*args)
+
+    def uri_for(self, vhost: str) -> str:
+        return ";".join(node.uri_for(vhost) for node in self.nodes)
+
+    def boot(self) -> None:
+        for node in self.nodes:
+            node.boot()
+        for node in self.nodes[1:]:
+            node.ctl("stop_app")
+            node.ctl("join_cluster", self.nodes[0].node)
+            node.ctl("start_app")
+
+    def stop_node(self, index: int) -> None:
+        self.nodes[index].stop()
+        self.down.add(index)
+
+    def start_node(self, index: int) -> None:
+        self.nodes[index].start()
+        self.down.discard(index)
+
+    def shutdown(self) -> None:
+        for node in reversed(self.nodes):
+            node.shutdown()
 
 
 class Postgres:
@@ -122,6 +166,19 @@ def fault_broker():
 
 
 @pytest.fixture(scope="session")
+def fault_cluster():
+    with contextlib.ExitStack() as folders:
+        base = free_port_run(6)
+        cluster = Cluster([Broker(Path(folders.enter_context(tempfile.TemporaryDirectory(prefix="pont-cluster-"))),
+                                  base + 2 * n, base + 2 * n + 1) for n in range(3)])
+        try:
+            cluster.boot()
+            yield cluster
+        finally:
+            cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
 def fault_postgres():
     with tempfile.TemporaryDirectory(prefix="pont-fault-pg-") as work:
         postgres = Postgres(Path(work), free_port_run(1))
@@ -139,13 +196,13 @@ class Stack:
     AGENCIES = ("school:6612001", "social_care:cardiff")
     SERVICES = ("consent", "referrals", "bookings", "transitions", "gateway", "web")
 
-    def __init__(self, broker: Broker, postgres: Postgres, run_dir: str, secret: str, replicas: int = 1,
+    def __init__(self, broker: Broker | Cluster, postgres: Postgres, run_dir: str, secret: str, replicas: int = 1,
                  settings: dict[str, str] | None = None):
         self.broker, self.postgres, self.secret = broker, postgres, secret
         tag = self.vhost = uuid.uuid4().hex[:6]
         broker.ctl("add_vhost", tag)
         broker.ctl("set_permissions", "-p", tag, "guest", ".*", ".*", ".*")
-        self.amqp_uri = broker.uri + tag
+        self.amqp_uri = broker.uri_for(tag)
         services = [*self.SERVICES, *(f"agency_link_{safe_name(org)}" for org in self.AGENCIES)]
         step = len(services)
         base = free_port_run(step * replicas)
@@ -205,7 +262,7 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(broker: Broker, postgres: Postgres, **options):
+def running_stack(broker: Broker | Cluster, postgres: Postgres, **options):
     """A started `Stack(broker, postgres, ..., **options)`, stopped after."""
     with tempfile.TemporaryDirectory(prefix="pont-fault-run-") as run_dir:
         stack = Stack(broker, postgres, run_dir, secret="fault-suite-" + uuid.uuid4().hex, **options)

@@ -29,6 +29,7 @@ class Clients:
         self.stack = stack
         self.dsl = bearer("dsl-faults", SCHOOL, ["dsl"], secret=stack.secret)
         self.accepted: dict[str, dict] = {}   # Idempotency-Key → the 201 body
+        self.accepted_at: list[float] = []    # when each was answered (time.monotonic)
         self.refused: list[tuple[int, str]] = []
         self.given_up: list[str] = []
         self._stopping = threading.Event()
@@ -68,12 +69,18 @@ class Clients:
                 response = None
             if response is not None and response.status_code == 201:
                 self.accepted[key] = response.json()
+                self.accepted_at.append(time.monotonic())
                 return
             if response is not None and response.status_code < 500:
                 self.refused.append((response.status_code, response.text[:300]))
                 return
             time.sleep(RETRY_PAUSE)
         self.given_up.append(f"{response.status_code} {response.text[:300]}" if response is not None else "no answer")
+
+    def longest_pause(self, since: float) -> float:
+        """The longest time after `since` that no referral was accepted (to the last one accepted)."""
+        times = sorted(at for at in self.accepted_at if at >= since)
+        return max((later - earlier for earlier, later in zip([since, *times], times, strict=False)), default=0.0)
 
     def wait_for(self, more: int, timeout: float) -> None:
         """Until `more` further referrals have been accepted."""

@@ -19,11 +19,15 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
+import amqp
 import pytest
 import requests
 
 from pont_shared.config import safe_name
 from pont_shared.identity import make_upn
+from pont_shared.messaging import topology
+from pont_shared.messaging.broker import connect_amqp
+from pont_shared.operations import queues
 from pont_shared.testing import bearer, free_port_run, fresh_database, own_vhost, wait_until
 
 pytestmark = pytest.mark.integration
@@ -52,6 +56,7 @@ def stack():
                 env[f"PONT_{name.upper()}_DATABASE_URL"] = stack_.enter_context(fresh_database(f"pont_stack_{name}"))
         agency_base = base + len(services)
         env["PONT_AGENCY_LINK_BASE_PORT"] = str(agency_base)
+        leave_classic_queues(broker)
         started = subprocess.run([sys.executable, "-m", "pont_shared.operations.stack", "start"], env=env, cwd=ROOT,
                                  capture_output=True, text=True, timeout=180)
         try:
@@ -60,11 +65,33 @@ def stack():
             for index, org in enumerate(AGENCIES):
                 targets[f"agency_link_{safe_name(org)}"] = agency_base + index
             yield {"gateway": f"http://127.0.0.1:{named_ports['gateway']}", "web": f"http://127.0.0.1:{named_ports['web']}",
-                   "targets": targets, "env": env,
-                   "prometheus_port": agency_base + len(AGENCIES)}
+                   "targets": targets, "env": env, "prometheus_port": agency_base + len(AGENCIES), "broker": broker,
+                   "started": started.stdout}
         finally:
             subprocess.run([sys.executable, "-m", "pont_shared.operations.stack", "stop"], env=env, cwd=ROOT,
                            timeout=60)
+
+
+def leave_classic_queues(broker: str) -> None:
+    """As an older Pont left the broker: consent's dead-letter queue (holding one letter) and
+    referrals' RPC queue, classic."""
+    connection = connect_amqp(broker, confirm_publish=True)
+    channel = connection.channel()
+    channel.exchange_declare(topology.RPC_EXCHANGE, "topic", durable=True, auto_delete=False)
+    channel.queue_declare("rpc-referrals", durable=True, auto_delete=False)
+    channel.queue_bind("rpc-referrals", topology.RPC_EXCHANGE, "referrals.*")
+    channel.queue_declare(topology.dead_letter_queue_name("consent"), durable=True, auto_delete=False)
+    channel.basic_publish(amqp.Message(b"{}", message_id="an-old-dead-letter", delivery_mode=2),
+                          exchange="", routing_key=topology.dead_letter_queue_name("consent"))
+    connection.close()
+
+
+def test_make_start_made_an_older_ponts_classic_queues_quorum_keeping_their_messages(stack):
+    vhost = stack["broker"].rsplit("/", 1)[1]
+    types = {row["name"]: row for row in queues.listed("list_queues", vhost, "name", "type", "messages")}
+    assert types["rpc-referrals"]["type"] == types["consent.dead-letters"]["type"] == "quorum"
+    assert types["consent.dead-letters"]["messages"] == 1
+    assert "2 classic queue(s) of an older Pont are now quorum queues (messages kept: 1)" in stack["started"]
 
 
 @pytest.fixture(scope="module")

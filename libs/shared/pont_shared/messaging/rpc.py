@@ -1,12 +1,13 @@
-"""RPC between Pont services: nameko's, with requests and replies sent transient.
+"""RPC between Pont services: nameko's, each request expiring at its caller's deadline.
 
 A request or a reply means something only while its caller waits, and every Pont caller
-waits with a deadline. nameko publishes both persistent into durable queues (`rpc-<service>`
-and the caller's `rpc.reply-…`), so RabbitMQ writes each one to disk, and a request
-outlives a broker restart only to be carried out after its caller has given up. A transient
-message still waits in its queue while the consumer restarts; a broker restart drops it, and
-the caller times out, as it would have anyway. Measured here (RabbitMQ 3.10, a 3 KB message
-published, consumed and acked): 633 µs of broker CPU persistent, 310 µs transient.
+waits with a deadline. A request waits in the service's `rpc-<service>` queue, a quorum queue
+(`topology.rpc_queue`), so it outlives the loss of a broker node, or a restart; it carries the
+caller's deadline as its `expiration`, so one its caller has given up on is dropped, never
+carried out late. Requests and replies are sent transient: a classic reply queue (exclusive to
+the caller's connection, `topology.reply_queue`) then keeps them off disk (measured here,
+RabbitMQ 3.10, a 3 KB message published, consumed and acked: 633 µs of broker CPU persistent,
+310 µs transient), and a quorum queue writes every message to its log whatever it is sent as.
 
 The `rpc` entrypoint also answers with one serialisation (nameko's responder encodes every
 reply twice: once to check that it can), without a publisher confirm (a reply the broker
@@ -25,7 +26,6 @@ import time
 
 import amqp
 import eventlet
-import kombu
 import kombu.serialization
 import nameko.messaging
 import nameko.rpc
@@ -64,24 +64,25 @@ class _QueueConsumer(TracksConsuming, nameko.messaging.QueueConsumer):
             super().requeue_message(message)
 
 
-def _bound_undeclared(queue: kombu.Queue, config: dict) -> kombu.Queue:
-    """nameko's queue as it made it, bound to `nameko-rpc` without declaring that exchange (which
-    needs a permission no service's broker user has: see `topology`), once it is known to exist."""
+def _rpc_exchange_checked(config: dict) -> None:
+    """nameko's queues are bound to `nameko-rpc` without declaring it (which needs a permission no
+    service's broker user has: see `topology`), once it is known to exist."""
     connection = connect_amqp(config[AMQP_URI_CONFIG_KEY])
     try:
         topology.ensure_shared(connection, [topology.RPC_EXCHANGE])
     finally:
         connection.close()
-    return kombu.Queue(queue.name, exchange=topology.rpc_exchange, routing_key=queue.routing_key,
-                       durable=queue.durable, queue_arguments=queue.queue_arguments)
 
 
 class _RpcConsumer(nameko.rpc.RpcConsumer):
+    """nameko's RPC consumer, its request queue Pont's (`topology.rpc_queue`: a quorum queue)."""
+
     queue_consumer = _QueueConsumer()
 
     def setup(self):
         super().setup()
-        self.queue = _bound_undeclared(self.queue, self.container.config)
+        _rpc_exchange_checked(self.container.config)
+        self.queue = topology.rpc_queue(self.queue.name, self.queue.routing_key)
 
     def handle_result(self, message, result, exc_info):
         """The answer to a request no entrypoint takes (an unknown method)."""
@@ -91,16 +92,19 @@ class _RpcConsumer(nameko.rpc.RpcConsumer):
 
 
 class _ReplyListener(ReplyListener):
+    """nameko's reply listener, its reply queue exclusive to its connection (`topology.reply_queue`)."""
+
     queue_consumer = _QueueConsumer()
 
     def setup(self):
         super().setup()
-        self.queue = _bound_undeclared(self.queue, self.container.config)
+        _rpc_exchange_checked(self.container.config)
+        self.queue = topology.reply_queue(self.queue.name, self.queue.routing_key, self.queue.queue_arguments)
 
 
 class RpcProxy(DependencyProvider):
-    """`self.consent.share(...)`: nameko's RPC to service `target`, requests transient, and every
-    call bounded by a deadline.
+    """`self.consent.share(...)`: nameko's RPC to service `target`, requests transient and expiring,
+    and every call bounded by a deadline.
 
     nameko 2.14 waits for a reply for ever, so a request or reply lost to a broker restart (both
     are transient) would hold the worker, and whatever it holds, for good. Here a call raises
@@ -122,6 +126,7 @@ class RpcProxy(DependencyProvider):
 
     def setup(self):
         self.timeout = float(self.container.config.get(self.timeout_key, self.default_timeout))
+        self.options["expiration"] = self.timeout  # a request outliving its caller's wait is dropped
         # RabbitMQ vouches that the request comes from the user it claims (`Rpc.vouched_by`)
         self.options["user_id"] = broker_user(self.container.config[AMQP_URI_CONFIG_KEY])
         if self.name_key:

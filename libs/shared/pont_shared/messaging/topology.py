@@ -22,6 +22,14 @@ exchange. Services bind to them and publish to them without declaring them (`no_
 after `ensure_shared` has checked that they exist (a passive declare needs no permission) —
 and made any that does not, where the user may (an operator's user, or a development broker's
 guest).
+
+Every queue that holds work is a quorum queue (`QUORUM`): consumer queues, nameko's RPC request
+queues (`rpc-<service>`), dead-letter queues and delay queues, so on a RabbitMQ cluster each is
+replicated and survives the loss of a node. A delay queue dead-letters at least once
+(`x-dead-letter-strategy`, which needs `x-overflow: reject-publish`): an expired retry is
+removed only once the requeue exchange's queue has it. Replies are the exception: a caller's
+reply queue is exclusive to its connection (a reply outliving its caller is useless). A broker
+that still has classic queues of these names is converted by `pont_shared.operations.queues`.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from kombu import Exchange, Queue, binding
 from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE
 
 RPC_EXCHANGE = "nameko-rpc"  # nameko's default, which Pont keeps
+QUORUM = {"x-queue-type": "quorum"}
 
 events_exchange = Exchange(EVENTS_EXCHANGE, "topic", durable=True, no_declare=True)
 disclosures_exchange = Exchange(DISCLOSURES_EXCHANGE, "topic", durable=True, no_declare=True)
@@ -77,13 +86,14 @@ def delay_exchange(service: str, seconds: float) -> Exchange:
     return Exchange(delay_name(service, seconds), "fanout", durable=True)
 
 
+def delay_arguments(service: str, seconds: float) -> dict:
+    return {**QUORUM, "x-message-ttl": int(round(seconds * 1000)), "x-dead-letter-exchange": requeue_name(service),
+            "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+
+
 def delay_queue(service: str, seconds: float) -> Queue:
-    name = delay_name(service, seconds)
-    return Queue(
-        name, delay_exchange(service, seconds), durable=True,
-        queue_arguments={"x-message-ttl": int(round(seconds * 1000)),
-                         "x-dead-letter-exchange": requeue_name(service)},
-    )
+    return Queue(delay_name(service, seconds), delay_exchange(service, seconds), durable=True,
+                 queue_arguments=delay_arguments(service, seconds))
 
 
 def dead_name(service: str) -> str:
@@ -99,16 +109,33 @@ def dead_letter_queue_name(service: str) -> str:
 
 
 def dead_letter_queue(service: str) -> Queue:
-    return Queue(dead_letter_queue_name(service), dead_exchange(service), routing_key=service, durable=True)
+    return Queue(dead_letter_queue_name(service), dead_exchange(service), routing_key=service, durable=True,
+                 queue_arguments=QUORUM)
 
 
 def consumer_queue(service: str, name: str, exchange: Exchange, routing_key: str) -> Queue:
-    """A durable consumer queue fed by its event binding and by its own retries."""
+    """A consumer queue fed by its event binding and by its own retries."""
     return Queue(
         name,
         bindings=[binding(exchange, routing_key=routing_key), binding(requeue_exchange(service), routing_key=name)],
-        durable=True,
+        durable=True, queue_arguments=QUORUM,
     )
+
+
+def rpc_queue(name: str, routing_key: str) -> Queue:
+    """A service's RPC request queue (`rpc-<service>`, keyed `<service>.*`)."""
+    return Queue(name, rpc_exchange, routing_key=routing_key, durable=True, queue_arguments=QUORUM)
+
+
+def reply_queue(name: str, routing_key: str, arguments: dict) -> Queue:
+    """A caller's reply queue: its connection's alone, gone with it."""
+    return Queue(name, rpc_exchange, routing_key=routing_key, exclusive=True, queue_arguments=arguments)
+
+
+def own_topology(service: str, delays) -> tuple[list[str], list[str]]:
+    """(queues, exchanges) a service's retries declare (`declare_retry_topology`): its own, no other's."""
+    queues = [delay_name(service, seconds) for seconds in delays] + [dead_letter_queue_name(service)]
+    return queues, [requeue_name(service), dead_name(service), *(delay_name(service, s) for s in delays)]
 
 
 def declare_retry_topology(channel, service: str, delays) -> None:

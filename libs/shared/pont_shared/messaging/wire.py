@@ -90,10 +90,10 @@ class InboxClient:
         self._channel = self._conn.channel()
         dead = topology.dead_name(consumer)  # the consumer's own, as a Pont service's (broker_access)
         self._channel.exchange_declare(dead, "direct", durable=True)
-        self._channel.queue_declare(topology.dead_letter_queue_name(consumer), durable=True)
+        self._channel.queue_declare(topology.dead_letter_queue_name(consumer), durable=True, arguments=topology.QUORUM)
         self._channel.queue_bind(topology.dead_letter_queue_name(consumer), dead, consumer)
         self._channel.queue_declare(consumer, durable=True, arguments={
-            "x-dead-letter-exchange": dead, "x-dead-letter-routing-key": consumer})
+            **topology.QUORUM, "x-dead-letter-exchange": dead, "x-dead-letter-routing-key": consumer})
         for exchange, routing_key in bindings:
             self._channel.queue_bind(consumer, exchange, routing_key=routing_key)
         self._channel.basic_qos(prefetch_count=prefetch)

@@ -20,7 +20,7 @@ from pont_shared.operations.stack import planned
 def _letters(channel, service: str):
     """Every message on the service's dead-letter queue, unacknowledged (requeued on close)."""
     queue = topology.dead_letter_queue_name(service)
-    channel.queue_declare(queue, durable=True)
+    channel.queue_declare(queue, durable=True, arguments=topology.QUORUM)
     channel.queue_bind(queue, topology.dead_name(service), routing_key=service)
     while True:
         method, props, body = channel.basic_get(queue, auto_ack=False)

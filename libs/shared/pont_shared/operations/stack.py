@@ -18,7 +18,8 @@ import urllib.request
 from pathlib import Path
 
 from pont_shared.config import AGENCY_LINK_BASE_PORT, SERVICE_PORTS, Settings, UnsafeConfiguration, safe_name
-from pont_shared.operations import broker_access
+from pont_shared.messaging.broker import BROKER_ERRORS, parse_brokers
+from pont_shared.operations import broker_access, queues
 from pont_shared.operations.ops import broker_reachable
 
 ROOT = Path(os.environ.get("PONT_ROOT", Path.cwd()))
@@ -157,6 +158,7 @@ def start() -> int:
     else:
         # a user per service and organisation, none an administrator (pont_shared.operations.broker_access)
         uris = broker_access.provision(settings, RUN_DIR)
+        migrate_classic_queues(settings)
         CONFIG.touch(mode=0o600)  # it holds those users' passwords
         CONFIG.write_text(supervisor_config(plan, uris))
         subprocess.run([str(BIN / "supervisord"), "-c", str(CONFIG)], check=True, timeout=60)
@@ -184,6 +186,20 @@ def start() -> int:
         print(f"Pages (Welsh and English): http://127.0.0.1:{ports['web']}/")
     print(f"Processes: {BIN / 'supervisorctl'} -c {CONFIG} status\nStop with: make stop")
     return 0
+
+
+def migrate_classic_queues(settings: Settings) -> None:
+    """Before the services declare their queues: an older Pont's classic ones made quorum queues,
+    keeping their messages (pont_shared.operations.queues); needs rabbitmqctl, as provisioning does."""
+    try:
+        moved = queues.migrate(settings.amqp_uri, parse_brokers(settings.amqp_uri)[0].virtual_host,
+                               list(broker_access.users(settings)))
+    except (OSError, subprocess.SubprocessError, RuntimeError, *BROKER_ERRORS) as exc:
+        print(f"classic queues not checked ({type(exc).__name__}: {exc}): see infra/README.md", file=sys.stderr)
+        return
+    if moved:
+        print(f"{len(moved)} classic queue(s) of an older Pont are now quorum queues "
+              f"(messages kept: {sum(moved.values())})")
 
 
 def stop() -> int:

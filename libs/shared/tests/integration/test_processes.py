@@ -14,12 +14,12 @@ import pytest
 import requests
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 
-from pont_shared.config import safe_name
+from pont_shared.config import Settings, safe_name
 from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
 from pont_shared.contract.events import DisclosureDelivered
 from pont_shared.messaging.broker import broker_user
 from pont_shared.messaging.db import define_messaging_tables, make_engine
-from pont_shared.messaging.topology import dead_letter_queue_name
+from pont_shared.messaging.topology import dead_letter_queue_name, own_topology
 from pont_shared.messaging.wire import InboxClient
 from pont_shared.testing import wait_until
 
@@ -74,9 +74,13 @@ def test_sigterm_lets_the_handler_in_flight_finish_commit_and_acknowledge(postgr
     finally:
         if process.poll() is None:
             process.kill()
+        queues, exchanges = own_topology(name, Settings.from_env(name, env).retry_delays)
         with pika.BlockingConnection(pika.URLParameters(broker_url)) as conn:
-            conn.channel().queue_delete(queue)
-            conn.channel().queue_delete(dead_letter_queue_name(name))
+            channel = conn.channel()
+            for doomed in (queue, f"rpc-{name}", *queues):
+                channel.queue_delete(doomed)
+            for doomed in exchanges:
+                channel.exchange_delete(doomed)
 
 
 def _ready(port: int) -> bool:

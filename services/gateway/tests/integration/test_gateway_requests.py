@@ -156,11 +156,12 @@ class TestAStoppedService:
 
     @pytest.fixture
     def silent_bookings(self, broker_url, service_name):
-        from kombu import Connection, Exchange, Queue
+        from kombu import Connection
+
+        from pont_shared.messaging.topology import rpc_queue
 
         target = f"{service_name}_bookings"
-        queue = Queue(f"rpc-{target}", Exchange("nameko-rpc", type="topic", durable=True),
-                      routing_key=f"{target}.*", durable=True)
+        queue = rpc_queue(f"rpc-{target}", f"{target}.*")
         with Connection(broker_url) as conn:
             queue(conn.default_channel).declare()
             yield target
