@@ -393,6 +393,7 @@ def test_the_host_school_sees_its_pupils_out_of_lessons_by_time_room_and_name_ne
                            headers=stack.teacher(), timeout=10)
     page = teacher.client.get(stack.web + "/out-of-lessons", params={"date": day},
                               headers={"Accept-Language": "cy"}, timeout=10)
+    far_off = teacher.client.get(stack.web + "/out-of-lessons", params={"date": "2300-01-01"}, timeout=10)
 
     assert [(item["appointment_id"], item["room"], item["status"]) for item in out] == [
         (booked[0]["id"], room, "booked"), (booked[1]["id"], room, "booked")]
@@ -404,6 +405,7 @@ def test_the_host_school_sees_its_pupils_out_of_lessons_by_time_room_and_name_ne
     assert refused.status_code == 403
     assert bad_day.status_code == 422 and bad_day.json()["errors"][0]["field"] == "query.date"
     assert page.status_code == 200 and "Disgyblion allan o wersi" in page.text
+    assert far_off.status_code == 422 and "Enter a date, for example 2027-03-02" in far_off.text
     rows = page.text.split("<tbody>")[1].split("</tbody>")[0]
     assert rows.count("<tr") == 2 and "Cerys Jones" in rows and "09:00" in rows and room in rows
     assert "Disgybl nad yw eich ysgol wedi" in rows and "Booked Bynurse" not in page.text

@@ -395,11 +395,12 @@ class Web:
         if (refused := self._needs(page, SCHOOL_ROLES)) is not None:
             return refused
         wanted = request.args.get("date", "").strip()
-        if wanted and not (len(wanted) == 10 and _is_date(wanted)):
+        day = wanted or datetime.now(i18n.ZONE).date().isoformat()
+        answer = page.call("GET", f"/api/v1/out-of-lessons?date={quote(day, safe='')}") \
+            if len(day) == 10 and _is_date(day) else Answer(422)
+        if answer.status == 422:   # not a date, or one the gateway will not look up (before 2000, after 2100)
             return page.render("out_of_lessons.html", status=422, day=wanted, pupils=[],
                                errors=[("date", page.gettext("Enter a date, for example 2027-03-02"))])
-        day = wanted or datetime.now(i18n.ZONE).date().isoformat()
-        answer = page.call("GET", f"/api/v1/out-of-lessons?date={day}")
         if not answer.ok:
             return self._failed(page, answer)
         return page.render("out_of_lessons.html", day=day, pupils=answer.body, errors=[])
