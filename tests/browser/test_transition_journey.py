@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,6 @@ import requests
 from consent.service import ConsentService
 from gateway.service import GatewayService
 from pont_shared.config import Settings
-from pont_shared.identity import make_upn
 from pont_shared.testing import (
     MovableClock,
     bearer,
@@ -44,6 +43,15 @@ from pont_shared.testing import (
     random_name,
     start_container,
     wait_until,
+)
+from pont_shared.testing.cohort import (
+    CATEGORIES,
+    CLASS_SIZE,
+    FULLY_CONSENTED,
+    as_csv,
+    post,
+    pupil,
+    schools_with_consent,
 )
 from pont_shared.testing.fixtures import delete_queues
 from referrals.service import ReferralsService
@@ -56,8 +64,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CLASS_SIZE, FULLY_CONSENTED = 28, 20
-CATEGORIES = ["education", "attendance", "aln", "health_wellbeing"]
 ACK_DAYS = 10
 
 
@@ -108,52 +114,14 @@ def _school() -> str:
     return f"school:6{random.randint(10, 99)}{random.randint(0, 9999):04d}"
 
 
-def _post(stack: Stack, path: str, who: dict, body: dict) -> dict:
-    response = requests.post(stack.gateway + path, json=body, headers=who, timeout=30)
-    assert response.status_code in (200, 201), response.text
-    return response.json()
-
-
-def _pupil(n: int) -> dict:
-    return {"upn": make_upn(random.randrange(10**8, 10**9)), "given_name": f"Disgybl{n}",
-            "family_name": ("Jones", "Davies", "Williams", "Evans", "Thomas", "Roberts", "Hughes")[n % 7],
-            "date_of_birth": f"2015-{n % 12 + 1:02d}-{n % 27 + 1:02d}"}
-
-
-def _csv(pupils: list[dict]) -> str:
-    lines = ["upn,given_name,family_name,date_of_birth,gender,sessions_possible,sessions_authorised,"
-             "sessions_unauthorised,aln,idp,areas_of_need,wellbeing"]
-    for n, p in enumerate(pupils):
-        aln = "has_aln,school,SLCN" if n % 4 == 0 else "no_aln,,"
-        lines.append(f"{p['upn']},{p['given_name']},{p['family_name']},{p['date_of_birth']},{'MF'[n % 2]},"
-                     f"380,{n % 9},{n % 3},{aln},Likes a quiet start to the day")
-    return "\n".join(lines) + "\n"
-
-
-def _schools_with_consent(stack: Stack, primary: str, secondary: str, pupils: list[dict]) -> None:
-    """The schools' agreement for transitions, and each parent's consent: the first 20 wide, the rest narrow."""
-    admin = bearer("admin", "local_authority:cardiff", ["admin"])
-    agreement = _post(stack, "/api/v1/agreements", admin, {
-        "parties": [primary, secondary], "purposes": ["transition"], "categories": CATEGORIES,
-        "valid_from": str(date.today() - timedelta(days=1)), "valid_to": str(date.today() + timedelta(days=400))})
-    for party in (primary, secondary):
-        _post(stack, f"/api/v1/agreements/{agreement['id']}/approve", bearer("admin", party, ["admin"]), {})
-    staff = bearer("demo-teacher", primary, ["school_staff"])
-    for n, child in enumerate(pupils):
-        _post(stack, "/api/v1/consents", staff, {
-            "child": child, "given_by": {"name": "Rhiant", "relationship": "parent"}, "recipients": [secondary],
-            "purposes": ["transition"], "evidence": "written",
-            "categories": CATEGORIES if n < FULLY_CONSENTED else ["education", "attendance"]})
-
-
 def _one_overdue(stack: Stack, primary: str, secondary: str) -> str:
     """A record sent earlier and never acknowledged: the clock moves past its period until it is overdue."""
     lead = bearer("demo-lead", primary, ["transition_lead", "dsl"])
-    child = _pupil(99)
-    _post(stack, "/api/v1/consents", bearer("demo-teacher", primary, ["school_staff"]), {
+    child = pupil(99)
+    post(stack.gateway, "/api/v1/consents", bearer("demo-teacher", primary, ["school_staff"]), {
         "child": child, "given_by": {"name": "Rhiant", "relationship": "parent"}, "recipients": [secondary],
         "purposes": ["transition"], "evidence": "written", "categories": CATEGORIES})
-    [record_id] = _post(stack, "/api/v1/transitions", lead,
+    [record_id] = post(stack.gateway, "/api/v1/transitions", lead,
                         {"to_school": secondary, "pupils": [{"child": child}], "send": True})["ids"]
 
     def overdue() -> bool:
@@ -192,15 +160,15 @@ def _signed_in(url: str, who: str) -> tuple[requests.Session, str]:
 @pytest.mark.parametrize("lang", ["en", "cy"])
 def test_a_class_of_28_is_uploaded_sent_acknowledged_and_downloaded_as_ctf(stack, lang):
     primary, secondary = _school(), _school()
-    pupils = [_pupil(n) for n in range(CLASS_SIZE)]
-    _schools_with_consent(stack, primary, secondary, pupils)
+    pupils = [pupil(n) for n in range(CLASS_SIZE)]
+    schools_with_consent(stack.gateway, primary, secondary, pupils)
     _one_overdue(stack, primary, secondary)
     with _web(stack, primary, secondary) as url, tempfile.TemporaryDirectory() as work:
         cohort = Path(work) / "blwyddyn-6.csv"
-        cohort.write_text(_csv(pupils), encoding="utf-8")
+        cohort.write_text(as_csv(pupils), encoding="utf-8")
         command = [sys.executable, str(HERE / "transition_journey.py"), "--web", url, "--lang", lang,
                    "--primary", primary, "--secondary", secondary, "--cohort", str(cohort),
-                   "--narrow", str(CLASS_SIZE - FULLY_CONSENTED), "--shots", str(SCREENSHOTS)]
+                   "--narrow", str(CLASS_SIZE - FULLY_CONSENTED), "--overdue", "1", "--shots", str(SCREENSHOTS)]
         if os.environ.get("PONT_SCREENSHOTS", "1") != "0":
             command.append("--shots-wanted")
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -224,8 +192,8 @@ def _mis_ctf(pupils: list[dict], source: str, destination: str) -> bytes:
 
 def test_a_cohort_uploaded_as_the_mis_ctf_is_prepared_and_one_addressed_elsewhere_is_refused(stack):
     primary, secondary, elsewhere = _school(), _school(), _school()
-    pupils = [_pupil(n) for n in range(3)]
-    _schools_with_consent(stack, primary, secondary, pupils)
+    pupils = [pupil(n) for n in range(3)]
+    schools_with_consent(stack.gateway, primary, secondary, pupils)
     with _web(stack, primary, secondary) as url:
         lead, csrf = _signed_in(url, "lead")
 

@@ -5,7 +5,8 @@ secret and agency list, all through the environment as `make start` honours it),
 a real Prometheus at their `/metrics`, runs flows through the public API, and asks
 Prometheus' HTTP API whether every target is up and the flows' counters moved; then
 `make demo`'s script walks every flow against the same stack, and a real browser (headless
-Chromium, tests/browser/) runs a clinic and a referral on its pages in English and in Welsh.
+Chromium, tests/browser/) runs a clinic, a referral and a class's transition on its pages in
+English and in Welsh.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from pont_shared.messaging import topology
 from pont_shared.messaging.broker import connect_amqp
 from pont_shared.operations import queues
 from pont_shared.testing import bearer, free_port_run, fresh_database, own_vhost, wait_until
+from pont_shared.testing.cohort import CLASS_SIZE, FULLY_CONSENTED, as_csv, pupil, schools_with_consent
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,8 +196,10 @@ def _post(stack, path: str, who: dict, body: dict) -> dict:
 
 @pytest.mark.browser
 @pytest.mark.parametrize("lang", ["en", "cy"])
-def test_in_a_browser_the_nurse_runs_a_clinic_and_a_referral_goes_to_her_and_back(stack, lang):
-    """The journeys of tests/browser/, on the pages `make start` serves, as its demonstration people."""
+def test_in_a_browser_a_clinic_a_referral_and_a_class_of_28_run_on_make_starts_pages(stack, lang, tmp_path):
+    """The journeys of tests/browser/, on the pages `make start` serves, as its demonstration people:
+    the nurse runs a clinic; a referral goes to her and back; the primary's transition lead sends a
+    class of 28, which the secondary's lead acknowledges and downloads as a CTF."""
     school, health = AGENCIES[0], AGENCIES[2]   # the demo DSL's and teacher's school, the demo nurse's trust
     admin = bearer("admin", "local_authority:cardiff", ["admin"], SECRET)
     agreement = _post(stack, "/api/v1/agreements", admin, {
@@ -208,12 +212,19 @@ def test_in_a_browser_the_nurse_runs_a_clinic_and_a_referral_goes_to_her_and_bac
         "child": {"upn": child, "given_name": "Cerys", "family_name": "Jones", "date_of_birth": "2015-03-14"},
         "given_by": {"name": "Rhian Jones", "relationship": "parent"}, "recipients": [health],
         "purposes": ["referral"], "categories": ["contact", "health_wellbeing"], "evidence": "written"})
+    primary, secondary = AGENCIES[0], AGENCIES[1]   # the demo transition leads' schools
+    pupils = [pupil(n) for n in range(CLASS_SIZE)]
+    schools_with_consent(stack["gateway"], primary, secondary, pupils, SECRET)
+    (tmp_path / f"blwyddyn-6-{lang}.csv").write_text(as_csv(pupils), encoding="utf-8")
     browser = ROOT / "tests" / "browser"
     journeys = {
         "clinic": [browser / "journey.py", "--site", school, "--room", f"Ystafell {uuid.uuid4().hex[:6]}",
                    "--day", (date.today() - timedelta(days=1)).isoformat(),
                    "--upn", make_upn(uuid.uuid4().int % 10**9)],
         "referral": [browser / "referral_journey.py", "--to", health, "--upn", child],
+        "transition": [browser / "transition_journey.py", "--primary", primary, "--secondary", secondary,
+                       "--cohort", str(tmp_path / f"blwyddyn-6-{lang}.csv"), "--narrow",
+                       str(CLASS_SIZE - FULLY_CONSENTED), "--overdue", "0"],
     }
 
     for name, (script, *arguments) in journeys.items():
