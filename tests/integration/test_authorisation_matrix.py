@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import re
 import uuid
+from datetime import date, timedelta
 
 import pytest
 import requests
@@ -44,11 +45,12 @@ AGENCIES = (SCHOOL, OTHER_SCHOOL, HEALTH, SOCIAL, YOUTH, f"health:o{RUN}", f"soc
 UNCONNECTED = f"health:u{RUN}"  # a valid token of an organisation with no agency link here
 # the organisation each role works for, and one of another organisation of the same kind
 HOME = {"school_staff": SCHOOL, "dsl": SCHOOL, "transition_lead": SCHOOL, "school_nurse": HEALTH,
-        "health_practitioner": HEALTH, "social_worker": SOCIAL, "youth_worker": YOUTH, "admin": AUTHORITY}
+        "health_practitioner": HEALTH, "social_worker": SOCIAL, "youth_worker": YOUTH, "admin": AUTHORITY,
+        "family": SCHOOL}
 AWAY = {"school_staff": OTHER_SCHOOL, "dsl": OTHER_SCHOOL, "transition_lead": OTHER_SCHOOL,
         "school_nurse": f"health:o{RUN}", "health_practitioner": f"health:o{RUN}",
         "social_worker": f"social_care:o{RUN}", "youth_worker": f"youth_work:o{RUN}",
-        "admin": f"local_authority:o{RUN}"}
+        "admin": f"local_authority:o{RUN}", "family": OTHER_SCHOOL}
 DOCUMENT = openapi.document(GatewayService)
 OPERATIONS = [(method.upper(), path, op) for path, ops in DOCUMENT["paths"].items() for method, op in ops.items()]
 PROTECTED = [(method, path, op) for method, path, op in OPERATIONS if "security" in op]
@@ -140,9 +142,11 @@ def owned(pont: Pont) -> dict[str, str]:
     transition = pont.created("/api/v1/transitions", "transition_lead", {
         "to_school": OTHER_SCHOOL, "pupils": [{"child": child(), "sections": {"attendance": {
             "year": 2025, "sessions_possible": 380, "sessions_authorised": 2, "sessions_unauthorised": 0}}}]})
+    ledger = pont.call("GET", f"/api/v1/children/{consent['child_ref']}/disclosures", who("dsl"))
+    [disclosure] = [entry["id"] for entry in ledger.json() if entry["kind"] == "disclosure"]
     return {"agreements": agreement["id"], "consents": consent["id"], "referrals": referral["id"],
             "sessions": session["id"], "appointments": appointment["id"], "transitions": transition["ids"][0],
-            "children": consent["child_ref"]}
+            "children": consent["child_ref"], "disclosures": disclosure}
 
 
 def minimal_body(op: dict) -> dict | None:
@@ -151,8 +155,8 @@ def minimal_body(op: dict) -> dict | None:
         return None
     ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     schema = DOCUMENT["components"]["schemas"][ref]
-    return {name: "not allowed here" for name in schema.get("required", ())
-            if schema["properties"][name].get("type") == "string"}
+    return {name: (str(date.today() + timedelta(days=30)) if prop.get("format") == "date" else "not allowed here")
+            for name in schema.get("required", ()) if (prop := schema["properties"][name]).get("type") == "string"}
 
 
 def concrete(path: str, ids: dict[str, str] | None = None) -> str:
@@ -193,7 +197,8 @@ def test_a_role_the_operation_does_not_name_is_403_and_one_it_names_gets_past_au
             assert response.status_code == 403, (role, response.status_code, response.text)
 
 
-OWNED = re.compile(r"/(agreements|consents|referrals|sessions|appointments|transitions)/\{id\}|/children/\{child_ref\}")
+OWNED = re.compile(r"/(agreements|consents|referrals|sessions|appointments|transitions|disclosures)/\{id\}"
+                   r"|/children/\{child_ref\}")
 OWNED_PATHS = [(method, path, op) for method, path, op in PROTECTED if OWNED.search(path)]
 
 
@@ -211,6 +216,31 @@ def test_an_unknown_id_is_404_and_not_a_5xx_for_the_roles_allowed(pont):
         for role in op["x-pont-roles"]:
             response = pont.call(method, concrete(path), who(role), minimal_body(op))
             assert response.status_code == 404, (method, path, role, response.status_code, response.text)
+
+
+FAMILY_PATHS = [(method, path, op) for method, path, op in PROTECTED if "family" in op["x-pont-roles"]]
+
+
+def test_a_family_of_the_same_school_reads_nothing_about_a_child_it_is_not_linked_to(pont, owned):
+    """A parent linked to one pupil asks every family operation about another pupil of the same
+    school (the owned child, its consent): 404 each time, and their own list names only their child."""
+    theirs = child()
+    invited = pont.created("/api/v1/family/invites", "school_staff", {"child": theirs, "relationship": "parent"})
+    parent = bearer(f"parent-{RUN}", SCHOOL, ["family"])
+    linked = pont.call("POST", "/api/v1/family/links", parent, {"code": invited["code"]})
+    assert linked.status_code == 201, linked.text
+    assert invited["child_ref"] != owned["children"]
+    asked = 0
+    for method, path, op in FAMILY_PATHS:
+        if "{" not in path:
+            continue
+        response = pont.call(method, concrete(path, owned), parent, minimal_body(op))
+        assert response.status_code == 404, (method, path, response.status_code, response.text)
+        asked += 1
+    assert asked >= 3
+    mine = pont.call("GET", "/api/v1/family/children", parent)
+    assert [c["child_ref"] for c in mine.json()] == [invited["child_ref"]]
+    assert pont.call("GET", "/api/v1/family/children", bearer(f"stranger-{RUN}", SCHOOL, ["family"])).json() == []
 
 
 def test_an_organisation_with_no_agency_link_here_is_told_so_with_403(pont):

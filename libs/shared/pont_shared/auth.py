@@ -18,10 +18,13 @@ import jwt
 if TYPE_CHECKING:
     from pont_shared.config import OidcSettings
 
-ROLES = frozenset({
+STAFF_ROLES = frozenset({
     "school_staff", "dsl", "transition_lead", "school_nurse", "health_practitioner",
     "social_worker", "youth_worker", "admin",
 })
+# a parent, carer or young person, of the school that invited them: only the family routes serve them
+FAMILY_ROLE = "family"
+ROLES = STAFF_ROLES | {FAMILY_ROLE}
 ORG_KINDS = ("school", "health", "social_care", "youth_work", "local_authority")
 ORG_PATTERN = re.compile(r"^(school|health|social_care|youth_work|local_authority):[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -89,6 +89,19 @@ def age_on(date_of_birth: date, today: date) -> int:
     return years - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
 
 
+def young_person_decides(date_of_birth: date | None, competence_assessed: bool, today: date) -> bool:
+    """Whether a young person may decide for themselves: True at 16 or over; under 16 only with a
+    recorded competence assessment (False then: entitled by the assessment, not by age)."""
+    if date_of_birth is None:
+        raise RuleViolation("child.date_of_birth", "needed to judge whether the young person may consent")
+    if age_on(date_of_birth, today) >= AGE_OF_CONSENT:
+        return True
+    if not competence_assessed:
+        raise RuleViolation("competence_assessed",
+                            "a young person under 16 may consent only with a recorded competence assessment")
+    return False
+
+
 def _known(field_name: str, values, allowed) -> tuple[str, ...]:
     values = tuple(dict.fromkeys(values or ()))
     if not values:
@@ -207,14 +220,7 @@ class Consent:
             raise RuleViolation("given_by.relationship", f"one of {', '.join(RELATIONSHIPS)}")
         if evidence not in EVIDENCE:
             raise RuleViolation("evidence", f"one of {', '.join(EVIDENCE)}")
-        sixteen_plus = False
-        if relationship == "self":
-            if date_of_birth is None:
-                raise RuleViolation("child.date_of_birth", "needed to judge whether the young person may consent")
-            sixteen_plus = age_on(date_of_birth, today) >= AGE_OF_CONSENT
-            if not sixteen_plus and not competence_assessed:
-                raise RuleViolation("competence_assessed",
-                                    "a young person under 16 may consent only with a recorded competence assessment")
+        sixteen_plus = relationship == "self" and young_person_decides(date_of_birth, competence_assessed, today)
         if expires_on is not None and expires_on < today:
             raise RuleViolation("expires_on", "is in the past")
         recipients = tuple(dict.fromkeys(recipients or ()))
@@ -531,3 +537,57 @@ def first_broken_link(entries, keys: LedgerKeys | bytes) -> tuple[int, str] | No
     """The first entry (seq) whose content or link does not match, and why; None if intact."""
     broken = verify_chain(entries, keys).first_broken
     return None if broken is None else (broken["seq"], broken["reason"])
+
+
+# --- families ------------------------------------------------------------------------
+
+INVITE_DAYS = 14
+INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"   # no 0/O or 1/I to misread
+FAMILY_KINDS = ("disclosure", "withdrawal")           # what a family's history shows of the ledger
+EXEMPTION_LONGEST = 366                                # days a DSL may keep a disclosure from a family unreviewed
+
+
+def new_invite_code(random_bytes: bytes) -> str:
+    """A one-time code from 16 random bytes: 16 letters and digits (80 bits), in groups of 4."""
+    letters = "".join(INVITE_ALPHABET[b % len(INVITE_ALPHABET)] for b in random_bytes[:16])
+    return "-".join(letters[i:i + 4] for i in range(0, 16, 4))
+
+
+def invite_code_hash(code: str) -> str:
+    return hashlib.sha256(b"pont-family-invite\0" + code.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FamilyLink:
+    """A family member's link to one child: as a parent or carer, or as the young person.
+
+    A young person who decides for themselves (16+, or assessed as competent) owns the consents
+    they gave: their parents neither see those consents nor what was disclosed on them, nor may
+    withdraw them; the young person sees and may withdraw every consent about them.
+    """
+
+    child_ref: str
+    relationship: str
+
+    @property
+    def is_young_person(self) -> bool:
+        return self.relationship == "self"
+
+    def sees(self, consent: Consent) -> bool:
+        return consent.child_ref == self.child_ref and (self.is_young_person or consent.relationship != "self")
+
+    def sees_entry(self, entry: LedgerEntry, own_consents: set[str]) -> bool:
+        """`own_consents`: the ids of the consents the young person gave themselves."""
+        if entry.child_ref != self.child_ref or entry.kind not in FAMILY_KINDS:
+            return False
+        if self.is_young_person:
+            return True
+        return not own_consents.intersection({*entry.consent_refs, entry.basis_ref})
+
+
+def exemption_review_problem(review_on: date, today: date) -> str | None:
+    if review_on <= today:
+        return "must be a day after today"
+    if (review_on - today).days > EXEMPTION_LONGEST:
+        return f"must be within {EXEMPTION_LONGEST} days"
+    return None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import cast, insert, or_, select, text, update
@@ -189,10 +190,19 @@ def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict
                      ledger_key: domain.LedgerKeys, *, erase: bool = False) -> ConsentStatus:
     """Withdraw; every holder of a copy disclosed on it restricts it (`erase`: deletes its details)."""
     who = _caller(caller)
+    return withdraw(uow, consent_id, who, lambda consent: consent.visible_to(who.org), reason, now, ledger_key,
+                    erase=erase)
+
+
+def withdraw(uow: UnitOfWork, consent_id: str, who: CallerClaims, may: Callable[[Consent], bool], reason: str,
+             now: datetime, ledger_key: domain.LedgerKeys, *, erase: bool = False,
+             evidence: str | None = None) -> ConsentStatus:
+    """Withdraw the consent if `may` allows `who` to (else: not found), recording the withdrawal in the
+    ledger and telling every holder; `evidence` "portal" when the family did it themselves."""
     with uow:
         _lock_ledger(uow)
         row = uow.session.execute(select(consents).where(consents.c.id == str(consent_id))).first()
-        if row is None or not consent_from(row).visible_to(who.org):
+        if row is None or not may(consent_from(row)):
             raise NotFound("no such consent")
         current = consent_from(row)
         if current.status == domain.WITHDRAWN:
@@ -207,7 +217,8 @@ def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict
         except RuleViolation as exc:
             raise Conflict(exc.message) from None
         uow.session.execute(update(consents).where(consents.c.id == current.id).values(
-            status=withdrawn.status, status_changed_at=now, withdrawal_reason=reason or None))
+            status=withdrawn.status, status_changed_at=now, withdrawal_reason=reason or None,
+            withdrawal_evidence=evidence))
         receivers = _received_under(uow, current.id)
         _append(uow, ledger_key, LedgerEntry(
             seq=0, id=str(uuid.uuid4()), kind="withdrawal", at=now, child_ref=current.child_ref,

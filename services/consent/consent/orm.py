@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from pont_shared.messaging.db import UtcDateTime, define_messaging_tables
@@ -59,11 +60,55 @@ consents = Table(
     Column("status", String(20), nullable=False),
     Column("status_changed_at", UtcDateTime(), nullable=True),
     Column("withdrawal_reason", Text, nullable=True),
+    Column("withdrawal_evidence", String(20), nullable=True),  # "portal": the family withdrew it themselves
     Column("recorded_by_org", String(100), nullable=False),
     Column("recorded_by", String(200), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
 )
 Index("ix_consents_status_expires", consents.c.status, consents.c.expires_on)
+
+# A school's invitation to a family member: only the code's hash is kept; used once, within its days.
+family_invites = Table(
+    "family_invites", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("school", String(100), nullable=False),
+    Column("child_ref", String(64), nullable=False),
+    Column("given_name", String(200), nullable=False),
+    Column("relationship", String(20), nullable=False),
+    Column("invited_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("redeemed_at", UtcDateTime(), nullable=True),
+    Column("redeemed_by", String(200), nullable=True),
+)
+
+# A family member (the identity provider's `sub`, of the school that invited them) linked to one child.
+family_links = Table(
+    "family_links", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("school", String(100), nullable=False),
+    Column("member", String(200), nullable=False),
+    Column("child_ref", String(64), nullable=False),
+    Column("given_name", String(200), nullable=False),
+    Column("relationship", String(20), nullable=False),
+    Column("invite_id", String(36), nullable=False),
+    Column("linked_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("school", "member", "child_ref", name="uq_family_links_member_child"),
+)
+
+# Disclosures a DSL keeps out of the family's view (the marking is also a ledger entry).
+family_exemptions = Table(
+    "family_exemptions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("disclosure_id", String(36), nullable=False, unique=True),
+    Column("child_ref", String(64), nullable=False, index=True),
+    Column("reason", Text, nullable=False),
+    Column("review_on", Date, nullable=False),
+    Column("marked_by", String(200), nullable=False),
+    Column("marked_by_org", String(100), nullable=False),
+    Column("marked_at", UtcDateTime(), nullable=False),
+)
 
 # Append-only: no code path updates or deletes a row; in PostgreSQL a trigger refuses it too.
 ledger = Table(

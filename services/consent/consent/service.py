@@ -5,12 +5,13 @@ from pathlib import Path
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.rpc.consent import MAX_BATCH, DecideRequest, NewAgreement, RecordConsent, ShareRequest
+from pont_shared.contract.rpc.family import FamilyWithdrawal, NewExemption, RecordInvite, Redeem
 from pont_shared.messaging.dependencies import Clock, UnitOfWorkProvider, every
 from pont_shared.messaging.rpc import rpc
 from pont_shared.operations.migrations import migrator
 from pont_shared.operations.ops import OpsEndpoints
 
-from . import handlers
+from . import family, handlers
 from .dependencies import AgencyAnchors, PontSettings
 from .domain import LedgerKeys
 from .orm import metadata, tables
@@ -83,6 +84,37 @@ class ConsentService(OpsEndpoints):
     def share_many(self, requests: list) -> list[dict]:
         commands = ShareRequest.parse_many(requests, MAX_BATCH)
         return [reply.wire() for reply in handlers.share_many(self.uow, commands, self.clock(), self._ledger_key)]
+
+    @rpc(expected_exceptions=EXPECTED)
+    def invite_family(self, invite: dict, caller: dict) -> dict:
+        return family.invite(self.uow, RecordInvite.parse(invite), caller, self.clock(),
+                             self.settings.child_ref_secret).wire()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def redeem_family_invite(self, redeem: dict, caller: dict) -> dict:
+        return family.redeem(self.uow, Redeem.parse(redeem), caller, self.clock()).wire()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def family_children(self, caller: dict) -> list[dict]:
+        return [child.wire() for child in family.children(self.uow, caller)]
+
+    @rpc(expected_exceptions=EXPECTED)
+    def family_consents(self, child_ref: str, caller: dict) -> list[dict]:
+        return family.child_consents(self.uow, child_ref, caller, self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def family_withdraw_consent(self, consent_id: str, withdrawal: dict, caller: dict) -> dict:
+        return family.withdraw_consent(self.uow, consent_id, FamilyWithdrawal.parse(withdrawal).reason, caller,
+                                       self.clock(), self._ledger_key).wire()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def family_shared(self, child_ref: str, caller: dict) -> list[dict]:
+        return [entry.wire() for entry in family.shared(self.uow, child_ref, caller)]
+
+    @rpc(expected_exceptions=EXPECTED)
+    def exempt_from_family(self, disclosure_id: str, exemption: dict, caller: dict) -> dict:
+        return family.exempt(self.uow, disclosure_id, NewExemption.parse(exemption), caller, self.clock(),
+                             self._ledger_key).wire()
 
     @every(interval=60, config_key="CONSENT_EXPIRY_INTERVAL")
     def expire_consents(self) -> int:

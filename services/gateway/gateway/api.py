@@ -23,7 +23,7 @@ from nameko.web.handlers import HttpRequestHandler
 from pydantic import BaseModel, ValidationError
 from werkzeug.wrappers import Response
 
-from pont_shared.auth import Caller, verify
+from pont_shared.auth import STAFF_ROLES, Caller, verify
 from pont_shared.contract.caller import CallerSigner
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.rpc import Reply
@@ -40,7 +40,7 @@ class Route:
     method: str
     path: str                      # OpenAPI form: /api/v1/consents/{id}/withdraw
     summary: str
-    roles: tuple[str, ...] | None  # None: any authenticated caller
+    roles: tuple[str, ...]  # the caller needs one of them (by default: any staff role, never a family's)
     body: type[BaseModel] | None
     query: type[BaseModel] | None
     status: int
@@ -130,7 +130,7 @@ def to_json(value) -> str:
 class ApiEndpoint(HttpRequestHandler):
     """See the module docstring."""
 
-    def __init__(self, method: str, path: str, *, roles: tuple[str, ...] | None = None,
+    def __init__(self, method: str, path: str, *, roles: tuple[str, ...] = tuple(sorted(STAFF_ROLES)),
                  body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
                  status: int = 200, summary: str = "", example: dict | None = None,
                  idempotent: bool = False, public: bool = False, content_type: str = "application/json",
@@ -167,7 +167,7 @@ class ApiEndpoint(HttpRequestHandler):
             return (), kwargs
         settings = self.container.config["PONT_SETTINGS"]
         caller = verify(request.headers.get("Authorization"), settings.jwt_secret, settings.oidc)
-        if route.roles is not None and not caller.has_any(*route.roles):
+        if not caller.has_any(*route.roles):
             raise Forbidden(f"this needs one of the roles: {', '.join(route.roles)}")
         caller = replace(caller, assertion=self.signer.sign(caller.sub, caller.org, caller.roles))
         body = None

@@ -1,8 +1,6 @@
 """The OpenAPI 3.1 document, generated from the routes and their pydantic models."""
 from __future__ import annotations
 
-from pont_shared.auth import ROLES
-
 from .api import IDEMPOTENCY_KEY, MAX_JSON_DEPTH, Route, routes_of
 
 PROBLEM_SCHEMA = {
@@ -19,11 +17,10 @@ PROBLEM_SCHEMA = {
 
 def _operation(route: Route, schemas: dict) -> dict:
     op: dict = {"summary": route.summary, "responses": {}}
-    if route.roles:
-        op["description"] = "Roles: " + ", ".join(route.roles)
     if not route.public:
-        # machine-readable, for agency systems and the authorisation matrix test; every role when none is named
-        op["x-pont-roles"] = sorted(route.roles or ROLES)
+        op["description"] = "Roles: " + ", ".join(route.roles)
+        # machine-readable, for agency systems and the authorisation matrix test
+        op["x-pont-roles"] = sorted(route.roles)
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
               for name in _path_names(route.path)]
     if route.query is not None:

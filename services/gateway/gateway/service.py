@@ -6,12 +6,13 @@ from pont_shared.operations.ops import OpsEndpoints
 from . import openapi
 from .api import api
 from .routes.bookings import BookingRoutes
+from .routes.family import FamilyRoutes
 from .routes.referrals import ReferralRoutes
 from .routes.sharing import SharingRoutes
 from .routes.transitions import TransitionRoutes
 
 
-class GatewayService(BookingRoutes, ReferralRoutes, SharingRoutes, TransitionRoutes, OpsEndpoints):
+class GatewayService(BookingRoutes, FamilyRoutes, ReferralRoutes, SharingRoutes, TransitionRoutes, OpsEndpoints):
     """Authentication, authorisation, validation and the public contract; owns no data."""
 
     name = "gateway"

@@ -1,0 +1,105 @@
+"""The consent service's family methods: invitations, a family's links to its children, the
+consents and the history a family may see, and the DSL's exemption of a disclosure from it."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field
+
+from pont_shared.contract.rpc import Reply, Request
+from pont_shared.contract.rpc.consent import ConsentChild
+from pont_shared.contract.rpc.types import Child, Name, Text
+
+# an invitation's one-time code as the school hands it over: 4 groups of 4 letters and digits
+INVITE_CODE_PATTERN = r"^[A-Z2-9]{4}(-[A-Z2-9]{4}){3}$"
+
+
+class NewInvite(Request):
+    """A school invites the parent or carer of a child, or the young person (POST /api/v1/family/invites).
+
+    A young person (`relationship: self`) decides for themselves once 16 or over, or younger when
+    the school has assessed them as competent (`competence_assessed`).
+    """
+
+    child: Child
+    relationship: Literal["parent", "carer", "self"]
+    competence_assessed: bool = False
+
+    def to_record(self) -> RecordInvite:
+        """The request to the consent service: the child by UPN, date of birth and given name only."""
+        return RecordInvite.model_validate({
+            **self.model_dump(exclude={"child"}), "given_name": self.child.given_name,
+            "child": self.child.model_dump(include={"upn", "date_of_birth"})})
+
+
+class RecordInvite(Request):
+    child: ConsentChild
+    given_name: Name   # how the family's pages name their child
+    relationship: Literal["parent", "carer", "self"]
+    competence_assessed: bool = False
+
+
+class InviteCreated(Reply):
+    """The invitation: `code` is shown once, to the member of staff, to pass on through the school's
+    own channel; only a hash of it is kept."""
+
+    id: str
+    child_ref: str
+    relationship: str
+    code: str
+    expires_at: str
+
+
+class Redeem(Request):
+    """A family member, signed in, redeems the code the school gave them (POST /api/v1/family/links)."""
+
+    code: Annotated[str, BeforeValidator(lambda typed: typed.strip().upper() if isinstance(typed, str) else typed),
+                    Field(pattern=INVITE_CODE_PATTERN, max_length=19,
+                          description="the code as the school gave it, e.g. ABCD-EFGH-JKLM-NPQR (any case)")]
+
+
+class FamilyChild(Reply):
+    """A child the family member is linked to, and as whom."""
+
+    child_ref: str
+    given_name: str
+    relationship: str
+    decides_for_self: bool = Field(description="the young person decides for themselves (16+, or assessed "
+                                               "as competent); their own consents are theirs alone")
+    linked_at: str
+
+
+class FamilyWithdrawal(Request):
+    reason: Text | None = None
+
+
+class SharedEntry(Reply):
+    """One line of "what was shared about my child": a disclosure, or a consent withdrawn."""
+
+    id: str
+    kind: Literal["disclosure", "withdrawal"]
+    at: str
+    from_org: str
+    to_org: str | None = None
+    purpose: str | None = None
+    categories: list[str]
+    basis: str
+
+
+class NewExemption(Request):
+    """A DSL keeps one disclosure out of the family's view (POST /api/v1/disclosures/{id}/family-exemption):
+    telling the family could put the child at risk. Reviewed by `review_on` at the latest."""
+
+    reason: Text
+    review_on: date
+
+
+class ExemptionView(Reply):
+    id: str
+    disclosure_id: str
+    child_ref: str
+    reason: str
+    review_on: date
+    marked_by: str
+    marked_at: str

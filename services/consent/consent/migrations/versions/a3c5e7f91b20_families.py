@@ -1,0 +1,68 @@
+"""families: invitations, a family member's links to children, disclosures kept from the family
+
+Revision ID: a3c5e7f91b20
+Revises: 1f6678394e4d
+Create Date: 2026-12-05 16:50:00
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from pont_shared.messaging.db import UtcDateTime
+
+revision: str = "a3c5e7f91b20"
+down_revision: str | Sequence[str] | None = "1f6678394e4d"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("consents") as batch:
+        batch.add_column(sa.Column("withdrawal_evidence", sa.String(20), nullable=True))
+    op.create_table(
+        "family_invites",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("school", sa.String(100), nullable=False),
+        sa.Column("child_ref", sa.String(64), nullable=False),
+        sa.Column("given_name", sa.String(200), nullable=False),
+        sa.Column("relationship", sa.String(20), nullable=False),
+        sa.Column("invited_by", sa.String(200), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("expires_at", UtcDateTime(), nullable=False),
+        sa.Column("redeemed_at", UtcDateTime(), nullable=True),
+        sa.Column("redeemed_by", sa.String(200), nullable=True),
+    )
+    op.create_table(
+        "family_links",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("school", sa.String(100), nullable=False),
+        sa.Column("member", sa.String(200), nullable=False),
+        sa.Column("child_ref", sa.String(64), nullable=False),
+        sa.Column("given_name", sa.String(200), nullable=False),
+        sa.Column("relationship", sa.String(20), nullable=False),
+        sa.Column("invite_id", sa.String(36), nullable=False),
+        sa.Column("linked_at", UtcDateTime(), nullable=False),
+        sa.UniqueConstraint("school", "member", "child_ref", name="uq_family_links_member_child"),
+    )
+    op.create_table(
+        "family_exemptions",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("disclosure_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("child_ref", sa.String(64), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("review_on", sa.Date(), nullable=False),
+        sa.Column("marked_by", sa.String(200), nullable=False),
+        sa.Column("marked_by_org", sa.String(100), nullable=False),
+        sa.Column("marked_at", UtcDateTime(), nullable=False),
+    )
+    op.create_index("ix_family_exemptions_child_ref", "family_exemptions", ["child_ref"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_family_exemptions_child_ref", table_name="family_exemptions")
+    for name in ("family_exemptions", "family_links", "family_invites"):
+        op.drop_table(name)
+    with op.batch_alter_table("consents") as batch:
+        batch.drop_column("withdrawal_evidence")

@@ -1,0 +1,86 @@
+"""The family routes (API.md "Families under /api/v1/family/…"), and the school's and DSL's part in them.
+
+A family member's token carries role `family` and the organisation of the school that invited
+them; the consent service links them to children and answers only about those.
+"""
+from __future__ import annotations
+
+from pont_shared.auth import FAMILY_ROLE
+from pont_shared.contract.rpc.consent import ConsentStatus, ConsentView
+from pont_shared.contract.rpc.family import (
+    ExemptionView,
+    FamilyChild,
+    FamilyWithdrawal,
+    InviteCreated,
+    NewExemption,
+    NewInvite,
+    Redeem,
+    SharedEntry,
+)
+
+from ..api import api, assertion, sent
+from ..rpc import ServiceRpc
+
+FAMILY = (FAMILY_ROLE,)
+NOT_YOURS = {404: "not a child the caller is linked to"}
+
+
+class FamilyRoutes:
+    """Mixed into GatewayService: each route hands a validated request to the consent service."""
+
+    consent_rpc = ServiceRpc("consent")
+
+    @api("POST", "/api/v1/family/invites", roles=("school_staff", "dsl"), body=NewInvite, status=201,
+         summary="Invite a pupil's parent or carer, or the young person, to Pont: the one-time code (shown "
+                 "only in this answer) goes to them through the school's own channel; valid 14 days",
+         example={"child": {"upn": "A661000000001", "given_name": "Ffion", "family_name": "Jones",
+                            "date_of_birth": "2015-04-12"}, "relationship": "parent"})
+    def invite_family(self, caller, body):
+        created = self.consent_rpc.invite_family(body.to_record().wire(), assertion(caller))
+        return 201, InviteCreated.read(created).model_dump()
+
+    @api("POST", "/api/v1/family/links", roles=FAMILY, body=Redeem, status=201,
+         summary="Redeem an invitation's code: the signed-in family member is linked to that child",
+         example={"code": "ABCD-EFGH-JKLM-NPQR"},
+         responses={404: "no such invitation for the caller's school, or used, or expired",
+                    409: "already linked to this child"})
+    def redeem_family_invite(self, caller, body):
+        return 201, FamilyChild.read(self.consent_rpc.redeem_family_invite(body.wire(), assertion(caller))).model_dump()
+
+    @api("GET", "/api/v1/family/children", roles=FAMILY, summary="The children the family member is linked to")
+    def family_children(self, caller, body):
+        return [child.model_dump() for child in FamilyChild.read_many(self.consent_rpc.family_children(
+            assertion(caller)))]
+
+    @api("GET", "/api/v1/family/children/{child_ref}/consents", roles=FAMILY, responses=NOT_YOURS,
+         summary="Every consent about the child the family member may see: who may share what, with whom, "
+                 "for which purpose, until when")
+    def family_consents(self, caller, body, child_ref):
+        return [sent(consent) for consent in ConsentView.read_many(
+            self.consent_rpc.family_consents(child_ref, assertion(caller)))]
+
+    @api("POST", "/api/v1/family/consents/{id}/withdraw", roles=FAMILY, body=FamilyWithdrawal,
+         summary="Withdraw a consent about the family's child (evidence: portal); every holder is told to "
+                 "restrict what was shared on it", example={"reason": "We would rather talk to the nurse first"},
+         responses={404: "not a consent about a child the caller is linked to", 409: "it has expired"})
+    def family_withdraw_consent(self, caller, body, id):
+        return ConsentStatus.read(self.consent_rpc.family_withdraw_consent(id, body.wire(), assertion(caller))
+                                  ).model_dump()
+
+    @api("GET", "/api/v1/family/children/{child_ref}/shared", roles=FAMILY, responses=NOT_YOURS,
+         summary="What was shared about the child, with whom, why and when, and consents withdrawn; not what "
+                 "a DSL judged telling the family could put the child at risk")
+    def family_shared(self, caller, body, child_ref):
+        return [entry.model_dump() for entry in SharedEntry.read_many(
+            self.consent_rpc.family_shared(child_ref, assertion(caller)))]
+
+    @api("POST", "/api/v1/disclosures/{id}/family-exemption", roles=("dsl",), body=NewExemption, status=201,
+         summary="Keep one disclosure out of the family's view, since telling them could put the child at "
+                 "risk: a DSL of an organisation that made or received it, with a reason and a review date "
+                 "(within a year); recorded in the ledger",
+         example={"reason": "Section 47 enquiry under way", "review_on": "2027-03-01"},
+         responses={404: "no such disclosure the caller's organisation made or received",
+                    409: "already kept from the family"})
+    def exempt_from_family(self, caller, body, id):
+        return 201, ExemptionView.read(self.consent_rpc.exempt_from_family(id, body.wire(), assertion(caller))
+                                       ).model_dump()
