@@ -124,14 +124,22 @@ def secret(name: str, owner: str, component: str, values: dict[str, str]) -> dic
             "type": "Opaque", "stringData": values}
 
 
+# what one service alone holds besides SECRETS, its broker URI and its database URL
+OWN_SECRETS = {
+    # the pages' client secret at the identity provider (remove it for a public, PKCE-only client)
+    "web": {"PONT_OIDC_CLIENT_SECRET": PLACEHOLDER},
+    # where family notices are sent, with the server's password (empty: notices are kept, unsent)
+    "consent": {"PONT_SMTP_URL": f"smtps://pont:{PLACEHOLDER}@smtp.example.invalid:465"},
+}
+
+
 def service_secret(name: str, org: str | None, database: bool) -> dict:
     """The keys this process holds: SECRETS' (every process's, and those named for it), its broker
     user's URI and its database URL as the runtime role. Placeholders all."""
     values = {variable: PLACEHOLDER for variable, _attribute, _default, holders in SECRETS
               if holders is None or name in holders}
     values[f"PONT_{env_key(name)}_AMQP_URI"] = f"amqp://{name}:{PLACEHOLDER}@{BROKER_HOST}/"
-    if name == "web":  # the pages' client secret at the identity provider (remove it for a public, PKCE-only client)
-        values["PONT_OIDC_CLIENT_SECRET"] = PLACEHOLDER
+    values.update(OWN_SECRETS.get(name, {}))
     if database:
         db = database_name(name, org)
         values[f"PONT_{env_key(name)}_DATABASE_URL"] = \

@@ -45,7 +45,7 @@ def stack():
         broker = stack_.enter_context(own_vhost("pont_stack"))
         env = {**os.environ, "AMQP_URI": broker, "PONT_JWT_SECRET": SECRET, "PONT_AGENCIES": ",".join(AGENCIES),
                "PONT_RUN_DIR": stack_.enter_context(tempfile.TemporaryDirectory()), "PONT_LOG_LEVEL": "WARNING"}
-        base = free_port_run(len(services) + len(AGENCIES) + 1)  # services, agency links, Prometheus
+        base = free_port_run(len(services) + len(AGENCIES) + 2)  # services, agency links, Prometheus, mail sink
         named_ports = {name: base + index for index, name in enumerate(sorted(services))}
         for name in services:
             if name == "agency_link":
@@ -58,6 +58,7 @@ def stack():
                 env[f"PONT_{name.upper()}_DATABASE_URL"] = stack_.enter_context(fresh_database(f"pont_stack_{name}"))
         agency_base = base + len(services)
         env["PONT_AGENCY_LINK_BASE_PORT"] = str(agency_base)
+        env["PONT_SMTP_SINK_PORT"] = str(agency_base + len(AGENCIES) + 1)
         leave_classic_queues(broker)
         started = subprocess.run([sys.executable, "-m", "pont_shared.operations.stack", "start"], env=env, cwd=ROOT,
                                  capture_output=True, text=True, timeout=180)

@@ -164,6 +164,10 @@ class Settings:
     gateway_url: str = "http://127.0.0.1:8000"  # where the web pages reach the public API
     oidc_client: OidcClient | None = None  # the web pages' sign-in at an identity provider
     outbox_retention_hours: float = 24.0  # a published outbox row (its body may carry a disclosure) is then deleted
+    # where family notices are sent: smtp://host:port (development and tests: a local sink) or smtps://user:pass@host;
+    # "" keeps them queued, unsent
+    smtp_url: str = ""
+    notices_from: str = "Pont <hysbysiadau@pont.invalid>"
 
     @classmethod
     def from_env(cls, service: str, env: dict[str, str] | None = None, *, http_port: int | None = None) -> Settings:
@@ -185,6 +189,8 @@ class Settings:
             outbox_batch_size=int(env.get("PONT_OUTBOX_BATCH", "500")),
             outbox_poll_seconds=float(env.get("PONT_OUTBOX_POLL_SECONDS", "0.5")),
             outbox_retention_hours=float(env.get("PONT_OUTBOX_RETENTION_HOURS", "24")),
+            smtp_url=env.get("PONT_SMTP_URL", ""),
+            notices_from=env.get("PONT_NOTICES_FROM", "Pont <hysbysiadau@pont.invalid>"),
             max_workers=int(env.get("PONT_MAX_WORKERS", "20")),
             log_level=env.get("PONT_LOG_LEVEL", "INFO"),
             bind_host=env.get("PONT_BIND_HOST", "127.0.0.1"),

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import smtplib
+from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
 
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.extensions import DependencyProvider
@@ -53,3 +56,31 @@ class AgencyAnchors(RpcProxy):
             return anchors
 
         return collect
+
+
+class Mailer(DependencyProvider):
+    """`self.mailer`: `post(recipient, subject, body)` through the SMTP server of `PONT_SMTP_URL`
+    (`smtp://host:port`, or `smtps://user:password@host:port` over TLS, the certificate verified);
+    None when no server is configured (notices then wait, queued)."""
+
+    def setup(self):
+        settings = self.container.config["PONT_SETTINGS"]
+        self.url, self.sender = settings.smtp_url, settings.notices_from
+
+    def get_dependency(self, worker_ctx):
+        if not self.url:
+            return None
+        parts = urlsplit(self.url)
+        secure = parts.scheme == "smtps"
+
+        def post(recipient: str, subject: str, body: str) -> None:
+            message = EmailMessage()
+            message["From"], message["To"], message["Subject"] = self.sender, recipient, subject
+            message.set_content(body)
+            connect = smtplib.SMTP_SSL if secure else smtplib.SMTP
+            with connect(parts.hostname, parts.port or (465 if secure else 25), timeout=10) as server:
+                if parts.username:
+                    server.login(unquote(parts.username), unquote(parts.password or ""))
+                server.send_message(message)
+
+        return post

@@ -545,6 +545,7 @@ INVITE_DAYS = 14
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"   # no 0/O or 1/I to misread
 FAMILY_KINDS = ("disclosure", "withdrawal")           # what a family's history shows of the ledger
 EXEMPTION_LONGEST = 366                                # days a DSL may keep a disclosure from a family unreviewed
+NOTICE_ATTEMPTS = 10                                   # tries at sending a notice before it is left unsent
 
 
 def new_invite_code(random_bytes: bytes) -> str:

@@ -9,7 +9,9 @@ child, except those a DSL exempted because telling the family could put the chil
 from __future__ import annotations
 
 import secrets
+import smtplib
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
@@ -18,12 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from pont_shared.auth import FAMILY_ROLE
 from pont_shared.contract.caller import CallerClaims
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.events import AppointmentBooked, SessionScheduled
 from pont_shared.contract.rpc.consent import ConsentStatus
 from pont_shared.contract.rpc.family import (
     ExemptionView,
     FamilyChild,
     InviteCreated,
     NewExemption,
+    Preferences,
+    PreferencesView,
     RecordInvite,
     Redeem,
     SharedEntry,
@@ -31,10 +36,21 @@ from pont_shared.contract.rpc.family import (
 from pont_shared.identity import child_ref as derive_child_ref
 from pont_shared.messaging.uow import UnitOfWork
 
-from . import domain
+from . import domain, notices
 from .domain import FamilyLink, LedgerEntry, RuleViolation
 from .handlers import _append, _aware, _caller, _consent_view, _invalid, _iso, _lock_ledger, withdraw
-from .orm import consent_from, consents, family_exemptions, family_invites, family_links, ledger, ledger_entry_from
+from .orm import (
+    consent_from,
+    consents,
+    family_exemptions,
+    family_invites,
+    family_links,
+    family_preferences,
+    ledger,
+    ledger_entry_from,
+    session_services,
+)
+from .orm import notices as notices_table
 
 NO_INVITE = "no such invitation for your school, or it has been used or has expired"
 NO_CHILD = "no child of yours by that reference"
@@ -160,6 +176,102 @@ def exempt(uow: UnitOfWork, disclosure_id: str, data: NewExemption, caller: dict
             justification=data.reason))
         uow.commit()
     return view
+
+
+# --- how a family is told ----------------------------------------------------------
+
+def preferences(uow: UnitOfWork, caller: dict) -> PreferencesView:
+    """The member's choices; none made yet: not told (they have given no address), in English."""
+    who = _family(caller)
+    with uow:
+        row = uow.session.execute(select(family_preferences).where(
+            family_preferences.c.school == who.org, family_preferences.c.member == who.sub)).first()
+    if row is None:
+        return PreferencesView(channel="none", language="en")
+    return PreferencesView(channel=row.channel, email=row.email, language=row.language,
+                           updated_at=_iso(row.updated_at))
+
+
+def set_preferences(uow: UnitOfWork, data: Preferences, caller: dict, now: datetime) -> PreferencesView:
+    who = _family(caller)
+    values = {"channel": data.channel, "email": data.email if data.channel == "email" else None,
+              "language": data.language, "updated_at": now}
+    with uow:
+        changed = uow.session.execute(update(family_preferences).where(
+            family_preferences.c.school == who.org, family_preferences.c.member == who.sub).values(**values))
+        if changed.rowcount == 0:
+            uow.session.execute(insert(family_preferences).values(school=who.org, member=who.sub, **values))
+        uow.commit()
+    return PreferencesView(channel=values["channel"], email=values["email"], language=data.language,
+                           updated_at=_iso(now))
+
+
+def on_session_scheduled(uow: UnitOfWork, event: SessionScheduled) -> None:
+    """Keep which service a session offers, to name it in a notice the family's consent allows."""
+    with uow:
+        known = uow.session.execute(select(session_services.c.session_id).where(
+            session_services.c.session_id == event.session_id)).first()
+        if known is None:
+            uow.session.execute(insert(session_services).values(
+                session_id=event.session_id, provider_org=event.provider_org, service=event.service))
+        uow.commit()
+
+
+def on_appointment_booked(uow: UnitOfWork, event: AppointmentBooked, now: datetime) -> int:
+    """A notice to each family member linked to the child who asked to be told: day, time and room;
+    the service only when a consent that member may see lets it be shared with the provider for
+    appointments. Sent later by `send_notices`; returns how many were queued."""
+    queued = 0
+    with uow:
+        links = uow.session.execute(select(family_links).where(family_links.c.child_ref == event.child_ref)).all()
+        if links:
+            offered = uow.session.execute(select(session_services).where(
+                session_services.c.session_id == event.session_id)).first()
+            about = [consent_from(row) for row in uow.session.execute(
+                select(consents).where(consents.c.child_ref == event.child_ref))]
+        for link in links:
+            told = uow.session.execute(select(family_preferences).where(
+                family_preferences.c.school == link.school, family_preferences.c.member == link.member)).first()
+            if told is None or told.channel != "email" or not told.email:
+                continue
+            seen = FamilyLink(link.child_ref, link.relationship)
+            named = offered is not None and offered.provider_org == event.provider_org and any(
+                seen.sees(c) and c.in_force(now.date()) and event.provider_org in c.recipients
+                and "appointment" in c.purposes for c in about)
+            notice = notices.appointment(told.language, link.given_name, event.starts_at, event.ends_at, event.room,
+                                         offered.service if named else None)
+            uow.session.execute(insert(notices_table).values(
+                id=str(uuid.uuid4()), school=link.school, member=link.member, child_ref=link.child_ref,
+                kind="appointment_booked", language=told.language, recipient=told.email, subject=notice.subject,
+                body=notice.body, created_at=now))
+            queued += 1
+        uow.commit()
+    return queued
+
+
+def send_notices(uow: UnitOfWork, post: Callable[[str, str, str], None], now: datetime, batch: int = 50) -> int:
+    """Send what is queued through `post(recipient, subject, body)`; a sent notice keeps no content.
+    A failure is counted and tried again next time, up to `domain.NOTICE_ATTEMPTS`."""
+    with uow:
+        waiting = uow.session.execute(select(notices_table).where(
+            notices_table.c.sent_at.is_(None), notices_table.c.attempts < domain.NOTICE_ATTEMPTS)
+            .order_by(notices_table.c.created_at).limit(batch)).all()
+    sent, failed = [], {}
+    for notice in waiting:
+        try:
+            post(notice.recipient, notice.subject, notice.body)
+            sent.append(notice.id)
+        except (OSError, smtplib.SMTPException) as exc:
+            failed[notice.id] = type(exc).__name__
+    with uow:
+        if sent:
+            uow.session.execute(update(notices_table).where(notices_table.c.id.in_(sent)).values(
+                sent_at=now, recipient=None, subject=None, body=None, attempts=notices_table.c.attempts + 1))
+        for notice_id, error in failed.items():
+            uow.session.execute(update(notices_table).where(notices_table.c.id == notice_id).values(
+                attempts=notices_table.c.attempts + 1, last_error=error))
+        uow.commit()
+    return len(sent)
 
 
 def _family(caller: dict) -> CallerClaims:

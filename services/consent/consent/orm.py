@@ -110,6 +110,43 @@ family_exemptions = Table(
     Column("marked_at", UtcDateTime(), nullable=False),
 )
 
+# How a family member wants to be told (channel "email" or "none"), and in which language.
+family_preferences = Table(
+    "family_preferences", metadata,
+    Column("school", String(100), primary_key=True),
+    Column("member", String(200), primary_key=True),
+    Column("channel", String(10), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("language", String(2), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# The service each co-located session offers (from bookings' SessionScheduled), to name it in a notice.
+session_services = Table(
+    "session_services", metadata,
+    Column("session_id", String(36), primary_key=True),
+    Column("provider_org", String(100), nullable=False),
+    Column("service", String(40), nullable=False),
+)
+
+# Notices waiting to be sent, then kept without their content: to whom, what kind, when sent.
+notices = Table(
+    "notices", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("school", String(100), nullable=False),
+    Column("member", String(200), nullable=False),
+    Column("child_ref", String(64), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("language", String(2), nullable=False),
+    Column("recipient", String(320), nullable=True),
+    Column("subject", Text, nullable=True),
+    Column("body", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True, index=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", String(200), nullable=True),
+)
+
 # Append-only: no code path updates or deletes a row; in PostgreSQL a trigger refuses it too.
 ledger = Table(
     "disclosure_ledger", metadata,

@@ -4,15 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from pont_shared.contract.events import AppointmentBooked, SessionScheduled
 from pont_shared.contract.rpc.consent import MAX_BATCH, DecideRequest, NewAgreement, RecordConsent, ShareRequest
-from pont_shared.contract.rpc.family import FamilyWithdrawal, NewExemption, RecordInvite, Redeem
+from pont_shared.contract.rpc.family import FamilyWithdrawal, NewExemption, Preferences, RecordInvite, Redeem
+from pont_shared.messaging.consumer import handles
 from pont_shared.messaging.dependencies import Clock, UnitOfWorkProvider, every
 from pont_shared.messaging.rpc import rpc
 from pont_shared.operations.migrations import migrator
 from pont_shared.operations.ops import OpsEndpoints
 
 from . import family, handlers
-from .dependencies import AgencyAnchors, PontSettings
+from .dependencies import AgencyAnchors, Mailer, PontSettings
 from .domain import LedgerKeys
 from .orm import metadata, tables
 
@@ -28,6 +30,7 @@ class ConsentService(OpsEndpoints):
     clock = Clock()
     settings = PontSettings()
     anchors = AgencyAnchors()
+    mailer = Mailer()
 
     @property
     def _ledger_key(self) -> LedgerKeys:
@@ -115,6 +118,26 @@ class ConsentService(OpsEndpoints):
     def exempt_from_family(self, disclosure_id: str, exemption: dict, caller: dict) -> dict:
         return family.exempt(self.uow, disclosure_id, NewExemption.parse(exemption), caller, self.clock(),
                              self._ledger_key).wire()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def family_preferences(self, caller: dict) -> dict:
+        return family.preferences(self.uow, caller).wire()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def set_family_preferences(self, preferences: dict, caller: dict) -> dict:
+        return family.set_preferences(self.uow, Preferences.parse(preferences), caller, self.clock()).wire()
+
+    @handles(SessionScheduled)
+    def on_session_scheduled(self, event):
+        family.on_session_scheduled(self.uow, event.payload(SessionScheduled))
+
+    @handles(AppointmentBooked)
+    def on_appointment_booked(self, event):
+        family.on_appointment_booked(self.uow, event.payload(AppointmentBooked), self.clock())
+
+    @every(interval=5, config_key="PONT_NOTICES_SECONDS")
+    def send_notices(self) -> int:
+        return family.send_notices(self.uow, self.mailer, self.clock()) if self.mailer else 0
 
     @every(interval=60, config_key="CONSENT_EXPIRY_INTERVAL")
     def expire_consents(self) -> int:

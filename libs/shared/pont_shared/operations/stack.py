@@ -78,7 +78,19 @@ def replica_settings() -> tuple[int, int]:
     return replicas, int(os.environ.get("PONT_REPLICA_PORT_STEP", "1000"))
 
 
-def supervisor_config(plan: list[tuple[str, str, list[str], int]], environment: dict[str, str] | None = None) -> str:
+def mail_sink() -> tuple[str, int] | None:
+    """Development only, when no `PONT_SMTP_URL` is set: a local SMTP sink (aiosmtpd) on
+    `PONT_SMTP_SINK_PORT` (1025), keeping the family notices it receives in `.run/mail` (a Maildir)."""
+    if os.environ.get("PONT_ENV") != "development" or os.environ.get("PONT_SMTP_URL"):
+        return None
+    port = int(os.environ.get("PONT_SMTP_SINK_PORT", "1025"))
+    command = " ".join([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                        "-c", "aiosmtpd.handlers.Mailbox", str(RUN_DIR / "mail")])
+    return command, port
+
+
+def supervisor_config(plan: list[tuple[str, str, list[str], int]], environment: dict[str, str] | None = None,
+                      sink: str | None = None) -> str:
     """supervisord's configuration: one program per process (see `replicated`), restarted whenever it exits.
 
     `startsecs` is how long a process must live to count as started; one that exits sooner
@@ -103,6 +115,9 @@ def supervisor_config(plan: list[tuple[str, str, list[str], int]], environment: 
             f"[program:{name}]\ncommand={command}\ndirectory={ROOT}\n{env}autorestart=true\nstartsecs=3\n"
             f"startretries=1000\nstopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nredirect_stderr=true\n"
             f"stdout_logfile={RUN_DIR / f'{name}.log'}\nstdout_logfile_maxbytes=50MB\n")
+    if sink:
+        sections.append(f"[program:mail-sink]\ncommand={sink}\ndirectory={ROOT}\nautorestart=true\n"
+                        f"redirect_stderr=true\nstdout_logfile={RUN_DIR / 'mail-sink.log'}\n")
     return "\n".join(sections)
 
 
@@ -153,6 +168,9 @@ def start() -> int:
     ports = {name: port for name, _service, _args, port in plan}
     if "gateway" in ports:  # the web pages are a client of this stack's own gateway
         os.environ.setdefault("PONT_GATEWAY_URL", f"http://127.0.0.1:{ports['gateway']}")
+    sink = mail_sink()
+    if sink:  # the services started below inherit it
+        os.environ["PONT_SMTP_URL"] = f"smtp://127.0.0.1:{sink[1]}"
     if _supervisord_running():
         print("Pont is already running under supervisord; checking it is ready")
     else:
@@ -160,7 +178,7 @@ def start() -> int:
         uris = broker_access.provision(settings, RUN_DIR)
         migrate_classic_queues(settings)
         CONFIG.touch(mode=0o600)  # it holds those users' passwords
-        CONFIG.write_text(supervisor_config(plan, uris))
+        CONFIG.write_text(supervisor_config(plan, uris, sink[0] if sink else None))
         subprocess.run([str(BIN / "supervisord"), "-c", str(CONFIG)], check=True, timeout=60)
     deadline = time.monotonic() + 120
     waiting = dict(ports)
@@ -184,6 +202,8 @@ def start() -> int:
         print(f"\nAPI: http://127.0.0.1:{gateway_port}/api/v1  OpenAPI: http://127.0.0.1:{gateway_port}/openapi.json")
     if "web" in ports:
         print(f"Pages (Welsh and English): http://127.0.0.1:{ports['web']}/")
+    if sink:
+        print(f"Family notices (email) go to a local sink: smtp://127.0.0.1:{sink[1]}, kept in {RUN_DIR / 'mail'}")
     print(f"Processes: {BIN / 'supervisorctl'} -c {CONFIG} status\nStop with: make stop")
     return 0
 

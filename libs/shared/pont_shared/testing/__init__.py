@@ -275,3 +275,41 @@ def own_vhost(prefix: str = "pont_test"):
         yield urlsplit(AMQP_URI)._replace(path=f"/{name}").geturl()
     finally:
         ctl("delete_vhost", name)
+
+
+class SmtpSink:
+    """A local SMTP server (aiosmtpd, a process of its own) that keeps what it is sent in a Maildir."""
+
+    def __init__(self, port: int, directory: str):
+        self.url = f"smtp://127.0.0.1:{port}"
+        self.directory = directory
+
+    def messages(self) -> list:
+        """Every message received so far, as `email.message.Message`s, oldest first."""
+        import mailbox
+        if not os.path.isdir(os.path.join(self.directory, "cur")):
+            return []  # nothing delivered yet: the sink makes its Maildir with the first message
+        box = mailbox.Maildir(self.directory, create=False)
+        return sorted((message for _, message in box.items()), key=lambda message: message.get_date())
+
+
+@contextmanager
+def smtp_sink():
+    """An `SmtpSink` on a free port for the duration (development and tests: notices go nowhere else)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as work:
+        directory, port = os.path.join(work, "mail"), free_port_run(1)
+        process = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                                    "-c", "aiosmtpd.handlers.Mailbox", directory],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: _accepts(port), timeout=20, interval=0.1, message="the SMTP sink never listened")
+            yield SmtpSink(port, directory)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0

@@ -14,6 +14,8 @@ from pont_shared.contract.rpc.family import (
     InviteCreated,
     NewExemption,
     NewInvite,
+    Preferences,
+    PreferencesView,
     Redeem,
     SharedEntry,
 )
@@ -73,6 +75,19 @@ class FamilyRoutes:
     def family_shared(self, caller, body, child_ref):
         return [entry.model_dump() for entry in SharedEntry.read_many(
             self.consent_rpc.family_shared(child_ref, assertion(caller)))]
+
+    @api("GET", "/api/v1/family/preferences", roles=FAMILY,
+         summary="How the family member is told of their children's appointments and the like, and in which "
+                 "language (before any choice: not told, English)")
+    def family_preferences(self, caller, body):
+        return PreferencesView.read(self.consent_rpc.family_preferences(assertion(caller))).model_dump()
+
+    @api("PUT", "/api/v1/family/preferences", roles=FAMILY, body=Preferences,
+         summary="Choose to be told by email (at this address) or not at all, in Welsh or in English",
+         example={"channel": "email", "email": "rhian@example.cymru", "language": "cy"})
+    def set_family_preferences(self, caller, body):
+        return PreferencesView.read(self.consent_rpc.set_family_preferences(body.wire(), assertion(caller))
+                                    ).model_dump()
 
     @api("POST", "/api/v1/disclosures/{id}/family-exemption", roles=("dsl",), body=NewExemption, status=201,
          summary="Keep one disclosure out of the family's view, since telling them could put the child at "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from pont_shared.contract.rpc import Reply, Request
 from pont_shared.contract.rpc.consent import ConsentChild
@@ -103,3 +103,27 @@ class ExemptionView(Reply):
     review_on: date
     marked_by: str
     marked_at: str
+
+
+class Preferences(Request):
+    """How the family member wants to be told of their child's appointments and the like
+    (PUT /api/v1/family/preferences): by email, or not at all; in Welsh or in English."""
+
+    channel: Literal["email", "none"]
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)] | None = Field(
+        None, validate_default=True)
+    language: Literal["cy", "en"]
+
+    @field_validator("email")
+    @classmethod
+    def _needed_for_email(cls, email: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("channel") == "email" and not email:
+            raise ValueError("an email address is needed to be told by email")
+        return email
+
+
+class PreferencesView(Reply):
+    channel: str
+    email: str | None = None
+    language: str
+    updated_at: str | None = None

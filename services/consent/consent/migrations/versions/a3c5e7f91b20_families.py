@@ -1,4 +1,4 @@
-"""families: invitations, a family member's links to children, disclosures kept from the family
+"""families: invitations, links to children, disclosures kept from the family, preferences and notices
 
 Revision ID: a3c5e7f91b20
 Revises: 1f6678394e4d
@@ -58,11 +58,45 @@ def upgrade() -> None:
         sa.Column("marked_at", UtcDateTime(), nullable=False),
     )
     op.create_index("ix_family_exemptions_child_ref", "family_exemptions", ["child_ref"])
+    op.create_table(
+        "family_preferences",
+        sa.Column("school", sa.String(100), primary_key=True),
+        sa.Column("member", sa.String(200), primary_key=True),
+        sa.Column("channel", sa.String(10), nullable=False),
+        sa.Column("email", sa.String(320), nullable=True),
+        sa.Column("language", sa.String(2), nullable=False),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    op.create_table(
+        "session_services",
+        sa.Column("session_id", sa.String(36), primary_key=True),
+        sa.Column("provider_org", sa.String(100), nullable=False),
+        sa.Column("service", sa.String(40), nullable=False),
+    )
+    op.create_table(
+        "notices",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("school", sa.String(100), nullable=False),
+        sa.Column("member", sa.String(200), nullable=False),
+        sa.Column("child_ref", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("language", sa.String(2), nullable=False),
+        sa.Column("recipient", sa.String(320), nullable=True),
+        sa.Column("subject", sa.Text(), nullable=True),
+        sa.Column("body", sa.Text(), nullable=True),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("sent_at", UtcDateTime(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("last_error", sa.String(200), nullable=True),
+    )
+    op.create_index("ix_notices_sent_at", "notices", ["sent_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_notices_sent_at", table_name="notices")
     op.drop_index("ix_family_exemptions_child_ref", table_name="family_exemptions")
-    for name in ("family_exemptions", "family_links", "family_invites"):
+    for name in ("notices", "session_services", "family_preferences", "family_exemptions", "family_links",
+                 "family_invites"):
         op.drop_table(name)
     with op.batch_alter_table("consents") as batch:
         batch.drop_column("withdrawal_evidence")
