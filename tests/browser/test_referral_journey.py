@@ -461,3 +461,46 @@ def _csrf(client: requests.Session, web: str) -> str:
     page = client.get(web + "/sign-in", timeout=10).text
     marker = 'name="csrf" value="'
     return page[page.index(marker) + len(marker):].split('"', 1)[0]
+
+
+def _in_inbox(stack: Stack, referral_id: str) -> dict | None:
+    inbox = requests.get(stack.gateway + "/api/v1/inbox/referrals", headers=stack.nurse(), timeout=30)
+    assert inbox.status_code == 200, inbox.text
+    return next((item for item in inbox.json() if item["id"] == referral_id), None)
+
+
+@pytest.mark.parametrize("lang", ["en", "cy"])
+def test_a_parent_the_school_invited_withdraws_consent_and_sees_what_was_shared_but_what_the_dsl_kept(stack, lang):
+    """The school invites the parent; the DSL keeps the CAMHS disclosure from the family; the parent, on a
+    phone, links their child with the code, withdraws the consent staff recorded, and their child's history
+    shows the nurse's disclosure and the withdrawal, not the CAMHS one. The nurse's copy is restricted."""
+    child = consented_child(stack)
+    raised = {service: _post(stack, "/api/v1/referrals", stack.teacher(), {
+        "child": child, "to_org": stack.health, "service": service, "reason": "low mood",
+        "details": "Withdrawn in class for three weeks.", "urgency": "routine", "share": share, "information": {}})
+        for service, share in (("school_nursing", CATEGORIES), ("camhs", ["contact"]))}
+    for referral in raised.values():
+        assert wait_until(lambda r=referral: _in_inbox(stack, r["id"]), timeout=10)["content"]
+    child_ref = raised["camhs"]["child_ref"]
+    command = [sys.executable, str(HERE / "family_journey.py"), "--web", stack.web, "--lang", lang,
+               "--upn", child["upn"], "--given_name", child["given_name"], "--family_name", child["family_name"],
+               "--date_of_birth", child["date_of_birth"], "--child_ref", child_ref, "--shots", str(SCREENSHOTS)]
+    if os.environ.get("PONT_SCREENSHOTS", "1") != "0":
+        command.append("--shots-wanted")
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["pages_checked"] == [
+        "sign-in", "family-invite", "family-invite-error", "family-invite-created", "sign-in", "child-shared",
+        "family-exempt", "sign-in", "family", "family-code-error", "family-child", "family-child-withdrawn",
+        "family-preferences", "family-preferences-saved"]
+    # the nurse's copies are restricted: the consent both rested on was withdrawn
+    for referral in raised.values():
+        wait_until(lambda r=referral: (_in_inbox(stack, r["id"]) or {}).get("restricted"), timeout=10,
+                   message="the nurse's copy is restricted")
+    # the ledger: the parent's withdrawal, by the parent, and the DSL's marking
+    ledger = requests.get(stack.gateway + f"/api/v1/children/{child_ref}/disclosures",
+                          headers=bearer("demo-dsl", stack.school, ["dsl"]), timeout=30).json()
+    assert [e["kind"] for e in ledger] == ["disclosure", "disclosure", "family_exemption", "withdrawal"]
+    assert ledger[-1]["by"] == "demo-parent" and ledger[2]["basis_ref"] == ledger[1]["id"]

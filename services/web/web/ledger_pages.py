@@ -14,7 +14,8 @@ from .pages import CATEGORY_NAMES, Web, _
 LEDGER_ROLES = {"dsl", "admin"}
 BASIS_NAMES = {"consent": _("Consent"), "safeguarding": _("Safeguarding: the pupil was at risk"),
                "legal_obligation": _("A legal obligation")}
-KIND_NAMES = {"disclosure": _("Shared"), "withdrawal": _("Consent withdrawn")}
+KIND_NAMES = {"disclosure": _("Shared"), "withdrawal": _("Consent withdrawn"),
+              "family_exemption": _("Kept from the family")}
 NAMES = {"basis": BASIS_NAMES, "kind": KIND_NAMES, "purpose": PURPOSE_NAMES, "category": CATEGORY_NAMES}
 
 
@@ -28,4 +29,5 @@ def child_shared(web: Web, request: Request, child_ref: str) -> Response:
     if not answer.ok:
         return web._failed(page, answer)
     entries = sorted(answer.body, key=lambda entry: entry["seq"], reverse=True)
-    return page.render("child_shared.html", child_ref=child_ref, entries=entries, names=NAMES)
+    kept = {entry["basis_ref"] for entry in entries if entry["kind"] == "family_exemption"}
+    return page.render("child_shared.html", child_ref=child_ref, entries=entries, names=NAMES, kept=kept)

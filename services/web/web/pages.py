@@ -107,6 +107,7 @@ def demo_users(agencies: tuple[str, ...]) -> tuple[DemoUser, ...]:
         DemoUser("receiver", "demo-receiver", secondary, ("transition_lead", "dsl"), _("Transition lead")),
         DemoUser("social-worker", "demo-social-worker", first("social_care"), ("social_worker",),
                  _("Social worker")),
+        DemoUser("parent", "demo-parent", primary, ("family",), _("Parent or carer")),
         DemoUser("admin", "demo-admin", first("local_authority", default="local_authority:cardiff"), ("admin",),
                  _("Administrator")),
     ]
@@ -192,6 +193,8 @@ class Web:
         page = self.page(request)
         if page.user is None:
             return page.go("/sign-in")
+        if "family" in page.user["roles"]:
+            return page.go("/family")
         if PROVIDER_ROLES.intersection(page.user["roles"]):
             return page.go("/sessions")
         if "transition_lead" in page.user["roles"]:

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 
 from pont_shared.operations.ops import OpsEndpoints
 
-from . import agreement_pages, consent_pages, ledger_pages, transition_pages
+from . import agreement_pages, consent_pages, family_pages, ledger_pages, transition_pages
 from .pages import Web
 
 STATIC = Path(__file__).parent / "static"
@@ -128,6 +128,34 @@ class WebService(OpsEndpoints):
     @http("GET", "/children/<string:child_ref>/consents")
     def child_consents(self, request, child_ref):
         return consent_pages.child_consents(self.pages, request, child_ref)
+
+    @http("GET,POST", "/family-invites/new")
+    def family_invite(self, request):
+        return family_pages.invite(self.pages, request)
+
+    @http("GET,POST", "/children/<string:child_ref>/shared/<string:entry_id>/exempt")
+    def family_exempt(self, request, child_ref, entry_id):
+        return family_pages.exempt(self.pages, request, child_ref, entry_id)
+
+    @http("GET", "/family")
+    def family(self, request):
+        return family_pages.children(self.pages, request)
+
+    @http("POST", "/family/link")
+    def family_link(self, request):
+        return family_pages.link(self.pages, request)
+
+    @http("GET", "/family/children/<string:child_ref>")
+    def family_child(self, request, child_ref):
+        return family_pages.child(self.pages, request, child_ref)
+
+    @http("POST", "/family/consents/<string:consent_id>/withdraw")
+    def family_withdraw(self, request, consent_id):
+        return family_pages.withdraw(self.pages, request, consent_id)
+
+    @http("GET,POST", "/family/preferences")
+    def family_preferences(self, request):
+        return family_pages.preferences(self.pages, request)
 
     @http("GET", "/transitions")
     def transitions(self, request):

@@ -57,7 +57,7 @@ def test_an_admin_reads_it_too_each_disclosure_in_full_at_its_time_in_wales():
     cells = [cell.strip() for cell in re.findall(r"<td>(.*?)</td>", page.get_data(as_text=True), re.S)]
     assert page.status_code == 200   # 09:30 UTC is 10:30 in a Welsh summer
     assert cells == ["1 July 2026, 10:30", "Shared", "school:1", "health:h", "Referrals", "Contact details", "Consent",
-                     "demo-dsl"]
+                     "demo-dsl", "Shown"]   # to the family: only a DSL may keep it from them
 
 
 def test_found_pupils_link_to_what_was_shared_for_a_dsl_only():
