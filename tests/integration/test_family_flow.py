@@ -192,3 +192,57 @@ class TestAYoungPersonWhoDecides:
         assert parent_withdraws_theirs.status_code == 404
         assert they_withdraw_the_parents.status_code == 200
         assert pont.get("/api/v1/family/children", young_person).json()[0]["decides_for_self"] is True
+
+
+def referral_status(pont, referral_id: str) -> str:
+    response = pont.get(f"/api/v1/referrals/{referral_id}", pont.staff)
+    assert response.status_code == 200, response.text
+    return response.json()["status"]
+
+
+class TestConsentAskedOfTheFamily:
+    def test_a_referral_held_for_consent_asks_the_family_and_what_they_give_sends_it(self, pont, child):
+        held = pont.post("/api/v1/referrals", pont.staff, referral_body(
+            child, share=["contact", "health_wellbeing"], information={})).json()
+        assert held["status"] == "awaiting_consent", held
+        parent, child_ref = linked(pont, child)
+
+        asked = wait_until(lambda: pont.get(f"/api/v1/family/children/{child_ref}/consent-requests", parent).json(),
+                           timeout=10)
+        [request] = asked
+        assert (request["recipients"], request["purposes"], sorted(request["categories"]), request["referral_id"]) \
+            == ([HEALTH], ["referral"], ["contact", "health_wellbeing"], held["id"])
+
+        given = pont.post(f"/api/v1/family/consent-requests/{request['id']}/give", parent, {})
+        again = pont.post(f"/api/v1/family/consent-requests/{request['id']}/give", parent, {})
+
+        assert given.status_code == 201, given.text
+        assert again.status_code == 409
+        wait_until(lambda: referral_status(pont, held["id"]) == "sent", timeout=10,
+                   message="the referral goes on once the family consents")
+        assert wait_until(lambda: inbox_item(pont, held["id"]), timeout=5)["content"]
+        [consent] = pont.get(f"/api/v1/family/children/{child_ref}/consents", parent).json()
+        assert (consent["id"], consent["evidence"], consent["given_by"]["relationship"]) == (
+            given.json()["id"], "portal", "parent")
+        assert pont.get(f"/api/v1/family/children/{child_ref}/consent-requests", parent).json() == []
+
+    def test_a_practitioners_request_declined_is_answered_and_one_staff_then_covered_is_no_longer_asked(
+            self, pont, child):
+        parent, child_ref = linked(pont, child)
+        ask = {"child": child, "recipients": [HEALTH], "purposes": ["appointment"], "categories": ["contact"]}
+        first = pont.post("/api/v1/consent-requests", pont.nurse, ask)
+        second = pont.post("/api/v1/consent-requests", pont.staff, {**ask, "purposes": ["referral"]})
+        assert first.status_code == 201 and second.status_code == 201, first.text + second.text
+        assert first.json()["asked_by_org"] == HEALTH
+
+        declined = pont.post(f"/api/v1/family/consent-requests/{first.json()['id']}/decline", parent)
+        give_after = pont.post(f"/api/v1/family/consent-requests/{first.json()['id']}/give", parent, {})
+        give_consent(pont, child, ["contact"])   # staff record what the second asked for
+
+        assert declined.status_code == 200 and declined.json()["status"] == "declined"
+        assert give_after.status_code == 409
+        assert pont.get(f"/api/v1/family/children/{child_ref}/consent-requests", parent).json() == []
+        stranger = pont.post(f"/api/v1/family/consent-requests/{second.json()['id']}/give", family(), {})
+        assert stranger.status_code == 404
+        bad = pont.post("/api/v1/consent-requests", pont.staff, {**ask, "categories": ["gossip"]})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "categories.0"

@@ -1,6 +1,7 @@
-"""A family is told of their child's clinic appointment at school, by email, in their own language.
+"""A family is told, by email and in their own language, of their child's clinic appointment at school,
+of a consent asked of them, of a consent about to end, and of a transition record sent.
 
-consent, bookings and the gateway run as real nameko containers (fresh PostgreSQL databases)
+consent, bookings, referrals, transitions and the gateway run as real nameko containers (fresh PostgreSQL databases)
 on a RabbitMQ virtual host of their own; consent sends notices to a local SMTP sink (aiosmtpd,
 a process of its own). A nurse books pupils into a session through the public API; what the
 sink receives is read back from its Maildir.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from contextlib import ExitStack
+from datetime import date, timedelta
 
 import pytest
 import requests
@@ -30,11 +32,13 @@ from pont_shared.testing import (
     wait_until,
 )
 from pont_shared.testing.fixtures import delete_queues
+from referrals.service import ReferralsService
+from transitions.service import TransitionsService
 
 pytestmark = pytest.mark.integration
 
 RUN = uuid.uuid4().hex[:6]
-SCHOOL, HEALTH = f"school:f{RUN}", f"health:f{RUN}"
+SCHOOL, HEALTH, SECONDARY = f"school:f{RUN}", f"health:f{RUN}", f"school:g{RUN}"
 STAFF = bearer("teacher1", SCHOOL, ["school_staff"])
 NURSE = bearer("nurse1", HEALTH, ["school_nurse"])
 
@@ -61,13 +65,18 @@ def stack():
                "PONT_LOG_LEVEL": "WARNING", "PONT_SMTP_URL": sink.url}
         consent_db = resources.enter_context(fresh_database("pont_notices_consent"))
         bookings_db = resources.enter_context(fresh_database("pont_notices_bookings"))
+        referrals_db = resources.enter_context(fresh_database("pont_notices_referrals"))
+        transitions_db = resources.enter_context(fresh_database("pont_notices_transitions"))
 
         def settings(name: str, database_url: str) -> Settings:
             return dataclasses.replace(Settings.from_env(name, env, http_port=0), database_url=database_url)
         try:
             containers.append(start_container(ConsentService, settings("consent", consent_db), "consent",
-                                              {"PONT_NOTICES_SECONDS": 0.1}))
+                                              {"PONT_NOTICES_SECONDS": 0.1, "PONT_CONSENTS_ENDING_SECONDS": 0.2}))
             containers.append(start_container(BookingsService, settings("bookings", bookings_db), "bookings"))
+            containers.append(start_container(ReferralsService, settings("referrals", referrals_db), "referrals"))
+            containers.append(start_container(TransitionsService, settings("transitions", transitions_db),
+                                              "transitions"))
             gateway = start_container(GatewayService, settings("gateway", "sqlite://"), "gateway")
             containers.append(gateway)
             yield Stack(http_url(gateway), sink, consent_db)
@@ -160,3 +169,45 @@ def test_a_sent_notice_keeps_no_content_and_bad_preferences_are_422_naming_the_f
         engine.dispose()
     assert rows and all(r.sent_at is not None and (r.recipient, r.subject, r.body) == (None, None, None)
                         for r in rows)
+
+
+def test_a_family_is_told_of_a_consent_asked_of_them_one_ending_and_a_record_sent_to_the_new_school(stack):
+    child = pupil(f"Nia{RUN}")
+    address = family_member(stack, child, "parent", {"channel": "email", "email": f"nia-{RUN}@example.cymru",
+                                                     "language": "cy"})
+    admin = bearer("admin", "local_authority:cardiff", ["admin"])
+    agreement = stack.post("/api/v1/agreements", admin, {
+        "parties": [SCHOOL, SECONDARY], "purposes": ["transition"], "categories": ["education", "attendance"],
+        "valid_from": str(date.today() - timedelta(days=1)), "valid_to": str(date.today() + timedelta(days=400))})
+    for party in (SCHOOL, SECONDARY):
+        stack.post(f"/api/v1/agreements/{agreement['id']}/approve", bearer("admin", party, ["admin"]), {})
+
+    stack.post("/api/v1/consent-requests", NURSE, {"child": child, "recipients": [HEALTH],
+                                                   "purposes": ["appointment"], "categories": ["contact"]})
+    stack.post("/api/v1/consents", STAFF, {
+        "child": child, "given_by": {"name": "Rhian Rees", "relationship": "parent"}, "recipients": [SECONDARY],
+        "purposes": ["transition"], "categories": ["education", "attendance"], "evidence": "written",
+        "expires_on": str(date.today() + timedelta(days=7))})
+    stack.post("/api/v1/transitions", bearer("lead1", SCHOOL, ["transition_lead"]),
+               {"to_school": SECONDARY, "pupils": [{"child": child}], "send": True})
+
+    told = wait_until(lambda: len(got := to(stack, address)) == 3 and got, timeout=20,
+                      message="three notices: asked, ending, sent")
+    subjects = sorted(m["Subject"] for m in told)
+    assert subjects == sorted([f"Gofynnir am eich cydsyniad ar gyfer Nia{RUN}",
+                               f"Mae cydsyniad am Nia{RUN} yn dod i ben cyn bo hir",
+                               f"Anfonwyd cofnod Nia{RUN} i'r ysgol newydd"])
+    bodies = "\n".join(m.get_payload(decode=True).decode() for m in told)
+    assert "Beth: manylion cyswllt" in bodies and f"Ysgol ({SECONDARY.split(':')[1]})" in bodies
+    ends = date.today() + timedelta(days=7)
+    assert f"{ends.day} " in bodies and "Yn dod i ben:" in bodies
+    # told once: the check for consents ending (every 0.2 s here) found this one again and again meanwhile
+    engine = create_engine(stack.consent_db)
+    try:
+        with engine.connect() as db:
+            ending = db.execute(text("SELECT count(*) FROM notices WHERE kind = 'consent_ending' AND child_ref = "
+                                     "(SELECT child_ref FROM family_links WHERE given_name = :name)"),
+                                {"name": child["given_name"]}).scalar_one()
+    finally:
+        engine.dispose()
+    assert ending == 1

@@ -546,6 +546,7 @@ INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"   # no 0/O or 1/I to misrea
 FAMILY_KINDS = ("disclosure", "withdrawal")           # what a family's history shows of the ledger
 EXEMPTION_LONGEST = 366                                # days a DSL may keep a disclosure from a family unreviewed
 NOTICE_ATTEMPTS = 10                                   # tries at sending a notice before it is left unsent
+ENDING_NOTICE_DAYS = 14                                # a family is told this many days before a consent ends
 
 
 def new_invite_code(random_bytes: bytes) -> str:
@@ -569,6 +570,8 @@ class FamilyLink:
 
     child_ref: str
     relationship: str
+    date_of_birth: date | None = None
+    competence_assessed: bool = False
 
     @property
     def is_young_person(self) -> bool:
@@ -584,6 +587,16 @@ class FamilyLink:
         if self.is_young_person:
             return True
         return not own_consents.intersection({*entry.consent_refs, entry.basis_ref})
+
+
+    def give(self, *, id: str, recipients, purposes, categories, expires_on: date | None, school: str,
+             member: str, now: datetime) -> Consent:
+        """The consent this family member gives through the portal, as the parent, carer or young person they are."""
+        return Consent.record(
+            id=id, child_ref=self.child_ref, relationship=self.relationship,
+            competence_assessed=self.competence_assessed, date_of_birth=self.date_of_birth, recipients=recipients,
+            purposes=purposes, categories=categories, evidence="portal", expires_on=expires_on,
+            recorded_by_org=school, recorded_by=member, now=now)
 
 
 def exemption_review_problem(review_on: date, today: date) -> str | None:

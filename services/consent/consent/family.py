@@ -20,15 +20,18 @@ from sqlalchemy.exc import IntegrityError
 from pont_shared.auth import FAMILY_ROLE
 from pont_shared.contract.caller import CallerClaims
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.contract.events import AppointmentBooked, SessionScheduled
-from pont_shared.contract.rpc.consent import ConsentStatus
+from pont_shared.contract.events import AppointmentBooked, ReferralHeld, SessionScheduled, TransitionSent
+from pont_shared.contract.rpc.consent import ConsentRecorded, ConsentStatus
 from pont_shared.contract.rpc.family import (
+    ConsentRequestView,
     ExemptionView,
     FamilyChild,
+    GiveConsent,
     InviteCreated,
     NewExemption,
     Preferences,
     PreferencesView,
+    RecordConsentRequest,
     RecordInvite,
     Redeem,
     SharedEntry,
@@ -38,9 +41,20 @@ from pont_shared.messaging.uow import UnitOfWork
 
 from . import domain, notices
 from .domain import FamilyLink, LedgerEntry, RuleViolation
-from .handlers import _append, _aware, _caller, _consent_view, _invalid, _iso, _lock_ledger, withdraw
+from .handlers import (
+    _append,
+    _aware,
+    _caller,
+    _consent_view,
+    _invalid,
+    _iso,
+    _lock_ledger,
+    insert_consent,
+    withdraw,
+)
 from .orm import (
     consent_from,
+    consent_requests,
     consents,
     family_exemptions,
     family_invites,
@@ -68,7 +82,8 @@ def invite(uow: UnitOfWork, data: RecordInvite, caller: dict, now: datetime, chi
     code = domain.new_invite_code(secrets.token_bytes(16))
     row = {"id": str(uuid.uuid4()), "code_hash": domain.invite_code_hash(code), "school": who.org,
            "child_ref": derive_child_ref(data.child.upn, child_ref_secret), "given_name": data.given_name,
-           "relationship": data.relationship,
+           "relationship": data.relationship, "date_of_birth": data.child.date_of_birth,
+           "competence_assessed": data.competence_assessed,
            "invited_by": who.sub, "created_at": now, "expires_at": now + timedelta(days=domain.INVITE_DAYS)}
     with uow:
         uow.session.execute(insert(family_invites).values(**row))
@@ -92,8 +107,9 @@ def redeem(uow: UnitOfWork, data: Redeem, caller: dict, now: datetime) -> Family
         if spent.rowcount != 1:
             raise NotFound(NO_INVITE)
         link = {"id": str(uuid.uuid4()), "school": who.org, "member": who.sub, "child_ref": found.child_ref,
-                "given_name": found.given_name, "relationship": found.relationship, "invite_id": found.id,
-                "linked_at": now}
+                "given_name": found.given_name, "relationship": found.relationship,
+                "date_of_birth": found.date_of_birth, "competence_assessed": found.competence_assessed,
+                "invite_id": found.id, "linked_at": now}
         try:
             uow.session.execute(insert(family_links).values(**link))
             uow.commit()
@@ -218,35 +234,179 @@ def on_session_scheduled(uow: UnitOfWork, event: SessionScheduled) -> None:
 
 
 def on_appointment_booked(uow: UnitOfWork, event: AppointmentBooked, now: datetime) -> int:
-    """A notice to each family member linked to the child who asked to be told: day, time and room;
-    the service only when a consent that member may see lets it be shared with the provider for
-    appointments. Sent later by `send_notices`; returns how many were queued."""
-    queued = 0
+    """Tell each family member linked to the child who asked to be told: day, time and room; the service
+    only when a consent that member may see lets it be shared with the provider for appointments."""
     with uow:
-        links = uow.session.execute(select(family_links).where(family_links.c.child_ref == event.child_ref)).all()
-        if links:
-            offered = uow.session.execute(select(session_services).where(
-                session_services.c.session_id == event.session_id)).first()
-            about = [consent_from(row) for row in uow.session.execute(
-                select(consents).where(consents.c.child_ref == event.child_ref))]
-        for link in links:
-            told = uow.session.execute(select(family_preferences).where(
-                family_preferences.c.school == link.school, family_preferences.c.member == link.member)).first()
-            if told is None or told.channel != "email" or not told.email:
-                continue
-            seen = FamilyLink(link.child_ref, link.relationship)
+        offered = uow.session.execute(select(session_services).where(
+            session_services.c.session_id == event.session_id)).first()
+        about = [consent_from(row) for row in uow.session.execute(
+            select(consents).where(consents.c.child_ref == event.child_ref))]
+
+        def notice(link: FamilyLink, language: str, name: str) -> notices.Notice:
             named = offered is not None and offered.provider_org == event.provider_org and any(
-                seen.sees(c) and c.in_force(now.date()) and event.provider_org in c.recipients
+                link.sees(c) and c.in_force(now.date()) and event.provider_org in c.recipients
                 and "appointment" in c.purposes for c in about)
-            notice = notices.appointment(told.language, link.given_name, event.starts_at, event.ends_at, event.room,
-                                         offered.service if named else None)
-            uow.session.execute(insert(notices_table).values(
-                id=str(uuid.uuid4()), school=link.school, member=link.member, child_ref=link.child_ref,
-                kind="appointment_booked", language=told.language, recipient=told.email, subject=notice.subject,
-                body=notice.body, created_at=now))
-            queued += 1
+            return notices.appointment(language, name, event.starts_at, event.ends_at, event.room,
+                                       offered.service if named else None)
+        told = _tell(uow, event.child_ref, "appointment_booked", event.appointment_id, notice, now)
         uow.commit()
+    return told
+
+
+def on_transition_sent(uow: UnitOfWork, event: TransitionSent, now: datetime) -> int:
+    with uow:
+        told = _tell(uow, event.child_ref, "transition_sent", event.transition_id,
+                     lambda _link, language, name: notices.transition_sent(language, name, event.to_school), now)
+        uow.commit()
+    return told
+
+
+def tell_of_consents_ending(uow: UnitOfWork, now: datetime) -> int:
+    """Tell the family, once, of each consent in force that ends within `domain.ENDING_NOTICE_DAYS`."""
+    today, told = now.date(), 0
+    with uow:
+        ending = [consent_from(row) for row in uow.session.execute(select(consents).where(
+            consents.c.status == domain.ACTIVE, consents.c.expires_on >= today,
+            consents.c.expires_on <= today + timedelta(days=domain.ENDING_NOTICE_DAYS)))]
+        for consent in ending:
+            told += _tell(uow, consent.child_ref, "consent_ending", consent.id,
+                          lambda link, language, name, c=consent: notices.consent_ending(
+                              language, name, c.recipients, c.expires_on) if link.sees(c) else None, now)
+        uow.commit()
+    return told
+
+
+def _tell(uow: UnitOfWork, child_ref: str, kind: str, about: str,
+          compose: Callable[[FamilyLink, str, str], notices.Notice | None], now: datetime) -> int:
+    """Queue a notice `compose(link, language, child's name)` for each family member linked to the child who
+    chose to be told by email, once per member, kind and `about`; `compose` may answer None (not theirs)."""
+    queued = 0
+    links = uow.session.execute(select(family_links).where(family_links.c.child_ref == child_ref)).all()
+    for link in links:
+        choice = uow.session.execute(select(family_preferences).where(
+            family_preferences.c.school == link.school, family_preferences.c.member == link.member)).first()
+        if choice is None or choice.channel != "email" or not choice.email:
+            continue
+        already = uow.session.execute(select(notices_table.c.id).where(
+            notices_table.c.member == link.member, notices_table.c.kind == kind,
+            notices_table.c.about == about)).first()
+        notice = None if already else compose(FamilyLink(link.child_ref, link.relationship), choice.language,
+                                              link.given_name)
+        if notice is None:
+            continue
+        uow.session.execute(insert(notices_table).values(
+            id=str(uuid.uuid4()), school=link.school, member=link.member, child_ref=link.child_ref, kind=kind,
+            about=about, language=choice.language, recipient=choice.email, subject=notice.subject,
+            body=notice.body, created_at=now))
+        queued += 1
     return queued
+
+
+# --- consent asked of the family ---------------------------------------------------------
+
+def request_consent(uow: UnitOfWork, data: RecordConsentRequest, caller: dict, now: datetime,
+                    child_ref_secret: str) -> ConsentRequestView:
+    """A practitioner asks the family; each linked member who chose to be told is told."""
+    who = _caller(caller)
+    view = ConsentRequestView(
+        id=str(uuid.uuid4()), child_ref=derive_child_ref(data.child.upn, child_ref_secret),
+        recipients=list(dict.fromkeys(data.recipients)), purposes=list(dict.fromkeys(data.purposes)),
+        categories=list(dict.fromkeys(data.categories)), asked_by_org=who.org, asked_at=_iso(now), status="open")
+    with uow:
+        _ask(uow, view, who.sub, now)
+        uow.commit()
+    return view
+
+
+def on_referral_held(uow: UnitOfWork, event: ReferralHeld, now: datetime) -> None:
+    """A referral waits for consent: the family is asked for exactly what it lacks (once per referral)."""
+    with uow:
+        known = uow.session.execute(select(consent_requests.c.id).where(
+            consent_requests.c.referral_id == event.referral_id)).first()
+        if known is None:
+            _ask(uow, ConsentRequestView(
+                id=str(uuid.uuid4()), child_ref=event.child_ref, recipients=[event.to_org], purposes=["referral"],
+                categories=list(dict.fromkeys(event.missing_categories)), asked_by_org="",
+                referral_id=event.referral_id, asked_at=_iso(now), status="open"), "referrals", now)
+        uow.commit()
+
+
+def _ask(uow: UnitOfWork, view: ConsentRequestView, asked_by: str, now: datetime) -> None:
+    uow.session.execute(insert(consent_requests).values(
+        id=view.id, child_ref=view.child_ref, recipients=view.recipients, purposes=view.purposes,
+        categories=view.categories, asked_by=asked_by, asked_by_org=view.asked_by_org,
+        referral_id=view.referral_id, asked_at=now, status="open"))
+    _tell(uow, view.child_ref, "consent_requested", view.id,
+          lambda _link, language, name: notices.consent_requested(language, name, view.recipients, view.categories),
+          now)
+
+
+def open_requests(uow: UnitOfWork, child_ref: str, caller: dict, now: datetime) -> list[ConsentRequestView]:
+    """The requests still open about the child, less those a consent in force now covers (recorded by staff,
+    say, since they were asked)."""
+    link = _link(uow, child_ref, caller)
+    with uow:
+        rows = uow.session.execute(select(consent_requests).where(
+            consent_requests.c.child_ref == link.child_ref, consent_requests.c.status == "open")
+            .order_by(consent_requests.c.asked_at)).all()
+        in_force = [c for c in map(consent_from, uow.session.execute(
+            select(consents).where(consents.c.child_ref == link.child_ref))) if c.in_force(now.date())]
+
+    def covered(row) -> bool:
+        return all(any(c.scope_covers(org, purpose, category) for c in in_force)
+                   for org in row.recipients for purpose in row.purposes for category in row.categories)
+    return [_request_view(row) for row in rows if not covered(row)]
+
+
+def give(uow: UnitOfWork, request_id: str, data: GiveConsent, caller: dict, now: datetime) -> ConsentRecorded:
+    """The family member gives the consent asked for, as who they are to the child (evidence "portal"); a
+    referral held for it is released by the consent's event."""
+    who = _family(caller)
+    links = {link.child_ref: link for link in _links(uow, who)}
+    with uow:
+        asked = uow.session.execute(select(consent_requests).where(
+            consent_requests.c.id == str(request_id))).first()
+        if asked is None or asked.child_ref not in links:
+            raise NotFound("no such request for consent about a child of yours")
+        if asked.status != "open":
+            raise Conflict("this request was answered already")
+        try:
+            consent = links[asked.child_ref].give(
+                id=str(uuid.uuid4()), recipients=asked.recipients, purposes=asked.purposes,
+                categories=asked.categories, expires_on=data.expires_on, school=who.org, member=who.sub, now=now)
+        except RuleViolation as exc:
+            raise _invalid(exc) from None
+        answered = uow.session.execute(update(consent_requests).where(
+            consent_requests.c.id == asked.id, consent_requests.c.status == "open").values(
+            status="given", answered_by=who.sub, answered_at=now, consent_id=consent.id))
+        if answered.rowcount != 1:
+            raise Conflict("this request was answered already")
+        insert_consent(uow, consent, f"{who.sub} (family portal)")
+        uow.commit()
+    return ConsentRecorded(id=consent.id, child_ref=consent.child_ref, status=consent.status)
+
+
+def decline(uow: UnitOfWork, request_id: str, caller: dict, now: datetime) -> ConsentRequestView:
+    who = _family(caller)
+    children = {link.child_ref for link in _links(uow, who)}
+    with uow:
+        asked = uow.session.execute(select(consent_requests).where(
+            consent_requests.c.id == str(request_id))).first()
+        if asked is None or asked.child_ref not in children:
+            raise NotFound("no such request for consent about a child of yours")
+        if asked.status != "open":
+            raise Conflict("this request was answered already")
+        uow.session.execute(update(consent_requests).where(consent_requests.c.id == asked.id).values(
+            status="declined", answered_by=who.sub, answered_at=now))
+        uow.commit()
+    return _request_view(asked).model_copy(update={"status": "declined"})
+
+
+def _request_view(row) -> ConsentRequestView:
+    return ConsentRequestView(id=row.id, child_ref=row.child_ref, recipients=list(row.recipients),
+                              purposes=list(row.purposes), categories=list(row.categories),
+                              asked_by_org=row.asked_by_org, referral_id=row.referral_id, asked_at=_iso(row.asked_at),
+                              status=row.status)
 
 
 def send_notices(uow: UnitOfWork, post: Callable[[str, str, str], None], now: datetime, batch: int = 50) -> int:
@@ -283,9 +443,9 @@ def _family(caller: dict) -> CallerClaims:
 
 def _links(uow: UnitOfWork, who: CallerClaims) -> list[FamilyLink]:
     with uow:
-        rows = uow.session.execute(select(family_links.c.child_ref, family_links.c.relationship).where(
+        rows = uow.session.execute(select(family_links).where(
             family_links.c.school == who.org, family_links.c.member == who.sub)).all()
-    return [FamilyLink(row.child_ref, row.relationship) for row in rows]
+    return [FamilyLink(row.child_ref, row.relationship, row.date_of_birth, row.competence_assessed) for row in rows]
 
 
 def _link(uow: UnitOfWork, child_ref: str, caller: dict) -> FamilyLink:

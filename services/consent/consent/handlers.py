@@ -170,11 +170,8 @@ def record_consent(uow: UnitOfWork, data: RecordConsent, caller: dict, idempoten
             first = uow.replay(scope, idempotency_key, consent)
             if first is not None:
                 return ConsentRecorded.model_validate(first)
-            uow.session.execute(insert(consents).values(**consent_row(new), given_by_name=data.given_by.name))
+            insert_consent(uow, new, data.given_by.name)
             uow.remember(scope, idempotency_key, consent, result.wire())
-            uow.emit(ConsentGranted(consent_id=new.id, child_ref=ref, recipients=list(new.recipients),
-                                    purposes=list(new.purposes), categories=list(new.categories),
-                                    expires_on=new.expires_on), subject=ref)
             uow.commit()
     except IntegrityError:
         # the same key raced in from a second request: answer with the first one's result
@@ -184,6 +181,14 @@ def record_consent(uow: UnitOfWork, data: RecordConsent, caller: dict, idempoten
             raise
         return ConsentRecorded.model_validate(first)
     return result
+
+
+def insert_consent(uow: UnitOfWork, new: Consent, given_by_name: str) -> None:
+    """Store a consent just given, and announce it (held referrals wait for it)."""
+    uow.session.execute(insert(consents).values(**consent_row(new), given_by_name=given_by_name))
+    uow.emit(ConsentGranted(consent_id=new.id, child_ref=new.child_ref, recipients=list(new.recipients),
+                            purposes=list(new.purposes), categories=list(new.categories),
+                            expires_on=new.expires_on), subject=new.child_ref)
 
 
 def withdraw_consent(uow: UnitOfWork, consent_id: str, reason: str, caller: dict, now: datetime,

@@ -76,6 +76,9 @@ family_invites = Table(
     Column("child_ref", String(64), nullable=False),
     Column("given_name", String(200), nullable=False),
     Column("relationship", String(20), nullable=False),
+    # a young person's own consent depends on their age, or on the school's assessment of them
+    Column("date_of_birth", Date, nullable=True),
+    Column("competence_assessed", Boolean, nullable=False, server_default="false"),
     Column("invited_by", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
@@ -92,6 +95,8 @@ family_links = Table(
     Column("child_ref", String(64), nullable=False),
     Column("given_name", String(200), nullable=False),
     Column("relationship", String(20), nullable=False),
+    Column("date_of_birth", Date, nullable=True),
+    Column("competence_assessed", Boolean, nullable=False, server_default="false"),
     Column("invite_id", String(36), nullable=False),
     Column("linked_at", UtcDateTime(), nullable=False),
     UniqueConstraint("school", "member", "child_ref", name="uq_family_links_member_child"),
@@ -137,6 +142,7 @@ notices = Table(
     Column("member", String(200), nullable=False),
     Column("child_ref", String(64), nullable=False),
     Column("kind", String(40), nullable=False),
+    Column("about", String(100), nullable=True),   # what it is about (a consent, a referral): told once each
     Column("language", String(2), nullable=False),
     Column("recipient", String(320), nullable=True),
     Column("subject", Text, nullable=True),
@@ -145,6 +151,24 @@ notices = Table(
     Column("sent_at", UtcDateTime(), nullable=True, index=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", String(200), nullable=True),
+)
+
+# A consent the family is asked for: by a practitioner, or for a referral held for want of it.
+consent_requests = Table(
+    "consent_requests", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("child_ref", String(64), nullable=False, index=True),
+    Column("recipients", JSON, nullable=False),
+    Column("purposes", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("asked_by", String(200), nullable=False),
+    Column("asked_by_org", String(100), nullable=False),
+    Column("referral_id", String(36), nullable=True, unique=True),
+    Column("asked_at", UtcDateTime(), nullable=False),
+    Column("status", String(20), nullable=False),          # open, given, declined
+    Column("answered_by", String(200), nullable=True),
+    Column("answered_at", UtcDateTime(), nullable=True),
+    Column("consent_id", String(36), nullable=True),
 )
 
 # Append-only: no code path updates or deletes a row; in PostgreSQL a trigger refuses it too.

@@ -1,12 +1,21 @@
-"""The consent service: entrypoints only; the rules live in domain.py, the work in handlers.py."""
+"""The consent service: entrypoints only; the rules live in domain.py, the work in handlers.py (and
+family.py: what families see and do, and what they are told)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.contract.events import AppointmentBooked, SessionScheduled
+from pont_shared.contract.events import AppointmentBooked, ReferralHeld, SessionScheduled, TransitionSent
 from pont_shared.contract.rpc.consent import MAX_BATCH, DecideRequest, NewAgreement, RecordConsent, ShareRequest
-from pont_shared.contract.rpc.family import FamilyWithdrawal, NewExemption, Preferences, RecordInvite, Redeem
+from pont_shared.contract.rpc.family import (
+    FamilyWithdrawal,
+    GiveConsent,
+    NewExemption,
+    Preferences,
+    RecordConsentRequest,
+    RecordInvite,
+    Redeem,
+)
 from pont_shared.messaging.consumer import handles
 from pont_shared.messaging.dependencies import Clock, UnitOfWorkProvider, every
 from pont_shared.messaging.rpc import rpc
@@ -134,6 +143,35 @@ class ConsentService(OpsEndpoints):
     @handles(AppointmentBooked)
     def on_appointment_booked(self, event):
         family.on_appointment_booked(self.uow, event.payload(AppointmentBooked), self.clock())
+
+    @rpc(expected_exceptions=EXPECTED)
+    def request_consent(self, request: dict, caller: dict) -> dict:
+        return family.request_consent(self.uow, RecordConsentRequest.parse(request), caller, self.clock(),
+                                      self.settings.child_ref_secret).wire()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def family_consent_requests(self, child_ref: str, caller: dict) -> list[dict]:
+        return [request.wire() for request in family.open_requests(self.uow, child_ref, caller, self.clock())]
+
+    @rpc(expected_exceptions=EXPECTED)
+    def family_give_consent(self, request_id: str, given: dict, caller: dict) -> dict:
+        return family.give(self.uow, request_id, GiveConsent.parse(given), caller, self.clock()).wire()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def family_decline_request(self, request_id: str, caller: dict) -> dict:
+        return family.decline(self.uow, request_id, caller, self.clock()).wire()
+
+    @handles(ReferralHeld)
+    def on_referral_held(self, event):
+        family.on_referral_held(self.uow, event.payload(ReferralHeld), self.clock())
+
+    @handles(TransitionSent)
+    def on_transition_sent(self, event):
+        family.on_transition_sent(self.uow, event.payload(TransitionSent), self.clock())
+
+    @every(interval=3600, config_key="PONT_CONSENTS_ENDING_SECONDS")
+    def tell_of_consents_ending(self) -> int:
+        return family.tell_of_consents_ending(self.uow, self.clock())
 
     @every(interval=5, config_key="PONT_NOTICES_SECONDS")
     def send_notices(self) -> int:

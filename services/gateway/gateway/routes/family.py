@@ -6,12 +6,15 @@ them; the consent service links them to children and answers only about those.
 from __future__ import annotations
 
 from pont_shared.auth import FAMILY_ROLE
-from pont_shared.contract.rpc.consent import ConsentStatus, ConsentView
+from pont_shared.contract.rpc.consent import ConsentRecorded, ConsentStatus, ConsentView
 from pont_shared.contract.rpc.family import (
+    ConsentRequestView,
     ExemptionView,
     FamilyChild,
     FamilyWithdrawal,
+    GiveConsent,
     InviteCreated,
+    NewConsentRequest,
     NewExemption,
     NewInvite,
     Preferences,
@@ -88,6 +91,37 @@ class FamilyRoutes:
     def set_family_preferences(self, caller, body):
         return PreferencesView.read(self.consent_rpc.set_family_preferences(body.wire(), assertion(caller))
                                     ).model_dump()
+
+    @api("POST", "/api/v1/consent-requests", roles=("school_staff", "dsl", "school_nurse"), body=NewConsentRequest,
+         status=201, summary="Ask the child's family for consent: each linked family member who chose to be told "
+                             "is told, and may give it (or not) on the family pages",
+         example={"child": {"upn": "A661000000001", "given_name": "Ffion", "family_name": "Jones",
+                            "date_of_birth": "2015-04-12"}, "recipients": ["health:cardiff-vale"],
+                  "purposes": ["appointment"], "categories": ["contact"]})
+    def request_consent(self, caller, body):
+        asked = self.consent_rpc.request_consent(body.to_record().wire(), assertion(caller))
+        return 201, sent(ConsentRequestView.read(asked))
+
+    @api("GET", "/api/v1/family/children/{child_ref}/consent-requests", roles=FAMILY, responses=NOT_YOURS,
+         summary="The consents the family is asked for about the child, still open (a referral held for want "
+                 "of consent asks too)")
+    def family_consent_requests(self, caller, body, child_ref):
+        return [sent(asked) for asked in ConsentRequestView.read_many(
+            self.consent_rpc.family_consent_requests(child_ref, assertion(caller)))]
+
+    @api("POST", "/api/v1/family/consent-requests/{id}/give", roles=FAMILY, body=GiveConsent, status=201,
+         summary="Give the consent asked for (evidence: portal), as the parent, carer or young person the caller "
+                 "is; a referral held for it goes on", example={"expires_on": "2027-07-31"},
+         responses={404: "no such request about a child the caller is linked to", 409: "answered already"})
+    def family_give_consent(self, caller, body, id):
+        given = self.consent_rpc.family_give_consent(id, body.wire(), assertion(caller))
+        return 201, ConsentRecorded.read(given).model_dump()
+
+    @api("POST", "/api/v1/family/consent-requests/{id}/decline", roles=FAMILY,
+         summary="Decline the consent asked for: nothing is shared on it",
+         responses={404: "no such request about a child the caller is linked to", 409: "answered already"})
+    def family_decline_request(self, caller, body, id):
+        return sent(ConsentRequestView.read(self.consent_rpc.family_decline_request(id, assertion(caller))))
 
     @api("POST", "/api/v1/disclosures/{id}/family-exemption", roles=("dsl",), body=NewExemption, status=201,
          summary="Keep one disclosure out of the family's view, since telling them could put the child at "

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
+from pont_shared.contract.events import Category, Purpose
 from pont_shared.contract.rpc import Reply, Request
 from pont_shared.contract.rpc.consent import ConsentChild
-from pont_shared.contract.rpc.types import Child, Name, Text
+from pont_shared.contract.rpc.types import Child, Name, OrgId, Text
 
 # an invitation's one-time code as the school hands it over: 4 groups of 4 letters and digits
 INVITE_CODE_PATTERN = r"^[A-Z2-9]{4}(-[A-Z2-9]{4}){3}$"
@@ -127,3 +128,43 @@ class PreferencesView(Reply):
     email: str | None = None
     language: str
     updated_at: str | None = None
+
+
+class NewConsentRequest(Request):
+    """A practitioner asks the child's family for consent (POST /api/v1/consent-requests)."""
+
+    child: Child
+    recipients: list[OrgId] = Field(min_length=1, max_length=20)
+    purposes: list[Purpose] = Field(min_length=1)
+    categories: list[Category] = Field(min_length=1)
+
+    def to_record(self) -> RecordConsentRequest:
+        return RecordConsentRequest.model_validate({**self.model_dump(exclude={"child"}),
+                                                    "child": self.child.model_dump(include={"upn", "date_of_birth"})})
+
+
+class RecordConsentRequest(Request):
+    child: ConsentChild
+    recipients: list[OrgId] = Field(min_length=1, max_length=20)
+    purposes: list[Purpose] = Field(min_length=1)
+    categories: list[Category] = Field(min_length=1)
+
+
+class ConsentRequestView(Reply):
+    """What the family is asked to consent to; `referral_id` when a referral waits for it."""
+
+    id: str
+    child_ref: str
+    recipients: list[str]
+    purposes: list[str]
+    categories: list[str]
+    asked_by_org: str
+    referral_id: str | None = None
+    asked_at: str
+    status: str
+
+
+class GiveConsent(Request):
+    """The family gives the consent asked for, until a day they may choose (none: until withdrawn)."""
+
+    expires_on: date | None = None

@@ -1,4 +1,4 @@
-"""families: invitations, links to children, disclosures kept from the family, preferences and notices
+"""families: invitations, links, disclosures kept from them, consent requests, preferences and notices
 
 Revision ID: a3c5e7f91b20
 Revises: 1f6678394e4d
@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("child_ref", sa.String(64), nullable=False),
         sa.Column("given_name", sa.String(200), nullable=False),
         sa.Column("relationship", sa.String(20), nullable=False),
+        sa.Column("date_of_birth", sa.Date(), nullable=True),
+        sa.Column("competence_assessed", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("invited_by", sa.String(200), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("expires_at", UtcDateTime(), nullable=False),
@@ -42,6 +44,8 @@ def upgrade() -> None:
         sa.Column("child_ref", sa.String(64), nullable=False),
         sa.Column("given_name", sa.String(200), nullable=False),
         sa.Column("relationship", sa.String(20), nullable=False),
+        sa.Column("date_of_birth", sa.Date(), nullable=True),
+        sa.Column("competence_assessed", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("invite_id", sa.String(36), nullable=False),
         sa.Column("linked_at", UtcDateTime(), nullable=False),
         sa.UniqueConstraint("school", "member", "child_ref", name="uq_family_links_member_child"),
@@ -80,6 +84,7 @@ def upgrade() -> None:
         sa.Column("member", sa.String(200), nullable=False),
         sa.Column("child_ref", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("about", sa.String(100), nullable=True),
         sa.Column("language", sa.String(2), nullable=False),
         sa.Column("recipient", sa.String(320), nullable=True),
         sa.Column("subject", sa.Text(), nullable=True),
@@ -90,9 +95,28 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(200), nullable=True),
     )
     op.create_index("ix_notices_sent_at", "notices", ["sent_at"])
+    op.create_table(
+        "consent_requests",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("child_ref", sa.String(64), nullable=False),
+        sa.Column("recipients", sa.JSON(), nullable=False),
+        sa.Column("purposes", sa.JSON(), nullable=False),
+        sa.Column("categories", sa.JSON(), nullable=False),
+        sa.Column("asked_by", sa.String(200), nullable=False),
+        sa.Column("asked_by_org", sa.String(100), nullable=False),
+        sa.Column("referral_id", sa.String(36), nullable=True, unique=True),
+        sa.Column("asked_at", UtcDateTime(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("answered_by", sa.String(200), nullable=True),
+        sa.Column("answered_at", UtcDateTime(), nullable=True),
+        sa.Column("consent_id", sa.String(36), nullable=True),
+    )
+    op.create_index("ix_consent_requests_child_ref", "consent_requests", ["child_ref"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_consent_requests_child_ref", table_name="consent_requests")
+    op.drop_table("consent_requests")
     op.drop_index("ix_notices_sent_at", table_name="notices")
     op.drop_index("ix_family_exemptions_child_ref", table_name="family_exemptions")
     for name in ("notices", "session_services", "family_preferences", "family_exemptions", "family_links",
