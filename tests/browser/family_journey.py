@@ -4,7 +4,8 @@ A process of its own, like journey.py (whose Journey it uses): the teacher invit
 parent (first forgetting the pupil) and reads the one-time code off the page; the DSL keeps one
 disclosure (the one of contact details alone) out of the family's view; the parent signs in on a phone-sized
 screen, first types a wrong code, then the right one, sees the consent staff recorded, withdraws
-it, and reads what was shared: the other disclosure and the withdrawal, never the one kept.
+it, reads what was shared: the other disclosure and the withdrawal, never the one kept; and gives
+the consent the nurse asked of them.
 Exits 1 with the failed expectation on stderr.
 
     python tests/browser/family_journey.py --web URL --lang cy --upn A661... --given_name Cerys \
@@ -27,7 +28,8 @@ WORDS = {
            "history": "What was shared about your child", "consent_withdrawn": "Consent withdrawn",
            "shared_with": "shared information with", "health": "Health service",
            "contact": "Contact details", "health_wellbeing": "Health and wellbeing",
-           "preferences": "How we contact you", "save": "Save your choices", "saved": "Your choices are saved."},
+           "preferences": "How we contact you", "save": "Save your choices", "saved": "Your choices are saved.",
+           "yes": "Yes, I consent", "portal": "Through the family portal"},
     "cy": {"invite": "Gwahodd teulu", "create": "Creu'r gwahoddiad", "problem": "Mae problem",
            "upn_error": "Rhowch UPN y disgybl", "shared": "Beth a rannwyd am y disgybl hwn",
            "keep": "Cadw rhag y teulu", "keep_submit": "Ei gadw rhag y teulu", "kept": "Wedi'i gadw rhag y teulu",
@@ -37,7 +39,8 @@ WORDS = {
            "shared_with": "wybodaeth gyda", "health": "Gwasanaeth iechyd",
            "contact": "Manylion cyswllt", "health_wellbeing": "Iechyd a llesiant",
            "preferences": "Sut rydym yn cysylltu â chi", "save": "Cadw eich dewisiadau",
-           "saved": "Mae eich dewisiadau wedi'u cadw."},
+           "saved": "Mae eich dewisiadau wedi'u cadw.", "yes": "Ydw, rwy'n cydsynio",
+           "portal": "Drwy borth y teulu"},
 }
 PHONE = {"width": 390, "height": 844}
 
@@ -104,13 +107,15 @@ def run(args) -> list[str]:
         page.wait_for_url(f"**/family/children/{args.child_ref}")
         journey.check("family-child", args.given_name)
         fits(page, "family-child")
-        consent = page.locator("section.consent")
+        expect(page.locator("section.consent--asked").count() == 1, "the nurse's request is not asked")
+        consent = page.locator("section.consent:not(.consent--asked)")
         expect(consent.count() == 1 and words["active"] in consent.inner_text(), "not the one active consent")
         expect(words["health"] in consent.inner_text(), "the recipient is not said in plain words")
         shot("family-child")
-        page.locator("section.consent").get_by_role("button", name=words["withdraw"]).click()
+        consent.get_by_role("button", name=words["withdraw"]).click()
         page.wait_for_url(f"**/family/children/{args.child_ref}?done=withdrawn")
-        expect(words["withdrawn"] in page.inner_text("section.consent"), "the consent is not shown withdrawn")
+        expect(words["withdrawn"] in page.inner_text("section.consent:not(.consent--asked)"),
+               "the consent is not shown withdrawn")
         history = page.locator("ul.history li")
         told = history.all_inner_texts()
         expect(len(told) == 2, f"not the disclosure and the withdrawal: {told}")
@@ -120,6 +125,14 @@ def run(args) -> list[str]:
         journey.check("family-child-withdrawn", args.given_name)
         fits(page, "family-child-withdrawn")
         shot("family-child-withdrawn")
+
+        # what the nurse asked: given here, as the parent, through the portal
+        page.locator("section.consent--asked").get_by_role("button", name=words["yes"]).click()
+        page.wait_for_url(f"**/family/children/{args.child_ref}?done=given")
+        expect(page.locator("section.consent--asked").count() == 0, "the request is still asked")
+        given = [text for text in page.locator("section.consent").all_inner_texts() if words["active"] in text]
+        expect(len(given) == 1 and words["portal"] in given[0], f"the consent given is not shown: {given}")
+        journey.check("family-child-given", args.given_name)
 
         # how they are told, in their language
         page.locator("nav").get_by_role("link", name=words["preferences"]).click()

@@ -482,6 +482,8 @@ def test_a_parent_the_school_invited_withdraws_consent_and_sees_what_was_shared_
     for referral in raised.values():
         assert wait_until(lambda r=referral: _in_inbox(stack, r["id"]), timeout=10)["content"]
     child_ref = raised["camhs"]["child_ref"]
+    _post(stack, "/api/v1/consent-requests", stack.nurse(), {
+        "child": child, "recipients": [stack.health], "purposes": ["appointment"], "categories": ["contact"]})
     command = [sys.executable, str(HERE / "family_journey.py"), "--web", stack.web, "--lang", lang,
                "--upn", child["upn"], "--given_name", child["given_name"], "--family_name", child["family_name"],
                "--date_of_birth", child["date_of_birth"], "--child_ref", child_ref, "--shots", str(SCREENSHOTS)]
@@ -494,7 +496,7 @@ def test_a_parent_the_school_invited_withdraws_consent_and_sees_what_was_shared_
     assert json.loads(done.stdout.strip().splitlines()[-1])["pages_checked"] == [
         "sign-in", "family-invite", "family-invite-error", "family-invite-created", "sign-in", "child-shared",
         "family-exempt", "sign-in", "family", "family-code-error", "family-child", "family-child-withdrawn",
-        "family-preferences", "family-preferences-saved"]
+        "family-child-given", "family-preferences", "family-preferences-saved"]
     # the nurse's copies are restricted: the consent both rested on was withdrawn
     for referral in raised.values():
         wait_until(lambda r=referral: (_in_inbox(stack, r["id"]) or {}).get("restricted"), timeout=10,
@@ -503,4 +505,9 @@ def test_a_parent_the_school_invited_withdraws_consent_and_sees_what_was_shared_
     ledger = requests.get(stack.gateway + f"/api/v1/children/{child_ref}/disclosures",
                           headers=bearer("demo-dsl", stack.school, ["dsl"]), timeout=30).json()
     assert [e["kind"] for e in ledger] == ["disclosure", "disclosure", "family_exemption", "withdrawal"]
+    # and the consent the parent gave the nurse, through the portal, as the parent
+    consents = requests.get(stack.gateway + f"/api/v1/children/{child_ref}/consents", headers=stack.nurse(),
+                            timeout=30).json()
+    assert [(c["evidence"], c["given_by"]["relationship"], c["purposes"]) for c in consents
+            if c["status"] == "active"] == [("portal", "parent", ["appointment"])]
     assert ledger[-1]["by"] == "demo-parent" and ledger[2]["basis_ref"] == ledger[1]["id"]

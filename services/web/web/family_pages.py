@@ -156,16 +156,17 @@ def child(web: Web, request: Request, child_ref: str, errors: list | None = None
         return refused
     if not CHILD_REF.match(child_ref):
         return page.render("not_found.html", status=404)
-    mine = page.call("GET", "/api/v1/family/children")
-    consents = page.call("GET", f"/api/v1/family/children/{quote(child_ref, safe='')}/consents")
-    shared = page.call("GET", f"/api/v1/family/children/{quote(child_ref, safe='')}/shared")
-    for answer in (mine, consents, shared):
+    about = f"/api/v1/family/children/{quote(child_ref, safe='')}"
+    mine, asked, consents, shared = (page.call("GET", path) for path in (
+        "/api/v1/family/children", about + "/consent-requests", about + "/consents", about + "/shared"))
+    for answer in (mine, asked, consents, shared):
         if not answer.ok:
             return web._failed(page, answer)
     [linked] = [c for c in mine.body if c["child_ref"] == child_ref] or [None]
     if linked is None:
         return page.render("not_found.html", status=404)
     return page.render("family_child.html", status=status, child=linked, errors=errors or [], names=NAMES,
+                       asked=asked.body,
                        consents=sorted(consents.body, key=lambda c: c["recorded_at"], reverse=True),
                        shared=sorted(shared.body, key=lambda e: e["at"], reverse=True),
                        organisation=lambda org: organisation(page, org))
@@ -190,6 +191,29 @@ def withdraw(web: Web, request: Request, consent_id: str) -> Response:
     return child(web, request, child_ref, status=answer.status if answer.status < 500 else 502,
                  errors=web._refusal(page, answer, {"reason": f"reason-{consent_id}"},
                                      conflict=_("That consent has already ended. Its status is shown below.")))
+
+
+def answer_request(web: Web, request: Request, request_id: str, action: str) -> Response:
+    """Give the consent asked for, or decline it; back to the child's page."""
+    page = web.page(request)
+    if (refused := web._needs(page, FAMILY_ROLES)) is not None:
+        return refused
+    if action not in ("give", "decline"):
+        return page.render("not_found.html", status=404)
+    if not csrf_ok(page.session, request.form.get("csrf")):
+        return page.render("forbidden.html", status=403)
+    child_ref = request.form.get("child_ref", "")
+    if not CHILD_REF.match(child_ref):
+        return page.render("not_found.html", status=404)
+    answer = page.call("POST", f"/api/v1/family/consent-requests/{quote(request_id, safe='')}/{action}",
+                       {} if action == "give" else None)
+    if answer.ok:
+        done = "given" if action == "give" else "declined"
+        return page.go(f"/family/children/{quote(child_ref, safe='')}?done={done}")
+    if answer.status == 401:
+        return web._failed(page, answer)
+    return child(web, request, child_ref, status=answer.status if answer.status < 500 else 502,
+                 errors=web._refusal(page, answer, {}, conflict=_("You have answered that already.")))
 
 
 def preferences(web: Web, request: Request) -> Response:

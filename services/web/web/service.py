@@ -153,6 +153,10 @@ class WebService(OpsEndpoints):
     def family_withdraw(self, request, consent_id):
         return family_pages.withdraw(self.pages, request, consent_id)
 
+    @http("POST", "/family/consent-requests/<string:request_id>/<string:action>")
+    def family_answer_request(self, request, request_id, action):
+        return family_pages.answer_request(self.pages, request, request_id, action)
+
     @http("GET,POST", "/family/preferences")
     def family_preferences(self, request):
         return family_pages.preferences(self.pages, request)
