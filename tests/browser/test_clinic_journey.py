@@ -24,6 +24,7 @@ import requests
 
 from agency_link.service import AgencyLinkService
 from bookings.service import BookingsService
+from consent.service import ConsentService
 from gateway.rpc import agency_link_name
 from gateway.service import GatewayService
 from pont_shared.config import Settings
@@ -48,18 +49,21 @@ def _settings(service: str, database_url: str, **env: str) -> Settings:
 
 @pytest.fixture(scope="module")
 def platform():
-    """(web URL, school, nurse's organisation): the four services, under names no other test uses."""
+    """(web URL, school, nurse's organisation): the five services, under names no other test uses."""
     site, health = f"school:w{uuid.uuid4().hex[:10]}", f"health:w{uuid.uuid4().hex[:8]}"
     containers = []
-    with fresh_database("pont_web_bookings") as bookings_db, fresh_database("pont_web_link") as link_db:
+    with fresh_database("pont_web_bookings") as bookings_db, fresh_database("pont_web_link") as link_db, \
+            fresh_database("pont_web_consent") as consent_db:
         try:
-            bookings_name = random_name("bookings")
+            bookings_name, consent_name = random_name("bookings"), random_name("consent")
             containers.append(start_container(BookingsService, _settings("bookings", bookings_db), bookings_name))
+            # the DSL's review queue also lists the disclosures kept from families that are due for review
+            containers.append(start_container(ConsentService, _settings("consent", consent_db), consent_name))
             link_name = agency_link_name(site)  # the name the gateway calls the school's agency_link by
             containers.append(start_container(AgencyLinkService, _settings(link_name, link_db), link_name,
                                               {"org": site}))
             gateway = start_container(GatewayService, _settings("gateway", "sqlite://"), random_name("gateway"),
-                             {"PONT_BOOKINGS_SERVICE": bookings_name})
+                             {"PONT_BOOKINGS_SERVICE": bookings_name, "PONT_CONSENT_SERVICE": consent_name})
             containers.append(gateway)
             web = start_container(WebService, _settings("web", "sqlite://", PONT_AGENCIES=f"{site},{health}",
                                                PONT_GATEWAY_URL=http_url(gateway)), random_name("web"))

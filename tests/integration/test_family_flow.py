@@ -246,3 +246,36 @@ class TestConsentAskedOfTheFamily:
         assert stranger.status_code == 404
         bad = pont.post("/api/v1/consent-requests", pont.staff, {**ask, "categories": ["gossip"]})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "categories.0"
+
+
+class TestTheDslReviewsAnExemption:
+    def test_kept_until_a_new_date_then_lifted_the_family_sees_the_disclosure_again(self, pont, child):
+        give_consent(pont, child, ["contact"])
+        made = pont.post("/api/v1/referrals", pont.staff, referral_body(child, share=["contact"],
+                                                                         information={})).json()
+        [entry] = [e["id"] for e in pont.get(f"/api/v1/children/{made['child_ref']}/disclosures", pont.dsl).json()
+                   if e["kind"] == "disclosure"]
+        marked = pont.post(f"/api/v1/disclosures/{entry}/family-exemption", pont.dsl,
+                           {"reason": "risk", "review_on": str(date.today() + timedelta(days=30))}).json()
+        parent, child_ref = linked(pont, child)
+        assert pont.get(f"/api/v1/family/children/{child_ref}/shared", parent).json() == []
+        listed = [e for e in pont.get("/api/v1/family-exemptions", pont.dsl).json() if e["id"] == marked["id"]]
+        assert [(e["disclosure_id"], e["due"]) for e in listed] == [(entry, False)]
+        path = f"/api/v1/family-exemptions/{marked['id']}/review"
+
+        no_date = pont.post(path, pont.dsl, {"decision": "keep", "reason": "still at risk"})
+        elsewhere = pont.post(path, pont.other_school, {"decision": "lift", "reason": "x"})
+        kept = pont.post(path, pont.dsl, {"decision": "keep", "reason": "still at risk",
+                                          "review_on": str(date.today() + timedelta(days=60))})
+        still_hidden = pont.get(f"/api/v1/family/children/{child_ref}/shared", parent).json()
+        lifted = pont.post(path, pont.dsl, {"decision": "lift", "reason": "the enquiry ended"})
+
+        assert no_date.status_code == 422 and no_date.json()["errors"][0]["field"] == "review_on"
+        assert elsewhere.status_code == 404
+        assert kept.status_code == 200 and kept.json()["review_on"] == str(date.today() + timedelta(days=60))
+        assert still_hidden == []
+        assert lifted.status_code == 204
+        assert [e["id"] for e in pont.get(f"/api/v1/family/children/{child_ref}/shared", parent).json()] == [entry]
+        kinds = [e["kind"] for e in pont.get(f"/api/v1/children/{child_ref}/disclosures", pont.dsl).json()]
+        assert kinds == ["disclosure", "family_exemption", "exemption_kept", "exemption_lifted"]
+        assert pont.post(path, pont.dsl, {"decision": "lift", "reason": "again"}).status_code == 404

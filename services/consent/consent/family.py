@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pont_shared.auth import FAMILY_ROLE
@@ -24,6 +24,7 @@ from pont_shared.contract.events import AppointmentBooked, ReferralHeld, Session
 from pont_shared.contract.rpc.consent import ConsentRecorded, ConsentStatus
 from pont_shared.contract.rpc.family import (
     ConsentRequestView,
+    ExemptionReview,
     ExemptionView,
     FamilyChild,
     GiveConsent,
@@ -164,9 +165,7 @@ def exempt(uow: UnitOfWork, disclosure_id: str, data: NewExemption, caller: dict
            ledger_key: domain.LedgerKeys) -> ExemptionView:
     """A DSL of an organisation that made or received the disclosure keeps it from the family's view;
     the marking is itself a ledger entry (basis safeguarding, the reason its justification)."""
-    who = _caller(caller)
-    if "dsl" not in who.roles:
-        raise Forbidden("only a designated safeguarding lead may keep a disclosure from a family")
+    who = _dsl(caller)
     problem = domain.exemption_review_problem(data.review_on, now.date())
     if problem:
         raise Invalid(f"review_on: {problem}", [{"field": "review_on", "message": problem}])
@@ -192,6 +191,63 @@ def exempt(uow: UnitOfWork, disclosure_id: str, data: NewExemption, caller: dict
             justification=data.reason))
         uow.commit()
     return view
+
+
+def exemptions(uow: UnitOfWork, caller: dict, now: datetime) -> list[ExemptionView]:
+    """The exemptions the DSL's organisation marked, the soonest review first; `due` once its date has come."""
+    who = _dsl(caller)
+    with uow:
+        rows = uow.session.execute(select(family_exemptions).where(family_exemptions.c.marked_by_org == who.org)
+                                   .order_by(family_exemptions.c.review_on)).all()
+    return [_exemption_view(row, now) for row in rows]
+
+
+def review_exemption(uow: UnitOfWork, exemption_id: str, data: ExemptionReview, caller: dict, now: datetime,
+                     ledger_key: domain.LedgerKeys) -> ExemptionView | None:
+    """A DSL of the organisation that marked it keeps it until a new date, or lifts it (the family then sees
+    the disclosure: None is answered); the decision and its reason go in the ledger."""
+    who = _dsl(caller)
+    if data.decision == "keep":
+        problem = "is needed to keep it" if data.review_on is None else \
+            domain.exemption_review_problem(data.review_on, now.date())
+        if problem:
+            raise Invalid(f"review_on: {problem}", [{"field": "review_on", "message": problem}])
+    with uow:
+        _lock_ledger(uow)
+        row = uow.session.execute(select(family_exemptions).where(
+            family_exemptions.c.id == str(exemption_id), family_exemptions.c.marked_by_org == who.org)).first()
+        if row is None:
+            raise NotFound("no such exemption your organisation marked")
+        disclosure = ledger_entry_from(uow.session.execute(select(ledger).where(
+            ledger.c.id == row.disclosure_id)).one())
+        if data.decision == "keep":
+            uow.session.execute(update(family_exemptions).where(family_exemptions.c.id == row.id).values(
+                review_on=data.review_on, reason=data.reason))
+        else:
+            uow.session.execute(delete(family_exemptions).where(family_exemptions.c.id == row.id))
+        _append(uow, ledger_key, LedgerEntry(
+            seq=0, id=str(uuid.uuid4()), kind="exemption_kept" if data.decision == "keep" else "exemption_lifted",
+            at=now, child_ref=row.child_ref, from_org=who.org, to_org=None, purpose=disclosure.purpose,
+            categories=disclosure.categories, basis="safeguarding", basis_ref=row.disclosure_id, by=who.sub,
+            justification=data.reason))
+        uow.commit()
+    if data.decision == "lift":
+        return None
+    return _exemption_view({**row._mapping, "review_on": data.review_on, "reason": data.reason}, now)
+
+
+def _exemption_view(row, now: datetime) -> ExemptionView:
+    row = row._mapping if hasattr(row, "_mapping") else row
+    return ExemptionView(id=row["id"], disclosure_id=row["disclosure_id"], child_ref=row["child_ref"],
+                         reason=row["reason"], review_on=row["review_on"], marked_by=row["marked_by"],
+                         marked_at=_iso(row["marked_at"]), due=row["review_on"] <= now.date())
+
+
+def _dsl(caller: dict) -> CallerClaims:
+    who = _caller(caller)
+    if "dsl" not in who.roles:
+        raise Forbidden("only a designated safeguarding lead may keep a disclosure from a family")
+    return who
 
 
 # --- how a family is told ----------------------------------------------------------

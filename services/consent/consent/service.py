@@ -8,6 +8,7 @@ from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import AppointmentBooked, ReferralHeld, SessionScheduled, TransitionSent
 from pont_shared.contract.rpc.consent import MAX_BATCH, DecideRequest, NewAgreement, RecordConsent, ShareRequest
 from pont_shared.contract.rpc.family import (
+    ExemptionReview,
     FamilyWithdrawal,
     GiveConsent,
     NewExemption,
@@ -127,6 +128,16 @@ class ConsentService(OpsEndpoints):
     def exempt_from_family(self, disclosure_id: str, exemption: dict, caller: dict) -> dict:
         return family.exempt(self.uow, disclosure_id, NewExemption.parse(exemption), caller, self.clock(),
                              self._ledger_key).wire()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def family_exemptions(self, caller: dict) -> list[dict]:
+        return [view.wire() for view in family.exemptions(self.uow, caller, self.clock())]
+
+    @rpc(expected_exceptions=EXPECTED)
+    def review_family_exemption(self, exemption_id: str, review: dict, caller: dict) -> dict | None:
+        kept = family.review_exemption(self.uow, exemption_id, ExemptionReview.parse(review), caller, self.clock(),
+                                       self._ledger_key)
+        return kept.wire() if kept else None
 
     @rpc(expected_exceptions=EXPECTED)
     def family_preferences(self, caller: dict) -> dict:

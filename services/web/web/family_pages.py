@@ -116,6 +116,25 @@ def exempt(web: Web, request: Request, child_ref: str, entry_id: str) -> Respons
                        errors=errors)
 
 
+def review_exemption(web: Web, request: Request, exemption_id: str) -> Response:
+    """The DSL's review, from the review queue: keep it from the family until a new date, or lift it."""
+    page = web.page(request)
+    if (refused := web._needs(page, {"dsl"})) is not None:
+        return refused
+    if not csrf_ok(page.session, request.form.get("csrf")):
+        return page.render("forbidden.html", status=403)
+    review = {key: request.form.get(key, "").strip() for key in ("decision", "reason", "review_on")}
+    if review["decision"] == "lift":
+        review.pop("review_on")
+    answer = page.call("POST", f"/api/v1/family-exemptions/{quote(exemption_id, safe='')}/review", review)
+    if answer.ok:
+        return page.go("/reviews?done=reviewed")
+    if answer.status in (401, 404):
+        return web._failed(page, answer)
+    return page.render("unavailable.html", status=502) if answer.status >= 500 else page.go(
+        f"/reviews?problem={quote(exemption_id, safe='')}")
+
+
 # --- the family ----------------------------------------------------------------------
 
 def children(web: Web, request: Request, errors: list | None = None, code: str = "", status: int = 200) -> Response:

@@ -387,10 +387,12 @@ class Web:
         page = self.page(request)
         if (refused := self._needs(page, {"dsl"})) is not None:
             return refused
-        answer = page.call("GET", "/api/v1/reviews")
-        if not answer.ok:
-            return self._failed(page, answer)
-        return page.render("reviews.html", reviews=list(reversed(answer.body)))
+        answer, kept = page.call("GET", "/api/v1/reviews"), page.call("GET", "/api/v1/family-exemptions")
+        for each in (answer, kept):
+            if not each.ok:
+                return self._failed(page, each)
+        return page.render("reviews.html", reviews=list(reversed(answer.body)),
+                           exemptions=[e for e in kept.body if e["due"]])
 
     def out_of_lessons(self, request: Request) -> Response:
         """The host school's pupils out of lessons on a day (`?date=`, today by default): when and where, not why."""

@@ -137,6 +137,10 @@ class WebService(OpsEndpoints):
     def family_exempt(self, request, child_ref, entry_id):
         return family_pages.exempt(self.pages, request, child_ref, entry_id)
 
+    @http("POST", "/family-exemptions/<string:exemption_id>/review")
+    def family_exemption_review(self, request, exemption_id):
+        return family_pages.review_exemption(self.pages, request, exemption_id)
+
     @http("GET", "/family")
     def family(self, request):
         return family_pages.children(self.pages, request)

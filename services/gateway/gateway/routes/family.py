@@ -9,6 +9,7 @@ from pont_shared.auth import FAMILY_ROLE
 from pont_shared.contract.rpc.consent import ConsentRecorded, ConsentStatus, ConsentView
 from pont_shared.contract.rpc.family import (
     ConsentRequestView,
+    ExemptionReview,
     ExemptionView,
     FamilyChild,
     FamilyWithdrawal,
@@ -33,7 +34,7 @@ NOT_YOURS = {404: "not a child the caller is linked to"}
 class FamilyRoutes:
     """Mixed into GatewayService: each route hands a validated request to the consent service."""
 
-    consent_rpc = ServiceRpc("consent")
+    consent_rpc = ServiceRpc("consent", name_key="PONT_CONSENT_SERVICE")
 
     @api("POST", "/api/v1/family/invites", roles=("school_staff", "dsl"), body=NewInvite, status=201,
          summary="Invite a pupil's parent or carer, or the young person, to Pont: the one-time code (shown "
@@ -133,3 +134,19 @@ class FamilyRoutes:
     def exempt_from_family(self, caller, body, id):
         return 201, ExemptionView.read(self.consent_rpc.exempt_from_family(id, body.wire(), assertion(caller))
                                        ).model_dump()
+
+    @api("GET", "/api/v1/family-exemptions", roles=("dsl",),
+         summary="The disclosures the caller's organisation keeps from families, the soonest review first; `due` "
+                 "once the review date has come (the DSL's review queue shows those)")
+    def family_exemptions(self, caller, body):
+        return [view.model_dump() for view in ExemptionView.read_many(
+            self.consent_rpc.family_exemptions(assertion(caller)))]
+
+    @api("POST", "/api/v1/family-exemptions/{id}/review", roles=("dsl",), body=ExemptionReview,
+         summary="Review an exemption: `keep` it until a new date within a year, or `lift` it (the family then "
+                 "sees the disclosure; 204); the decision and its reason are recorded in the ledger",
+         example={"decision": "keep", "reason": "The enquiry continues", "review_on": "2027-06-01"},
+         responses={204: "lifted", 404: "no such exemption the caller's organisation marked"})
+    def review_family_exemption(self, caller, body, id):
+        kept = self.consent_rpc.review_family_exemption(id, body.wire(), assertion(caller))
+        return (200, ExemptionView.read(kept).model_dump()) if kept else (204, "")

@@ -39,7 +39,7 @@ class Withdrawal(_Body):
 class SharingRoutes:
     """Mixed into GatewayService: each route hands a validated request to the consent service."""
 
-    consent_rpc = ServiceRpc("consent")
+    consent_rpc = ServiceRpc("consent", name_key="PONT_CONSENT_SERVICE")
 
     @api("POST", "/api/v1/agreements", roles=("admin",), body=NewAgreement, status=201,
          summary="Propose an information-sharing agreement; the proposer's organisation, if a party, approves it",

@@ -104,6 +104,16 @@ class ExemptionView(Reply):
     review_on: date
     marked_by: str
     marked_at: str
+    due: bool = False   # its review date has come
+
+
+class ExemptionReview(Request):
+    """The DSL's review of an exemption: kept until a new review date, or lifted (the family then sees the
+    disclosure); either way with a reason, in the ledger."""
+
+    decision: Literal["keep", "lift"]
+    reason: Text
+    review_on: date | None = Field(None, description="the next review date, within a year (keep only)")
 
 
 class Preferences(Request):
