@@ -15,7 +15,9 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
+from pont_shared.contract.envelope import EVENTS_EXCHANGE
 from pont_shared.identity import make_upn
+from pont_shared.messaging.wire import WireObserver
 from pont_shared.testing import bearer, wait_until
 
 from .test_referrals_flow import (  # noqa: F401 (pont: the stack, a fixture)
@@ -279,3 +281,35 @@ class TestTheDslReviewsAnExemption:
         kinds = [e["kind"] for e in pont.get(f"/api/v1/children/{child_ref}/disclosures", pont.dsl).json()]
         assert kinds == ["disclosure", "family_exemption", "exemption_kept", "exemption_lifted"]
         assert pont.post(path, pont.dsl, {"decision": "lift", "reason": "again"}).status_code == 404
+
+
+class TestOnTheSharedExchange:
+    def test_each_family_step_is_an_event_and_none_names_the_child_or_the_family(self, pont, child):
+        observer = WireObserver(pont.uri, bindings=[(EVENTS_EXCHANGE, "pont.consent.#")])
+        try:
+            give_consent(pont, child, ["contact"])
+            made = pont.post("/api/v1/referrals", pont.staff, referral_body(child, share=["contact"],
+                                                                             information={})).json()
+            [entry] = [e["id"] for e in pont.get(f"/api/v1/children/{made['child_ref']}/disclosures",
+                                                 pont.dsl).json() if e["kind"] == "disclosure"]
+            pont.post(f"/api/v1/disclosures/{entry}/family-exemption", pont.dsl,
+                      {"reason": "Telling them could put the child at risk",
+                       "review_on": str(date.today() + timedelta(days=30))})
+            sub = f"family-{uuid.uuid4().hex}"
+            member = bearer(sub, SCHOOL, ["family"])
+            invited = invite(pont, child)
+            assert pont.post("/api/v1/family/links", member, {"code": invited["code"]}).status_code == 201
+            asked = pont.post("/api/v1/consent-requests", pont.staff, {
+                "child": child, "recipients": [HEALTH], "purposes": ["appointment"], "categories": ["contact"]})
+            assert asked.status_code == 201
+
+            seen = observer.wait_for(lambda events: {"pont.consent.family_linked.v1", "pont.consent.requested.v1",
+                                                     "pont.consent.family_exemption.v1"} <= {
+                e.type for e in events if e.subject == made["child_ref"]}, timeout=10)
+            on_the_wire = b"".join(observer.raw)
+        finally:
+            observer.close()
+        linked_event = next(e for e in seen if e.type == "pont.consent.family_linked.v1")
+        assert linked_event.data == {"child_ref": made["child_ref"], "school": SCHOOL, "relationship": "parent"}
+        for personal in (child["upn"], child["given_name"], invited["code"], "could put the child at risk", sub):
+            assert personal.encode() not in on_the_wire

@@ -20,7 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from pont_shared.auth import FAMILY_ROLE
 from pont_shared.contract.caller import CallerClaims
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
-from pont_shared.contract.events import AppointmentBooked, ReferralHeld, SessionScheduled, TransitionSent
+from pont_shared.contract.events import (
+    AppointmentBooked,
+    ConsentRequested,
+    FamilyExemptionChanged,
+    FamilyLinked,
+    ReferralHeld,
+    SessionScheduled,
+    TransitionSent,
+)
 from pont_shared.contract.rpc.consent import ConsentRecorded, ConsentStatus
 from pont_shared.contract.rpc.family import (
     ConsentRequestView,
@@ -113,6 +121,8 @@ def redeem(uow: UnitOfWork, data: Redeem, caller: dict, now: datetime) -> Family
                 "invite_id": found.id, "linked_at": now}
         try:
             uow.session.execute(insert(family_links).values(**link))
+            uow.emit(FamilyLinked(child_ref=found.child_ref, school=who.org, relationship=found.relationship),
+                     subject=found.child_ref)
             uow.commit()
         except IntegrityError:
             raise Conflict("you are already linked to this child") from None
@@ -189,6 +199,8 @@ def exempt(uow: UnitOfWork, disclosure_id: str, data: NewExemption, caller: dict
             from_org=who.org, to_org=None, purpose=entry.purpose, categories=entry.categories,
             basis="safeguarding", basis_ref=entry.id, by=who.sub, flagged_for_review=True,
             justification=data.reason))
+        uow.emit(FamilyExemptionChanged(disclosure_id=entry.id, child_ref=entry.child_ref, org=who.org,
+                                        decision="marked", review_on=data.review_on), subject=entry.child_ref)
         uow.commit()
     return view
 
@@ -230,6 +242,10 @@ def review_exemption(uow: UnitOfWork, exemption_id: str, data: ExemptionReview, 
             at=now, child_ref=row.child_ref, from_org=who.org, to_org=None, purpose=disclosure.purpose,
             categories=disclosure.categories, basis="safeguarding", basis_ref=row.disclosure_id, by=who.sub,
             justification=data.reason))
+        uow.emit(FamilyExemptionChanged(
+            disclosure_id=row.disclosure_id, child_ref=row.child_ref, org=who.org,
+            decision="kept" if data.decision == "keep" else "lifted", review_on=data.review_on
+            if data.decision == "keep" else None), subject=row.child_ref)
         uow.commit()
     if data.decision == "lift":
         return None
@@ -392,6 +408,9 @@ def _ask(uow: UnitOfWork, view: ConsentRequestView, asked_by: str, now: datetime
         id=view.id, child_ref=view.child_ref, recipients=view.recipients, purposes=view.purposes,
         categories=view.categories, asked_by=asked_by, asked_by_org=view.asked_by_org,
         referral_id=view.referral_id, asked_at=now, status="open"))
+    uow.emit(ConsentRequested(request_id=view.id, child_ref=view.child_ref, recipients=view.recipients,
+                              purposes=view.purposes, categories=view.categories, referral_id=view.referral_id),
+             subject=view.child_ref)
     _tell(uow, view.child_ref, "consent_requested", view.id,
           lambda _link, language, name: notices.consent_requested(language, name, view.recipients, view.categories),
           now)

@@ -70,6 +70,38 @@ class ConsentExpired(Payload):
     recipients: list[OrgId]
 
 
+class ConsentRequested(Payload):
+    """The child's family is asked for consent (by a practitioner, or for a referral held for want of it)."""
+
+    TYPE: ClassVar[str] = "pont.consent.requested.v1"
+    request_id: str
+    child_ref: str
+    recipients: list[OrgId]
+    purposes: list[Purpose]
+    categories: list[Category]
+    referral_id: str | None = None
+
+
+class FamilyLinked(Payload):
+    """A family member was linked to a child (no one named: the member stays in the consent service)."""
+
+    TYPE: ClassVar[str] = "pont.consent.family_linked.v1"
+    child_ref: str
+    school: OrgId
+    relationship: Literal["parent", "carer", "self"]
+
+
+class FamilyExemptionChanged(Payload):
+    """A DSL kept a disclosure from the family's view (`marked`), kept it on review, or `lifted` it."""
+
+    TYPE: ClassVar[str] = "pont.consent.family_exemption.v1"
+    disclosure_id: str
+    child_ref: str
+    org: OrgId
+    decision: Literal["marked", "kept", "lifted"]
+    review_on: date | None = None
+
+
 class DisclosureRecorded(Payload):
     TYPE: ClassVar[str] = "pont.disclosure.recorded.v1"
     disclosure_id: str
@@ -268,7 +300,8 @@ class DisclosureDelivered(Payload):
 CATALOGUE: dict[str, type[Payload]] = {
     model.TYPE: model
     for model in (
-        ConsentGranted, ConsentWithdrawn, ConsentExpired, DisclosureRecorded, LedgerAnchored,
+        ConsentGranted, ConsentWithdrawn, ConsentExpired, ConsentRequested, FamilyLinked, FamilyExemptionChanged,
+        DisclosureRecorded, LedgerAnchored,
         ReferralRaised, ReferralHeld, ReferralSent, ReferralAccepted, ReferralDeclined,
         ReferralClosed, ReferralWithdrawn, ReferralOverdue, AgencyDecided,
         SessionScheduled, AppointmentBooked, AppointmentCancelled, AppointmentAttended,
