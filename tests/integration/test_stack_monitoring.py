@@ -200,7 +200,8 @@ def _post(stack, path: str, who: dict, body: dict) -> dict:
 def test_in_a_browser_a_clinic_a_referral_and_a_class_of_28_run_on_make_starts_pages(stack, lang, tmp_path):
     """The journeys of tests/browser/, on the pages `make start` serves, as its demonstration people:
     the nurse runs a clinic; a referral goes to her and back; the primary's transition lead sends a
-    class of 28, which the secondary's lead acknowledges and downloads as a CTF."""
+    class of 28, which the secondary's lead acknowledges and downloads as a CTF; the school invites a
+    parent, who withdraws the consent staff recorded and reads what was shared."""
     school, health = AGENCIES[0], AGENCIES[2]   # the demo DSL's and teacher's school, the demo nurse's trust
     admin = bearer("admin", "local_authority:cardiff", ["admin"], SECRET)
     agreement = _post(stack, "/api/v1/agreements", admin, {
@@ -226,6 +227,7 @@ def test_in_a_browser_a_clinic_a_referral_and_a_class_of_28_run_on_make_starts_p
         "transition": [browser / "transition_journey.py", "--primary", primary, "--secondary", secondary,
                        "--cohort", str(tmp_path / f"blwyddyn-6-{lang}.csv"), "--narrow",
                        str(CLASS_SIZE - FULLY_CONSENTED), "--overdue", "0"],
+        "family": [browser / "family_journey.py", *_family_of_a_referred_pupil(stack, school, health)],
     }
 
     for name, (script, *arguments) in journeys.items():
@@ -233,3 +235,28 @@ def test_in_a_browser_a_clinic_a_referral_and_a_class_of_28_run_on_make_starts_p
             done = subprocess.run([sys.executable, str(script), "--web", stack["web"], "--lang", lang, *arguments,
                                    "--shots", shots], capture_output=True, text=True, timeout=240, cwd=ROOT)
         assert done.returncode == 0, f"{name}: {done.stderr[-3000:]}"
+
+
+def _family_of_a_referred_pupil(stack, school: str, health: str) -> list[str]:
+    """family_journey.py's arguments: a pupil with the parent's consent, referred to the nurse twice (the DSL
+    keeps the CAMHS disclosure from the family), and the nurse's request for consent to appointments."""
+    teacher, nurse = (bearer("demo-teacher", school, ["school_staff"], SECRET),
+                      bearer("demo-nurse", health, ["school_nurse"], SECRET))
+    child = {"upn": make_upn(uuid.uuid4().int % 10**9), "given_name": "Elin", "family_name": "Morgan",
+             "date_of_birth": "2015-06-20"}
+    _post(stack, "/api/v1/consents", teacher, {
+        "child": child, "given_by": {"name": "Rhian Morgan", "relationship": "parent"}, "recipients": [health],
+        "purposes": ["referral"], "categories": ["contact", "health_wellbeing"], "evidence": "written"})
+    raised = [_post(stack, "/api/v1/referrals", teacher, {
+        "child": child, "to_org": health, "service": service, "reason": "low mood", "details": "Quiet in class.",
+        "urgency": "routine", "share": share, "information": {}})
+        for service, share in (("school_nursing", ["contact", "health_wellbeing"]), ("camhs", ["contact"]))]
+
+    def received() -> bool:
+        inbox = requests.get(stack["gateway"] + "/api/v1/inbox/referrals", headers=nurse, timeout=30).json()
+        return {r["id"] for r in raised} <= {item["id"] for item in inbox}
+    wait_until(received, timeout=20, message="both referrals reach the nurse")
+    _post(stack, "/api/v1/consent-requests", nurse, {"child": child, "recipients": [health],
+                                                     "purposes": ["appointment"], "categories": ["contact"]})
+    return ["--upn", child["upn"], "--given_name", child["given_name"], "--family_name", child["family_name"],
+            "--date_of_birth", child["date_of_birth"], "--child_ref", raised[0]["child_ref"]]
