@@ -439,12 +439,7 @@ def give(uow: UnitOfWork, request_id: str, data: GiveConsent, caller: dict, now:
     who = _family(caller)
     links = {link.child_ref: link for link in _links(uow, who)}
     with uow:
-        asked = uow.session.execute(select(consent_requests).where(
-            consent_requests.c.id == str(request_id))).first()
-        if asked is None or asked.child_ref not in links:
-            raise NotFound("no such request for consent about a child of yours")
-        if asked.status != "open":
-            raise Conflict("this request was answered already")
+        asked = _open_request(uow, request_id, set(links))
         try:
             consent = links[asked.child_ref].give(
                 id=str(uuid.uuid4()), recipients=asked.recipients, purposes=asked.purposes,
@@ -465,16 +460,21 @@ def decline(uow: UnitOfWork, request_id: str, caller: dict, now: datetime) -> Co
     who = _family(caller)
     children = {link.child_ref for link in _links(uow, who)}
     with uow:
-        asked = uow.session.execute(select(consent_requests).where(
-            consent_requests.c.id == str(request_id))).first()
-        if asked is None or asked.child_ref not in children:
-            raise NotFound("no such request for consent about a child of yours")
-        if asked.status != "open":
-            raise Conflict("this request was answered already")
+        asked = _open_request(uow, request_id, children)
         uow.session.execute(update(consent_requests).where(consent_requests.c.id == asked.id).values(
             status="declined", answered_by=who.sub, answered_at=now))
         uow.commit()
     return _request_view(asked).model_copy(update={"status": "declined"})
+
+
+def _open_request(uow: UnitOfWork, request_id: str, children: set[str]):
+    """The request, if it is about one of `children` (else not found) and still open (else a conflict)."""
+    asked = uow.session.execute(select(consent_requests).where(consent_requests.c.id == str(request_id))).first()
+    if asked is None or asked.child_ref not in children:
+        raise NotFound("no such request for consent about a child of yours")
+    if asked.status != "open":
+        raise Conflict("this request was answered already")
+    return asked
 
 
 def _request_view(row) -> ConsentRequestView:

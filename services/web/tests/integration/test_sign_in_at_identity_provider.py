@@ -87,6 +87,18 @@ def test_signing_in_at_the_provider_gives_the_roles_and_organisation_its_token_n
     assert web.home(get("/", cookie_of(response))).headers["Location"] == "/sessions"   # a nurse's work queue
 
 
+def test_a_family_member_signs_in_at_the_same_provider_and_lands_on_their_childrens_page(provider):
+    provider.user.update(sub="rhiant-3", name="Rhian Morgan", org="school:6612001", roles=["family"])
+    web = pages(provider.url)
+    cookie, authorization_url = start(web)
+
+    response = web.sign_in_callback(get("/sign-in/callback", cookie, at_provider(authorization_url)))
+
+    user = signed_in_user(web, response)
+    assert (user["sub"], user["org"], user["roles"]) == ("rhiant-3", "school:6612001", ["family"])
+    assert web.home(get("/", cookie_of(response))).headers["Location"] == "/family"
+
+
 def signed_in_at(web: Web) -> str:
     """A browser signed in at the provider: its session cookie."""
     cookie, authorization_url = start(web)
