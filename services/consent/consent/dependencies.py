@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import smtplib
-from email.message import EmailMessage
-from urllib.parse import unquote, urlsplit
 
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.extensions import DependencyProvider
@@ -12,6 +9,7 @@ from nameko.extensions import DependencyProvider
 from pont_shared.config import safe_name
 from pont_shared.contract.rpc import ReplyUnreadable
 from pont_shared.contract.rpc.agency_link import AnchorView
+from pont_shared.mail import smtp_poster
 from pont_shared.messaging.rpc import RpcProxy
 
 from .domain import Anchor
@@ -59,28 +57,12 @@ class AgencyAnchors(RpcProxy):
 
 
 class Mailer(DependencyProvider):
-    """`self.mailer`: `post(recipient, subject, body)` through the SMTP server of `PONT_SMTP_URL`
-    (`smtp://host:port`, or `smtps://user:password@host:port` over TLS, the certificate verified);
-    None when no server is configured (notices then wait, queued)."""
+    """`self.mailer`: `post(recipient, subject, body)` through `PONT_SMTP_URL` (`pont_shared.mail`); None
+    when no server is configured (notices then wait, queued)."""
 
     def setup(self):
         settings = self.container.config["PONT_SETTINGS"]
-        self.url, self.sender = settings.smtp_url, settings.notices_from
+        self.post = smtp_poster(settings.smtp_url, settings.notices_from)
 
     def get_dependency(self, worker_ctx):
-        if not self.url:
-            return None
-        parts = urlsplit(self.url)
-        secure = parts.scheme == "smtps"
-
-        def post(recipient: str, subject: str, body: str) -> None:
-            message = EmailMessage()
-            message["From"], message["To"], message["Subject"] = self.sender, recipient, subject
-            message.set_content(body)
-            connect = smtplib.SMTP_SSL if secure else smtplib.SMTP
-            with connect(parts.hostname, parts.port or (465 if secure else 25), timeout=10) as server:
-                if parts.username:
-                    server.login(unquote(parts.username), unquote(parts.password or ""))
-                server.send_message(message)
-
-        return post
+        return self.post

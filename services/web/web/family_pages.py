@@ -6,6 +6,7 @@
   child's page (`/family/children/{ref}`): every consent they may see, each active one with its
   withdraw button, and what was shared, in plain words; how Pont tells them (`/family/preferences`).
 - The DSL keeps one disclosure out of the family's view (`/children/{ref}/shared/{id}/exempt`).
+- In development, with no identity provider, a family member signs in by a link sent to their email.
 
 Every one reads and writes through the gateway's `/api/v1/family/…` routes (and
 `/api/v1/disclosures/{id}/family-exemption`) with the signed-in user's token.
@@ -13,18 +14,22 @@ Every one reads and writes through the gateway's `/api/v1/family/…` routes (an
 from __future__ import annotations
 
 import re
+import smtplib
 from datetime import date, timedelta
 from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
+
+from pont_shared.auth import FAMILY_ROLE, mint
 
 from .consent_pages import CHILD_REF, CONSENT_STATUS_NAMES, EVIDENCE_NAMES, PURPOSE_NAMES, RELATIONSHIP_NAMES
 from .cookies import csrf_ok
 from .ledger_pages import BASIS_NAMES
 from .pages import CATEGORY_NAMES, SCHOOL_ROLES, Page, Web, _, _is_date
 
-FAMILY_ROLES = {"family"}
+FAMILY_ROLES = {FAMILY_ROLE}
 ENTRY_ID = re.compile(r"^[0-9a-f-]{36}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ORG_KIND_NAMES = {"school": _("School"), "health": _("Health service"), "social_care": _("Social care"),
                   "youth_work": _("Youth work"), "local_authority": _("Local authority")}
 NAMES = {"purpose": PURPOSE_NAMES, "relationship": RELATIONSHIP_NAMES, "evidence": EVIDENCE_NAMES,
@@ -53,6 +58,54 @@ def organisation(page: Page, org: str | None) -> str:
         return "–"
     kind, _sep, code = org.partition(":")
     return f"{page.named(ORG_KIND_NAMES, kind)} ({code})"
+
+
+# --- a family's sign-in by email (development) ----------------------------------------
+
+LINK_SUBJECT = _("Sign in to Pont")
+LINK_BODY = _("Open this link within 15 minutes to sign in to Pont's family pages:\n\n%(link)s\n\n"
+              "If you did not ask for it, ignore this email.")
+
+
+def email_sign_in(web: Web, request: Request) -> Response:
+    """Development, no identity provider: send a family member a sign-in link."""
+    page = web.page(request)
+    if not web.development or web.identity_provider is not None:
+        return page.render("not_found.html", status=404)
+    if not csrf_ok(page.session, request.form.get("csrf")):
+        return page.render("forbidden.html", status=403)
+    values = {key: request.form.get(key, "").strip() for key in ("email", "school")}
+    errors = []
+    if not EMAIL.match(values["email"]):
+        errors.append(("email", page.gettext("Enter your email address, like name@example.com")))
+    if values["school"] not in web.schools:
+        errors.append(("school", page.gettext("Choose your child's school")))
+    if errors or web.mail is None:
+        errors = errors or [("", page.gettext("Email cannot be sent from here. Choose a demonstration user."))]
+        return page.render("sign_in.html", status=422, users=web.demo_users, schools=web.schools, values=values,
+                           errors=errors)
+    link = f"{request.host_url}sign-in/email?token={quote(web.sign_in_links.make(values['email'], values['school']))}"
+    try:
+        web.mail(values["email"], page.gettext(LINK_SUBJECT), page.gettext(LINK_BODY) % {"link": link})
+    except (OSError, smtplib.SMTPException):
+        return page.render("unavailable.html", status=502)
+    return page.render("sign_in_sent.html")
+
+
+def email_link(web: Web, request: Request) -> Response:
+    """The link from the email: signed in as that family member, of that school, in a new session."""
+    page = web.page(request)
+    if not web.development or web.identity_provider is not None:
+        return page.render("not_found.html", status=404)
+    used = web.sign_in_links.use(request.args.get("token", ""))
+    if used is None:
+        return page.render("sign_in_failed.html", status=403, reachable=True)
+    member, school = used
+    page.session = {**web.sessions.load(None), "user": {
+        "key": "email", "sub": member, "org": school, "roles": [FAMILY_ROLE], "label": _("Parent or carer"),
+        "token": mint(member, school, [FAMILY_ROLE], web.settings.jwt_secret)}}
+    page.dirty = True
+    return page.go("/family")
 
 
 # --- the school ----------------------------------------------------------------------

@@ -19,11 +19,13 @@ from werkzeug.wrappers import Request, Response
 
 from pont_shared.auth import mint
 from pont_shared.config import Settings
+from pont_shared.mail import smtp_poster
 
 from . import i18n
 from .cookies import LANGUAGE_COOKIE, SESSION_COOKIE, Sessions, cookie_options, csrf_ok
 from .gateway import Answer, Gateway
 from .identity_provider import IdentityProvider, SignInFailed, Started
+from .sign_in_links import SignInLinks
 
 log = structlog.get_logger(__name__)
 HERE = Path(__file__).parent
@@ -176,6 +178,8 @@ class Web:
         self.secure_cookies = settings.environment != "development"
         self.demo_users = demo_users(settings.agencies)
         self.identity_provider = IdentityProvider(settings.oidc_client) if settings.oidc_client else None
+        self.mail = smtp_poster(settings.smtp_url, settings.notices_from)   # development: families' sign-in links
+        self.sign_in_links = SignInLinks(settings.jwt_secret)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     service_names, status_names, kind_names = SERVICE_NAMES, STATUS_NAMES, KIND_NAMES
     urgency_names, category_names, field_names, code_names = URGENCY_NAMES, CATEGORY_NAMES, FIELD_NAMES, CODE_NAMES
@@ -218,8 +222,8 @@ class Web:
                 return page.render("forbidden.html", status=403)
             chosen = next((u for u in self.demo_users if u.key == request.form.get("user")), None)
             if chosen is None:
-                return page.render("sign_in.html", status=422, users=self.demo_users,
-                                   errors=[("user", page.gettext("Choose who to sign in as"))])
+                return page.render("sign_in.html", status=422, users=self.demo_users, schools=self.schools,
+                                   values={}, errors=[("user", page.gettext("Choose who to sign in as"))])
             token = mint(chosen.sub, chosen.org, list(chosen.roles), self.settings.jwt_secret)
             back_to = _local(page.session.get("next"))
             page.session = {"csrf": page.session["csrf"], "user": {
@@ -227,7 +231,11 @@ class Web:
                 "label": chosen.label, "token": token}}
             page.dirty = True
             return page.go(back_to)
-        return page.render("sign_in.html", users=self.demo_users, errors=[])
+        return page.render("sign_in.html", users=self.demo_users, errors=[], schools=self.schools, values={})
+
+    @property
+    def schools(self) -> list[str]:
+        return [org for org in self.settings.agencies if org.startswith("school:")]
 
     def _sign_in_at_provider(self, page: Page) -> Response:
         """Off to the organisation's identity provider; this browser's session keeps what the answer must match."""

@@ -41,6 +41,14 @@ class WebService(OpsEndpoints):
     def sign_in(self, request):
         return self.pages.sign_in(request)
 
+    @http("POST", "/sign-in/email")
+    def email_sign_in(self, request):
+        return family_pages.email_sign_in(self.pages, request)
+
+    @http("GET", "/sign-in/email")
+    def email_link(self, request):
+        return family_pages.email_link(self.pages, request)
+
     @http("GET", "/sign-in/callback")
     def sign_in_callback(self, request):
         return self.pages.sign_in_callback(request)
