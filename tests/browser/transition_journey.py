@@ -79,7 +79,7 @@ def sign_in_as(journey: Journey, key: str) -> None:
         page.wait_for_function("lang => document.documentElement.lang === lang", arg=journey.lang)
     journey.check("sign-in", "")
     page.check(f"input[name=user][value={key}]")
-    page.locator("main form button").click()
+    page.locator("form[action='/sign-in'] button").click()   # not the family's sign-in by email below it
     page.wait_for_url(lambda url: "/sign-in" not in url)
 
 
