@@ -211,7 +211,7 @@ def exemptions(uow: UnitOfWork, caller: dict, now: datetime) -> list[ExemptionVi
     with uow:
         rows = uow.session.execute(select(family_exemptions).where(family_exemptions.c.marked_by_org == who.org)
                                    .order_by(family_exemptions.c.review_on)).all()
-    return [_exemption_view(row, now) for row in rows]
+    return [_exemption_view(row._mapping, now) for row in rows]
 
 
 def review_exemption(uow: UnitOfWork, exemption_id: str, data: ExemptionReview, caller: dict, now: datetime,
@@ -253,7 +253,6 @@ def review_exemption(uow: UnitOfWork, exemption_id: str, data: ExemptionReview, 
 
 
 def _exemption_view(row, now: datetime) -> ExemptionView:
-    row = row._mapping if hasattr(row, "_mapping") else row
     return ExemptionView(id=row["id"], disclosure_id=row["disclosure_id"], child_ref=row["child_ref"],
                          reason=row["reason"], review_on=row["review_on"], marked_by=row["marked_by"],
                          marked_at=_iso(row["marked_at"]), due=row["review_on"] <= now.date())
