@@ -120,8 +120,9 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def insert_rows(conn: Connection, table: Table, rows: list[dict]) -> None:
-    """INSERT `rows` (dicts with the same keys) into `table`, in one statement.
+def insert_rows(conn: Connection, table: Table, rows: list[dict], returning: tuple[str, ...] = ()) -> list:
+    """INSERT `rows` (dicts with the same keys) into `table`, in one statement; the `returning`
+    columns of the rows inserted (in no promised order), if any are named.
 
     On PostgreSQL the rows travel as one JSON document, expanded into the table's own row
     type by `json_populate_recordset`: one parameter, where SQLAlchemy's multi-row VALUES
@@ -130,18 +131,28 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict]) -> None:
     JSON columns take the row's value as it is; times must be aware (as `UtcDateTime` asks).
     """
     if not rows:
-        return
+        return []
     if conn.dialect.name != "postgresql":
-        conn.execute(table.insert(), rows)
-        return
+        statement = table.insert()
+        if returning:
+            return conn.execute(statement.returning(*(table.c[name] for name in returning)), rows).all()
+        conn.execute(statement, rows)
+        return []
     try:
         document = orjson.dumps(rows, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
     except orjson.JSONEncodeError as exc:
         raise (exc.__cause__ or exc) from None   # orjson wraps what `_json_value` refused
-    columns = ", ".join(f'"{name}"' for name in rows[0])
-    conn.execute(
+    columns = _quoted(rows[0])
+    returned = f" RETURNING {_quoted(returning)}" if returning else ""
+    result = conn.execute(
         text(f'INSERT INTO "{table.name}" ({columns}) '
-             f'SELECT {columns} FROM json_populate_recordset(NULL::"{table.name}", :rows)'), {"rows": document})
+             f'SELECT {columns} FROM json_populate_recordset(NULL::"{table.name}", :rows){returned}'),
+        {"rows": document})
+    return result.all() if returning else []
+
+
+def _quoted(names) -> str:
+    return ", ".join(f'"{name}"' for name in names)
 
 
 def _json_value(value):

@@ -44,8 +44,8 @@ class OutboxRelayExtension(SharedExtension):
         if self.relay is not None:
             self.relay.stop()
 
-    def wake(self, events: int) -> None:
-        self.relay.wake(events)
+    def wake(self, rows) -> None:
+        self.relay.wake(rows)
 
 
 class SchemaBehind(RuntimeError):

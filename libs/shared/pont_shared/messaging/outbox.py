@@ -1,10 +1,13 @@
 """Transactional outbox: events commit with the state change, a relay publishes them.
 
-`write_outbox` runs inside the caller's transaction. `OutboxRelay` reads unsent rows in
-id order, publishes a whole batch with publisher confirms pipelined (one wait per batch,
-not per event), and marks the confirmed rows sent in the same transaction that locked
-them. A crash between publish and mark re-publishes on restart: delivery is at least
-once, and consumers de-duplicate (inbox). A published row is deleted once it is older than
+`write_outbox` runs inside the caller's transaction. After the commit, the unit of work
+hands the rows it wrote to its process's `OutboxRelay`, which publishes them without
+reading them back, a whole batch with publisher confirms pipelined (one wait per batch,
+not per event), and then marks the confirmed rows sent. Rows no relay was handed (a crash
+after the commit, a broker outage, another writer) the relay finds by polling the table,
+and publishes them the same way, marking them sent in the transaction that locked them. A
+crash between publish and mark re-publishes: delivery is at least once, and consumers
+de-duplicate (inbox). A published row is deleted once it is older than
 the retention period (`PONT_OUTBOX_RETENTION_HOURS`): a disclosure's body carries personal
 details, and the outbox is not where a service keeps them.
 """
@@ -14,8 +17,10 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import amqp
 import structlog
@@ -37,12 +42,30 @@ TICK_SECONDS = 1.0  # how often an idle relay reads the broker's heartbeats and 
 SWEEP_BATCH = 5000  # published rows deleted per statement by the retention sweep
 
 
+# A relay polls only for rows committed before it started, or at least this long ago: the younger
+# ones are the committing process's relay's, handed to it in memory (a replica's, its own relay's).
+HANDED_SECONDS = 2.0
+HANDED_LIMIT = 50_000  # rows a relay holds in memory; a commit beyond them is left to the poll
+
+
 class PublishNotConfirmed(Exception):
     """The broker nacked, or did not confirm in time, part of a batch."""
 
 
-def write_outbox(conn: Connection, outbox: Table, items: Iterable[tuple[Envelope, str, str]]) -> None:
-    """Insert (envelope, exchange, routing_key) rows in the caller's transaction."""
+class OutboxRow(NamedTuple):
+    """An outbox row as the relay publishes it."""
+
+    id: int
+    event_id: str
+    event_type: str
+    exchange: str
+    routing_key: str
+    body: str
+    attempts: int = 0
+
+
+def write_outbox(conn: Connection, outbox: Table, items: Iterable[tuple[Envelope, str, str]]) -> list[OutboxRow]:
+    """Insert (envelope, exchange, routing_key) rows in the caller's transaction; the rows written."""
     rows = [
         {
             "event_id": envelope.id,
@@ -54,7 +77,9 @@ def write_outbox(conn: Connection, outbox: Table, items: Iterable[tuple[Envelope
         }
         for envelope, exchange, routing_key in items
     ]
-    insert_rows(conn, outbox, rows)
+    ids = dict(insert_rows(conn, outbox, rows, returning=("event_id", "id")))
+    return [OutboxRow(ids[row["event_id"]], row["event_id"], row["event_type"], row["exchange"],
+                      row["routing_key"], row["body"]) for row in rows]
 
 
 def _walk_the_unsent_index(db: Connection) -> None:
@@ -87,10 +112,12 @@ class OutboxRelay:
     """Publishes a service's unsent outbox rows; framework-free, driven by `run`.
 
     One batch at a time, without a fixed wait: when nothing is in flight the relay publishes
-    what has committed at once; commits that land while a batch awaits its confirms wake it,
-    and the next batch, started as soon as this one is confirmed, takes all of them (up to
-    `batch_size`). A quiet service's event leaves at once; a busy service's batches grow
-    with its load, as group commit does.
+    what commits hand it (`wake`) at once; rows handed while a batch awaits its confirms
+    wait, and the next batch, started as soon as this one is confirmed, takes all of them (up
+    to `batch_size`). A quiet service's event leaves at once; a busy service's batches grow
+    with its load, as group commit does. Every `poll_seconds`, and whenever nothing is
+    handed, the relay also polls the table for unsent rows committed more than
+    `HANDED_SECONDS` ago: those no relay was handed, or whose publishing failed.
     """
 
     def __init__(self, engine: Engine, outbox: Table, amqp_uri: str, service: str, *,
@@ -115,15 +142,19 @@ class OutboxRelay:
         self._declared: set[str] = set()   # exchanges known to exist, on the current connection
         self._nacked: set[int] = set()
         self._returned: set[str] = set()
+        self._handed: deque[OutboxRow] = deque()
+        self._started_at = datetime.now(UTC)
+        self._polled_at = 0.0
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._measured_at = 0.0
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def wake(self, events: int = 1) -> None:
-        """Called after a commit that wrote `events` outbox rows: publish soon, don't wait to poll.
-        The count is not needed: the next batch takes whatever has committed by the time it starts."""
+    def wake(self, rows: Sequence[OutboxRow] = ()) -> None:
+        """Called after a commit that wrote `rows`: publish them soon, without reading them back."""
+        if len(self._handed) + len(rows) <= HANDED_LIMIT:
+            self._handed.extend(rows)
         self._wakeup.set()
 
     def stop(self) -> None:
@@ -132,13 +163,14 @@ class OutboxRelay:
 
     def run(self) -> None:
         """Publish until stopped, reconnecting with backoff after broker or database loss."""
+        self._started_at = datetime.now(UTC)
         backoff = 0.1
         while not self._stopping.is_set():
             try:
                 self._measure_backlog()  # before publishing: the gauges must move during an outage too
                 self._sweep_when_due()
                 self._wakeup.clear()  # a commit from here on is one this batch may miss: it wakes the next
-                published = self.publish_pending()
+                published = self.publish_next()
                 backoff = 0.1
                 self._keep_alive()
                 if published < self.batch_size:
@@ -147,18 +179,20 @@ class OutboxRelay:
                 metrics.PUBLISH_FAILURES.labels(self.service).inc()
                 log.warning("outbox.publish_failed", error=type(exc).__name__, retry_in=backoff)
                 self._disconnect()
+                self._handed.clear()  # still unsent in the table: the poll takes them
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
             except SQLAlchemyError as exc:
                 log.warning("outbox.database_unavailable", error=type(exc).__name__, retry_in=backoff)
+                self._handed.clear()
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._disconnect()
 
     def _wait_for_commits(self) -> None:
         """Until a commit wakes the relay (at once, if one did while the last batch was out), or
-        `poll_seconds` pass; keeping the broker connection alive meanwhile."""
-        deadline = time.monotonic() + self.poll_seconds
+        the next poll is due; keeping the broker connection alive meanwhile."""
+        deadline = self._polled_at + self.poll_seconds
         while not self._wakeup.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -202,16 +236,38 @@ class OutboxRelay:
 
     # -- one batch -----------------------------------------------------------------
 
+    def publish_next(self) -> int:
+        """Publish one batch: of the rows commits handed over, or, when none wait or a poll is
+        due, of those the table holds unsent. How many were published (confirmed, or returned
+        as unroutable and rescheduled)."""
+        if self._handed and time.monotonic() - self._polled_at < self.poll_seconds:
+            return self.publish_handed()
+        self._polled_at = time.monotonic()
+        return self.publish_pending() or self.publish_handed()
+
+    def publish_handed(self) -> int:
+        """Publish up to a batch of the rows commits handed over, then mark them sent. They were
+        never locked: a poll leaves them alone for `HANDED_SECONDS`, and should one outlast that
+        (a stalled broker) and be polled too, it is published twice, which consumers absorb."""
+        rows = [self._handed.popleft() for _ in range(min(self.batch_size, len(self._handed)))]
+        if not rows:
+            return 0
+        returned = self._publish_confirmed(rows)
+        with self.engine.begin() as db:
+            self._mark(db, rows, returned)
+        return len(rows)
+
     def publish_pending(self) -> int:
-        """Publish one batch of unsent rows; return how many were published (confirmed, or
-        returned as unroutable and rescheduled)."""
+        """Publish one batch of the rows the table holds unsent, committed before this relay
+        started or at least `HANDED_SECONDS` ago; locked while they are published and marked."""
         now = datetime.now(UTC)
         outbox = self.outbox
+        committed_before = max(now - timedelta(seconds=HANDED_SECONDS), self._started_at)
         with self.engine.begin() as db:
             query = (
                 select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.exchange,
                        outbox.c.routing_key, outbox.c.body, outbox.c.attempts)
-                .where(outbox.c.sent_at.is_(None),
+                .where(outbox.c.sent_at.is_(None), outbox.c.created_at <= committed_before,
                        or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now))
                 .order_by(outbox.c.id)
                 .limit(self.batch_size)
@@ -222,20 +278,24 @@ class OutboxRelay:
             rows = db.execute(query).all()
             if not rows:
                 return 0
-            returned = self._publish_confirmed(rows)
-            delivered = [row.id for row in rows if row.event_id not in returned]
-            if delivered:
-                db.execute(update(outbox).where(outbox.c.id.in_(delivered)).values(sent_at=now))
-            for row in rows:
-                if row.event_id in returned:
-                    delay = min(2 ** row.attempts, 300)
-                    db.execute(update(outbox).where(outbox.c.id == row.id).values(
-                        attempts=row.attempts + 1, next_attempt_at=now + timedelta(seconds=delay)))
+            self._mark(db, rows, self._publish_confirmed(rows))
+        return len(rows)
+
+    def _mark(self, db: Connection, rows, returned: set[str]) -> None:
+        """Mark the confirmed rows sent; put off the ones returned unroutable, for longer each time."""
+        now, outbox = datetime.now(UTC), self.outbox
+        delivered = [row.id for row in rows if row.event_id not in returned]
+        if delivered:
+            db.execute(update(outbox).where(outbox.c.id.in_(delivered)).values(sent_at=now))
+        for row in rows:
+            if row.event_id in returned:
+                delay = min(2 ** row.attempts, 300)
+                db.execute(update(outbox).where(outbox.c.id == row.id).values(
+                    attempts=row.attempts + 1, next_attempt_at=now + timedelta(seconds=delay)))
         metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(delivered))
         if returned:
             metrics.OUTBOX_UNROUTABLE.labels(self.service).inc(len(returned))
             log.warning("outbox.unroutable", count=len(returned))
-        return len(rows)
 
     def _publish_confirmed(self, rows) -> set[str]:
         """Publish rows and wait for every confirm; return the event ids the broker returned

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from pont_shared.contract.envelope import Envelope, Payload
 from pont_shared.contract.errors import Conflict
 from pont_shared.messaging.db import MessagingTables, insert_rows
-from pont_shared.messaging.outbox import write_outbox
+from pont_shared.messaging.outbox import OutboxRow, write_outbox
 
 
 class AlreadyProcessed(Exception):
@@ -73,7 +73,7 @@ class UnitOfWork:
 
     def __init__(self, session_factory: Callable[[], Session], tables: MessagingTables, *,
                  source: str, inbox_key: InboxKey | None = None, correlation_id: str | None = None,
-                 causation_id: str | None = None, on_commit: Callable[[int], None] | None = None,
+                 causation_id: str | None = None, on_commit: Callable[[list[OutboxRow]], None] | None = None,
                  consumer: str | None = None):
         self._session_factory = session_factory
         self.tables = tables
@@ -131,7 +131,7 @@ class UnitOfWork:
     def commit(self) -> None:
         try:
             self.session.flush()
-            write_outbox(self.session.connection(), self.tables.outbox, self._pending)
+            written = write_outbox(self.session.connection(), self.tables.outbox, self._pending)
             if self.inbox_key is not None:
                 record_processed(self.session, self.tables, self.inbox_key)
             if self._batch_keys:
@@ -142,10 +142,9 @@ class UnitOfWork:
             if self.inbox_key is not None and already_processed(self.session, self.tables, self.inbox_key):
                 raise AlreadyProcessed(self.inbox_key[2]) from exc
             raise
-        events = len(self._pending)
         self._pending = []
-        if events and self._on_commit is not None:
-            self._on_commit(events)
+        if written and self._on_commit is not None:
+            self._on_commit(written)
 
     def replay(self, scope: str, key: str | None, request: dict):
         """The response first given for this Idempotency-Key, or None if the key is new.

@@ -40,8 +40,8 @@ class RecordingRelay(OutboxRelay):
         if not hold_first_batch:
             self.released.set()
 
-    def publish_pending(self) -> int:
-        published = super().publish_pending()
+    def publish_next(self) -> int:
+        published = super().publish_next()
         if published:
             self.batches.append(published)
         return published
