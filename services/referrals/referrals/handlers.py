@@ -148,14 +148,6 @@ def _record_raised(uow: UnitOfWork, cmd: RaiseReferral, idempotency: _Idempotenc
             return replayed, None
         repo = ReferralRepository(uow.session)
         ref = derive_child_ref(cmd.child.upn, child_ref_secret)
-        try:
-            _refuse_duplicate(repo, caller.org, ref, cmd.service)
-        except Conflict:
-            # the same key, sent again while the first was running: it committed after our replay
-            replayed = uow.replay(idempotency.scope, idempotency.key, idempotency.request)
-            if replayed is not None:
-                return replayed, None
-            raise
         referral = Referral(
             id=str(uuid.uuid4()), child_ref=ref, from_org=caller.org, to_org=cmd.to_org, service=cmd.service,
             urgency=cmd.urgency, reason=cmd.reason, details=cmd.details, child=idempotency.request["child"],
@@ -164,10 +156,10 @@ def _record_raised(uow: UnitOfWork, cmd: RaiseReferral, idempotency: _Idempotenc
             raised_by_roles=sorted(caller.roles),
         )
         try:
-            repo.add(referral)  # the open-referral index is checked here, before anything is shared
+            repo.add(referral)  # the open-referral index refuses a second one, before anything is shared
         except IntegrityError:
             uow.rollback()
-            # the same key, sent twice at once: the other request committed the referral
+            # the same key, sent again while the first was running (or twice at once): the first committed
             replayed = uow.replay(idempotency.scope, idempotency.key, idempotency.request)
             if replayed is not None:
                 return replayed, None

@@ -2,7 +2,8 @@
 
 Seen in the fault suite after a broker outage: a client retried while its first request, queued
 during the outage, was being handled. The first committed between the retry's look for its key
-and its look for an open referral of the child; the retry answered 409 instead of the replay.
+and its insert of the referral, which the open-referral index refused; the retry must answer
+with the replay, not 409.
 """
 from __future__ import annotations
 
@@ -46,14 +47,14 @@ def test_a_retry_whose_first_attempt_commits_after_the_retry_looked_for_its_key_
                                        consent=AllowsContact(), clock=lambda: datetime.now(UTC),
                                        child_ref_secret="integration-test-key").model_dump()
 
-    find_open, first = handlers.ReferralRepository.find_open, {}
+    add, first = handlers.ReferralRepository.add, {}
 
     def first_attempt_commits_meanwhile(repo, *args):
-        monkeypatch.setattr(handlers.ReferralRepository, "find_open", find_open)
-        first.update(attempt())   # its own connection and transaction, committed before we look
-        return find_open(repo, *args)
+        monkeypatch.setattr(handlers.ReferralRepository, "add", add)
+        first.update(attempt())   # its own connection and transaction, committed before we insert
+        return add(repo, *args)
 
-    monkeypatch.setattr(handlers.ReferralRepository, "find_open", first_attempt_commits_meanwhile)
+    monkeypatch.setattr(handlers.ReferralRepository, "add", first_attempt_commits_meanwhile)
     try:
         second = attempt()
         with UnitOfWork(sessions, tables, source="/pont/referrals") as uow:
