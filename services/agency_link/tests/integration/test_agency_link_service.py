@@ -39,11 +39,11 @@ class Publisher:
         self.relay = OutboxRelay(self.engine, self.tables.outbox, broker_url, "probe", poll_seconds=0.1)
 
     def emit(self, *payloads) -> None:
-        with UnitOfWork(sessionmaker(self.engine), self.tables, source="/pont/probe") as uow:
+        with UnitOfWork(sessionmaker(self.engine), self.tables, source="/pont/probe", on_commit=self.relay.wake) as uow:
             for payload in payloads:
                 uow.emit(payload)
             uow.commit()
-        self.relay.publish_pending()
+        self.relay.publish_handed()
 
 
 @pytest.fixture
