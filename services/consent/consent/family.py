@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pont_shared.auth import FAMILY_ROLE
 from pont_shared.contract.caller import CallerClaims
+from pont_shared.contract.envelope import Envelope
 from pont_shared.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from pont_shared.contract.events import (
     AppointmentBooked,
@@ -324,10 +325,19 @@ def on_appointment_booked(uow: UnitOfWork, event: AppointmentBooked, now: dateti
     return told
 
 
-def on_transition_sent(uow: UnitOfWork, event: TransitionSent, now: datetime) -> int:
+def on_transitions_sent(uow: UnitOfWork, envelopes: list[Envelope], now: datetime) -> int:
+    """Transition records sent, a batch of them in one transaction: the families linked to those
+    children are told (most children of a year group have none, and are passed over in one look)."""
+    told = 0
     with uow:
-        told = _tell(uow, event.child_ref, "transition_sent", event.transition_id,
-                     lambda _link, language, name: notices.transition_sent(language, name, event.to_school), now)
+        sent = [envelope.payload(TransitionSent) for envelope in uow.fresh(envelopes)]
+        linked = set(uow.session.execute(select(family_links.c.child_ref).where(
+            family_links.c.child_ref.in_({event.child_ref for event in sent}))).scalars())
+        for event in sent:
+            if event.child_ref in linked:
+                told += _tell(uow, event.child_ref, "transition_sent", event.transition_id,
+                              lambda _link, language, name, school=event.to_school:
+                              notices.transition_sent(language, name, school), now)
         uow.commit()
     return told
 

@@ -29,6 +29,7 @@ from .domain import LedgerKeys
 from .orm import metadata, tables
 
 EXPECTED = (NotFound, Conflict, Forbidden, Invalid)
+TRANSITIONS_BATCH = 200  # transition.sent events handled in one transaction
 
 
 class ConsentService(OpsEndpoints):
@@ -176,9 +177,9 @@ class ConsentService(OpsEndpoints):
     def on_referral_held(self, event):
         family.on_referral_held(self.uow, event.payload(ReferralHeld), self.clock())
 
-    @handles(TransitionSent)
-    def on_transition_sent(self, event):
-        family.on_transition_sent(self.uow, event.payload(TransitionSent), self.clock())
+    @handles(TransitionSent, batch_size=TRANSITIONS_BATCH)  # a whole year group is sent at once
+    def on_transition_sent(self, events):
+        family.on_transitions_sent(self.uow, events, self.clock())
 
     @every(interval=3600, config_key="PONT_CONSENTS_ENDING_SECONDS")
     def tell_of_consents_ending(self) -> int:
