@@ -59,6 +59,15 @@ def linked(pont, child: dict, relationship: str = "parent") -> tuple[dict, str]:
     return member, invited["child_ref"]
 
 
+def a_disclosure(pont, child: dict) -> str:
+    """A referral shared on the parent's consent to contact: the id of its disclosure in the ledger."""
+    give_consent(pont, child, ["contact"])
+    made = pont.post("/api/v1/referrals", pont.staff, referral_body(child, share=["contact"], information={})).json()
+    [entry] = [e["id"] for e in pont.get(f"/api/v1/children/{made['child_ref']}/disclosures", pont.dsl).json()
+               if e["kind"] == "disclosure"]
+    return entry
+
+
 def withdrawal_evidence(pont, consent_id: str) -> str | None:
     engine = create_engine(pont.urls["consent"])
     try:
@@ -149,11 +158,7 @@ class TestAParentWithdrawsConsent:
             (disclosed[camhs["id"]], "safeguarding", True)]
 
     def test_an_exemption_needs_a_dsl_of_a_party_a_reason_and_a_review_date_within_a_year(self, pont, child):
-        give_consent(pont, child, ["contact"])
-        made = pont.post("/api/v1/referrals", pont.staff, referral_body(child, share=["contact"],
-                                                                         information={})).json()
-        [entry] = [e["id"] for e in pont.get(f"/api/v1/children/{made['child_ref']}/disclosures", pont.dsl).json()
-                   if e["kind"] == "disclosure"]
+        entry = a_disclosure(pont, child)
         path = f"/api/v1/disclosures/{entry}/family-exemption"
         soon = str(date.today() + timedelta(days=30))
 
@@ -252,11 +257,7 @@ class TestConsentAskedOfTheFamily:
 
 class TestTheDslReviewsAnExemption:
     def test_kept_until_a_new_date_then_lifted_the_family_sees_the_disclosure_again(self, pont, child):
-        give_consent(pont, child, ["contact"])
-        made = pont.post("/api/v1/referrals", pont.staff, referral_body(child, share=["contact"],
-                                                                         information={})).json()
-        [entry] = [e["id"] for e in pont.get(f"/api/v1/children/{made['child_ref']}/disclosures", pont.dsl).json()
-                   if e["kind"] == "disclosure"]
+        entry = a_disclosure(pont, child)
         marked = pont.post(f"/api/v1/disclosures/{entry}/family-exemption", pont.dsl,
                            {"reason": "risk", "review_on": str(date.today() + timedelta(days=30))}).json()
         parent, child_ref = linked(pont, child)
@@ -287,11 +288,7 @@ class TestOnTheSharedExchange:
     def test_each_family_step_is_an_event_and_none_names_the_child_or_the_family(self, pont, child):
         observer = WireObserver(pont.uri, bindings=[(EVENTS_EXCHANGE, "pont.consent.#")])
         try:
-            give_consent(pont, child, ["contact"])
-            made = pont.post("/api/v1/referrals", pont.staff, referral_body(child, share=["contact"],
-                                                                             information={})).json()
-            [entry] = [e["id"] for e in pont.get(f"/api/v1/children/{made['child_ref']}/disclosures",
-                                                 pont.dsl).json() if e["kind"] == "disclosure"]
+            entry = a_disclosure(pont, child)
             pont.post(f"/api/v1/disclosures/{entry}/family-exemption", pont.dsl,
                       {"reason": "Telling them could put the child at risk",
                        "review_on": str(date.today() + timedelta(days=30))})
@@ -305,11 +302,11 @@ class TestOnTheSharedExchange:
 
             seen = observer.wait_for(lambda events: {"pont.consent.family_linked.v1", "pont.consent.requested.v1",
                                                      "pont.consent.family_exemption.v1"} <= {
-                e.type for e in events if e.subject == made["child_ref"]}, timeout=10)
+                e.type for e in events if e.subject == invited["child_ref"]}, timeout=10)
             on_the_wire = b"".join(observer.raw)
         finally:
             observer.close()
         linked_event = next(e for e in seen if e.type == "pont.consent.family_linked.v1")
-        assert linked_event.data == {"child_ref": made["child_ref"], "school": SCHOOL, "relationship": "parent"}
+        assert linked_event.data == {"child_ref": invited["child_ref"], "school": SCHOOL, "relationship": "parent"}
         for personal in (child["upn"], child["given_name"], invited["code"], "could put the child at risk", sub):
             assert personal.encode() not in on_the_wire
