@@ -143,6 +143,8 @@ class OutboxRelay:
         self._nacked: set[int] = set()
         self._returned: set[str] = set()
         self._handed: deque[OutboxRow] = deque()
+        # rows committed before the relay existed were handed to no relay: the poll takes them at
+        # once; a later commit may have handed its rows to this one (`wake`), even before `run`
         self._started_at = datetime.now(UTC)
         self._polled_at = 0.0
         self._wakeup = threading.Event()
@@ -163,7 +165,6 @@ class OutboxRelay:
 
     def run(self) -> None:
         """Publish until stopped, reconnecting with backoff after broker or database loss."""
-        self._started_at = datetime.now(UTC)
         backoff = 0.1
         while not self._stopping.is_set():
             try:
