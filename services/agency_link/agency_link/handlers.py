@@ -53,15 +53,14 @@ def store_disclosure(uow: UnitOfWork, event: DisclosureDelivered, org: str, at: 
     with uow:
         repo = CopyRepository(uow.session)
         repo.lock_child(event.child_ref)
-        if not repo.exists(event.disclosure_id):
-            copy = AgencyCopy(
-                disclosure_id=event.disclosure_id, subject_kind=event.subject_kind, subject_id=event.subject_id,
-                child_ref=event.child_ref, from_org=event.from_org, purpose=event.purpose.value,
-                basis=event.basis.value, basis_ref=event.basis_ref, content=dict(event.content), received_at=at)
-            # the withdrawal may have been handled first: it comes from consent, the copy from another service
-            for consent_id, action in repo.withdrawals_of(event.child_ref).items():
-                copy.honour_withdrawal(consent_id, action, at)
-            repo.add(copy)
+        copy = AgencyCopy(
+            disclosure_id=event.disclosure_id, subject_kind=event.subject_kind, subject_id=event.subject_id,
+            child_ref=event.child_ref, from_org=event.from_org, purpose=event.purpose.value,
+            basis=event.basis.value, basis_ref=event.basis_ref, content=dict(event.content), received_at=at)
+        # the withdrawal may have been handled first: it comes from consent, the copy from another service
+        for consent_id, action in repo.withdrawals_of(event.child_ref).items():
+            copy.honour_withdrawal(consent_id, action, at)
+        repo.add_once(copy)   # a disclosure delivered again, in another event, is kept once
         uow.commit()
 
 

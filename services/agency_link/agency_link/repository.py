@@ -6,6 +6,8 @@ from datetime import datetime
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
+from pont_shared.messaging.db import insert_once
+
 from .domain import AgencyCopy
 from .orm import disclosures, withdrawn_consents
 
@@ -22,12 +24,10 @@ class CopyRepository:
     def __init__(self, session: Session):
         self.session = session
 
-    def add(self, copy: AgencyCopy) -> None:
-        self.session.execute(insert(disclosures).values(**{n: getattr(copy, n) for n in _FIELDS}))
-
-    def exists(self, disclosure_id: str) -> bool:
-        return self.session.execute(
-            select(disclosures.c.disclosure_id).where(disclosures.c.disclosure_id == disclosure_id)).first() is not None
+    def add_once(self, copy: AgencyCopy) -> bool:
+        """Keep the copy unless one of the same disclosure is kept already; whether it was kept."""
+        statement = insert_once(self.session, disclosures).values(**{n: getattr(copy, n) for n in _FIELDS})
+        return self.session.execute(statement).rowcount == 1
 
     def latest_for(self, subject_kind: str, subject_id: str) -> AgencyCopy | None:
         row = self.session.execute(select(disclosures).where(

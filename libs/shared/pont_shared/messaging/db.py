@@ -28,8 +28,10 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 _green_patched = False
@@ -142,6 +144,15 @@ def _sqlite_engine(url: str) -> Engine:
             pause = min(pause * 2, 0.05)
 
     return engine
+
+
+def insert_once(db: Connection | Session, table: Table):
+    """`INSERT` into `table` that skips a row whose key is taken (`ON CONFLICT DO NOTHING`),
+    on PostgreSQL and SQLite alike: one statement where a look first and an insert took two.
+    The result's `rowcount` says whether the row went in."""
+    bind = db.get_bind() if isinstance(db, Session) else db
+    dialect_insert = sqlite.insert if bind.dialect.name == "sqlite" else postgresql.insert
+    return dialect_insert(table).on_conflict_do_nothing()
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict], returning: tuple[str, ...] = ()) -> list:
@@ -262,4 +273,4 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
     return MessagingTables(outbox=outbox, inbox=inbox, idempotency=idempotency)
 
 
-__all__ = ["MessagingTables", "define_messaging_tables", "insert_rows", "make_engine"]
+__all__ = ["MessagingTables", "define_messaging_tables", "insert_once", "insert_rows", "make_engine"]

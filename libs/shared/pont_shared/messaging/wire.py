@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from pont_shared.contract.envelope import DISCLOSURES_EXCHANGE, EVENTS_EXCHANGE, Envelope
 from pont_shared.messaging import topology
 from pont_shared.messaging.db import MessagingTables
-from pont_shared.messaging.uow import InboxKey, already_processed, record_processed
+from pont_shared.messaging.uow import InboxKey, claim
 
 
 def _ensure_shared(connection: pika.BlockingConnection) -> None:
@@ -117,10 +117,9 @@ class InboxClient:
     def _apply(self, handler, envelope: Envelope) -> int:
         key = InboxKey(self.consumer, envelope)
         with self.engine.begin() as db:
-            if already_processed(db, self.tables, key):
+            if not claim(db, self.tables, key):
                 return 0
             handler(db, envelope)
-            record_processed(db, self.tables, key)
         return 1
 
     def close(self) -> None:
