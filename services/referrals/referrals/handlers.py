@@ -180,7 +180,9 @@ def _decide(uow: UnitOfWork, referral_id: str, occasion: str, *, consent: Consen
 
     On raising, only a referral nothing has decided yet is asked about: a retry finds it already
     sent or held. The answer is recorded only if the referral still awaits consent when it comes.
-    `just_committed` is the referral as this worker has just committed it, which need not be read back.
+    `just_committed` is the referral as this worker has just committed it: neither it nor its
+    chronology is read back, before asking or after (`_record_unread`), unless another
+    answer was recorded first.
     """
     referral = just_committed
     if referral is None:
@@ -193,13 +195,34 @@ def _decide(uow: UnitOfWork, referral_id: str, occasion: str, *, consent: Consen
     outcome = _ask(consent, referral)
     with uow:
         repo = ReferralRepository(uow.session)
-        referral = repo.get(referral_id, for_update=True)
-        if _record_answer(uow, referral, outcome, clock(), holidays):
-            repo.save(referral)
+        if just_committed is None or not _record_unread(uow, repo, just_committed, outcome, clock(), holidays):
+            referral = repo.get(referral_id, for_update=True)
+            if _record_answer(uow, referral, outcome, clock(), holidays):
+                repo.save(referral)
         uow.commit()
     if occasion == ON_RAISING:
         metrics.RAISED.labels(referral.status).inc()
     return referral
+
+
+def _record_unread(uow: UnitOfWork, repo: ReferralRepository, referral: Referral, outcome: ShareReply,
+                   now: datetime, holidays: frozenset[date]) -> bool:
+    """Record the answer on the referral as it was committed (awaiting consent, no chronology)
+    without reading it back; False, with the transaction rolled back, if another answer was
+    recorded first. The referral's status is checked as it is written (`save(..., if_status=)`)
+    and its first step is unique (`ux_referral_steps_seq`), so of two answers recorded at once
+    the second finds its write refused and reads what the first recorded. Measured in
+    `make bench-latency`: two statements fewer on every referral raised.
+    """
+    if not _record_answer(uow, referral, outcome, now, holidays):
+        return True
+    try:
+        if repo.save(referral, if_status=domain.AWAITING_CONSENT):
+            return True
+    except IntegrityError:
+        pass
+    uow.rollback()
+    return False
 
 
 def _ask_again(uow: UnitOfWork, referral: Referral, *, consent: ConsentPort, clock: Clock,

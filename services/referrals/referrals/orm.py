@@ -43,10 +43,12 @@ Index("ux_referrals_open", referrals.c.from_org, referrals.c.child_ref, referral
 referral_steps = Table(
     "referral_steps", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("referral_id", String(36), ForeignKey("referrals.id"), nullable=False, index=True),
+    Column("referral_id", String(36), ForeignKey("referrals.id"), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("status", String(20), nullable=False),
     Column("at", UtcDateTime(), nullable=False),
     Column("by", String(120), nullable=False),
     Column("code", String(60), nullable=True),
 )
+# one step per place in a referral's chronology: two answers recorded at once cannot both add the first
+Index("ux_referral_steps_seq", referral_steps.c.referral_id, referral_steps.c.seq, unique=True)

@@ -98,11 +98,18 @@ class ReferralRepository:
         self._saved_steps[referral.id] = 0
         self._save_steps(referral)
 
-    def save(self, referral: Referral) -> None:
+    def save(self, referral: Referral, *, if_status: str | None = None) -> bool:
+        """Write the referral and its new steps; with `if_status`, only if its stored status is that
+        (read as the row is locked by the write): whether it was written."""
         values = self._values(referral)
         values.pop("id")
-        self.session.execute(update(referrals).where(referrals.c.id == referral.id).values(**values))
+        statement = update(referrals).where(referrals.c.id == referral.id)
+        if if_status is not None:
+            statement = statement.where(referrals.c.status == if_status)
+        if self.session.execute(statement.values(**values)).rowcount != 1:
+            return False
         self._save_steps(referral)
+        return True
 
     def _values(self, referral: Referral) -> dict:
         return {name: getattr(referral, name) for name in _FIELDS}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from pont_shared.contract.rpc.referrals import RaiseReferral
@@ -17,7 +18,7 @@ from pont_shared.identity import make_upn
 from pont_shared.messaging.db import make_engine
 from pont_shared.messaging.uow import UnitOfWork
 from referrals import handlers
-from referrals.orm import metadata, tables
+from referrals.orm import metadata, referral_steps, tables
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +65,56 @@ def test_a_retry_whose_first_attempt_commits_after_the_retry_looked_for_its_key_
 
     assert second["id"] == first["id"] and second["status"] == "sent"
     assert len(raised) == 1
+
+
+class DeniesAll:
+    def share(self, request):
+        return {"decisions": [{"category": c, "allowed": False, "basis": None, "basis_ref": None, "reason": "no consent"}
+                              for c in request["categories"]], "disclosure_id": None, "flagged_for_review": False}
+
+
+class RetriedWhileAsked:
+    """Answers as `answer` does; while the first question is asked, the client's retry (same key) is
+    carried out in full, so its answer is recorded before the first attempt records its own."""
+
+    def __init__(self, answer, retry):
+        self.answer, self.retry, self.retried = answer, retry, None
+
+    def share(self, request):
+        if self.retried is None:
+            self.retried = self.retry()
+        return self.answer.share(request)
+
+
+@pytest.mark.parametrize(("answer", "status", "event"), [
+    (AllowsContact(), "sent", "pont.disclosure.delivered.v1"),       # the first write finds it sent
+    (DeniesAll(), "awaiting_consent", "pont.referral.held.v1"),     # the first write finds its first step taken
+])
+def test_an_answer_the_retry_recorded_while_the_first_attempt_asked_is_recorded_once(
+        postgres_url, answer, status, event):
+    engine = make_engine(postgres_url)
+    metadata.create_all(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    command = RaiseReferral(
+        child={"upn": make_upn(4243), "given_name": "Ffion", "family_name": "Jones", "date_of_birth": "2015-04-12"},
+        to_org="health:1", service="school_nursing", reason="low mood", details="withdrawn", urgency="urgent",
+        share=["contact"], caller=STAFF, idempotency_key="k2")
+
+    def attempt(consent) -> dict:
+        return handlers.raise_referral(UnitOfWork(sessions, tables, source="/pont/referrals"), command,
+                                       consent=consent, clock=lambda: datetime.now(UTC),
+                                       child_ref_secret="integration-test-key").model_dump()
+
+    consent = RetriedWhileAsked(answer, retry=lambda: attempt(answer))
+    try:
+        first = attempt(consent)
+        with engine.connect() as db:
+            steps = db.execute(select(referral_steps.c.status)).scalars().all()
+            emitted = db.execute(select(tables.outbox.c.event_type)).scalars().all()
+    finally:
+        engine.dispose()
+
+    assert consent.retried["id"] == first["id"]
+    assert first["status"] == consent.retried["status"] == status
+    assert steps == [status]
+    assert emitted.count(event) == 1
