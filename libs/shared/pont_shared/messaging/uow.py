@@ -162,6 +162,16 @@ class UnitOfWork:
                 scope=scope, key=key, request_hash=_hash(request), response=json.dumps(response, default=str),
                 created_at=datetime.now(UTC)))
 
+    def remember_once(self, scope: str, key: str | None, request: dict, response) -> bool:
+        """`remember`, unless the key is taken (by a request this transaction did not look up first):
+        then nothing is stored and False is returned."""
+        if not key:
+            return True
+        statement = insert_once(self.session, self.tables.idempotency).values(
+            scope=scope, key=key, request_hash=_hash(request), response=json.dumps(response, default=str),
+            created_at=datetime.now(UTC))
+        return self.session.execute(statement).rowcount == 1
+
     def rollback(self) -> None:
         """Undo the transaction so far; work caused by an event claims the event again."""
         self.session.rollback()

@@ -213,6 +213,22 @@ class TestShare:
         kinds = [e["kind"] for e in consent.rpc.disclosures(ref, signed(DSL))]
         assert kinds.count("disclosure") == 1
 
+    def test_a_question_that_shared_is_answered_as_the_first_time_after_its_consent_is_withdrawn(self, consent):
+        consent.agreement()
+        upn = make_upn(uuid.uuid4().int % 10**9)
+        ref = child_ref(upn, DEV_CHILD_REF_SECRET)
+        given = consent.consent(upn=upn)
+        question = {**consent.ask(ref), "subject_kind": "referral", "subject_id": "r-withdrawn",
+                    "idempotency_key": "referral:r-withdrawn"}
+
+        shared = consent.rpc.share(question)
+        consent.rpc.withdraw_consent(given["id"], "parent changed their mind", signed(STAFF))
+        again = consent.rpc.share(question)             # the same question, retried: what was shared stays shared
+        other = consent.rpc.share({**question, "subject_id": "r-after", "idempotency_key": "referral:r-after"})
+
+        assert shared["disclosure_id"] and again == shared
+        assert other["disclosure_id"] is None and allowed(other) == {"contact": False}
+
     def test_a_statutory_share_by_a_dsl_is_recorded_and_flagged(self, consent, observer):
         consent.agreement()
         ref = child_ref(make_upn(uuid.uuid4().int % 10**9), DEV_CHILD_REF_SECRET)
