@@ -3,7 +3,8 @@
 Seen in the fault suite after a broker outage: a client retried while its first request, queued
 during the outage, was being handled. The first committed between the retry's look for its key
 and its insert of the referral, which the open-referral index refused; the retry must answer
-with the replay, not 409.
+with the replay, not 409. And a retry that records consent's answer while the first attempt is
+still asking: the first must find it recorded, not record its own as well.
 """
 from __future__ import annotations
 
@@ -25,6 +26,29 @@ pytestmark = pytest.mark.integration
 STAFF = {"sub": "t1", "org": "school:1", "roles": ["school_staff"]}
 
 
+@pytest.fixture
+def engine(postgres_url):
+    engine = make_engine(postgres_url)
+    metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def raising(engine, upn: int, key: str):
+    """`attempt(consent)`: raise one referral (always the same request, under `key`) as referrals does."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    command = RaiseReferral(
+        child={"upn": make_upn(upn), "given_name": "Ffion", "family_name": "Jones", "date_of_birth": "2015-04-12"},
+        to_org="health:1", service="school_nursing", reason="low mood", details="withdrawn", urgency="urgent",
+        share=["contact"], caller=STAFF, idempotency_key=key)
+
+    def attempt(consent) -> dict:
+        return handlers.raise_referral(UnitOfWork(sessions, tables, source="/pont/referrals"), command,
+                                       consent=consent, clock=lambda: datetime.now(UTC),
+                                       child_ref_secret="integration-test-key").model_dump()
+    return attempt
+
+
 class AllowsContact:
     def share(self, request):
         return {"decisions": [{"category": c, "allowed": c == "contact", "basis": "consent" if c == "contact" else None,
@@ -33,35 +57,19 @@ class AllowsContact:
                 "disclosure_id": f"d-{request['idempotency_key']}", "flagged_for_review": False}
 
 
-def test_a_retry_whose_first_attempt_commits_after_the_retry_looked_for_its_key_is_a_replay(
-        postgres_url, monkeypatch):
-    engine = make_engine(postgres_url)
-    metadata.create_all(engine)
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    command = RaiseReferral(
-        child={"upn": make_upn(4242), "given_name": "Ffion", "family_name": "Jones", "date_of_birth": "2015-04-12"},
-        to_org="health:1", service="school_nursing", reason="low mood", details="withdrawn", urgency="urgent",
-        share=["contact"], caller=STAFF, idempotency_key="k1")
-
-    def attempt() -> dict:
-        return handlers.raise_referral(UnitOfWork(sessions, tables, source="/pont/referrals"), command,
-                                       consent=AllowsContact(), clock=lambda: datetime.now(UTC),
-                                       child_ref_secret="integration-test-key").model_dump()
-
+def test_a_retry_whose_first_attempt_commits_after_the_retry_looked_for_its_key_is_a_replay(engine, monkeypatch):
+    attempt = raising(engine, 4242, "k1")
     add, first = handlers.ReferralRepository.add, {}
 
     def first_attempt_commits_meanwhile(repo, *args):
         monkeypatch.setattr(handlers.ReferralRepository, "add", add)
-        first.update(attempt())   # its own connection and transaction, committed before we insert
+        first.update(attempt(AllowsContact()))   # its own connection and transaction, committed before we insert
         return add(repo, *args)
 
     monkeypatch.setattr(handlers.ReferralRepository, "add", first_attempt_commits_meanwhile)
-    try:
-        second = attempt()
-        with UnitOfWork(sessions, tables, source="/pont/referrals") as uow:
-            raised = handlers.ReferralRepository(uow.session).list_for(STAFF["org"])
-    finally:
-        engine.dispose()
+    second = attempt(AllowsContact())
+    with UnitOfWork(sessionmaker(engine), tables, source="/pont/referrals") as uow:
+        raised = handlers.ReferralRepository(uow.session).list_for(STAFF["org"])
 
     assert second["id"] == first["id"] and second["status"] == "sent"
     assert len(raised) == 1
@@ -69,8 +77,9 @@ def test_a_retry_whose_first_attempt_commits_after_the_retry_looked_for_its_key_
 
 class DeniesAll:
     def share(self, request):
-        return {"decisions": [{"category": c, "allowed": False, "basis": None, "basis_ref": None, "reason": "no consent"}
-                              for c in request["categories"]], "disclosure_id": None, "flagged_for_review": False}
+        return {"decisions": [{"category": c, "allowed": False, "basis": None, "basis_ref": None,
+                               "reason": "no consent"} for c in request["categories"]],
+                "disclosure_id": None, "flagged_for_review": False}
 
 
 class RetriedWhileAsked:
@@ -90,29 +99,14 @@ class RetriedWhileAsked:
     (AllowsContact(), "sent", "pont.disclosure.delivered.v1"),       # the first write finds it sent
     (DeniesAll(), "awaiting_consent", "pont.referral.held.v1"),     # the first write finds its first step taken
 ])
-def test_an_answer_the_retry_recorded_while_the_first_attempt_asked_is_recorded_once(
-        postgres_url, answer, status, event):
-    engine = make_engine(postgres_url)
-    metadata.create_all(engine)
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    command = RaiseReferral(
-        child={"upn": make_upn(4243), "given_name": "Ffion", "family_name": "Jones", "date_of_birth": "2015-04-12"},
-        to_org="health:1", service="school_nursing", reason="low mood", details="withdrawn", urgency="urgent",
-        share=["contact"], caller=STAFF, idempotency_key="k2")
-
-    def attempt(consent) -> dict:
-        return handlers.raise_referral(UnitOfWork(sessions, tables, source="/pont/referrals"), command,
-                                       consent=consent, clock=lambda: datetime.now(UTC),
-                                       child_ref_secret="integration-test-key").model_dump()
-
+def test_an_answer_the_retry_recorded_while_the_first_attempt_asked_is_recorded_once(engine, answer, status, event):
+    attempt = raising(engine, 4243, "k2")
     consent = RetriedWhileAsked(answer, retry=lambda: attempt(answer))
-    try:
-        first = attempt(consent)
-        with engine.connect() as db:
-            steps = db.execute(select(referral_steps.c.status)).scalars().all()
-            emitted = db.execute(select(tables.outbox.c.event_type)).scalars().all()
-    finally:
-        engine.dispose()
+
+    first = attempt(consent)
+    with engine.connect() as db:
+        steps = db.execute(select(referral_steps.c.status)).scalars().all()
+        emitted = db.execute(select(tables.outbox.c.event_type)).scalars().all()
 
     assert consent.retried["id"] == first["id"]
     assert first["status"] == consent.retried["status"] == status
