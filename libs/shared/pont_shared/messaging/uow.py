@@ -156,20 +156,17 @@ class UnitOfWork:
         return json.loads(row.response)
 
     def remember(self, scope: str, key: str | None, request: dict, response) -> None:
-        """Store the response for this Idempotency-Key, committed with the effect."""
+        """Store the response for this Idempotency-Key, committed with the effect (a key already
+        taken raises `IntegrityError`)."""
         if key:
-            self.session.execute(insert(self.tables.idempotency).values(
-                scope=scope, key=key, request_hash=_hash(request), response=json.dumps(response, default=str),
-                created_at=datetime.now(UTC)))
+            self.session.execute(insert(self.tables.idempotency).values(_kept(scope, key, request, response)))
 
     def remember_once(self, scope: str, key: str | None, request: dict, response) -> bool:
         """`remember`, unless the key is taken (by a request this transaction did not look up first):
         then nothing is stored and False is returned."""
         if not key:
             return True
-        statement = insert_once(self.session, self.tables.idempotency).values(
-            scope=scope, key=key, request_hash=_hash(request), response=json.dumps(response, default=str),
-            created_at=datetime.now(UTC))
+        statement = insert_once(self.session, self.tables.idempotency).values(_kept(scope, key, request, response))
         return self.session.execute(statement).rowcount == 1
 
     def rollback(self) -> None:
@@ -178,6 +175,12 @@ class UnitOfWork:
         self._pending = []
         self._claim()
 
+
+
+def _kept(scope: str, key: str, request: dict, response) -> dict:
+    """The idempotency row that keeps `response` for `key`."""
+    return {"scope": scope, "key": key, "request_hash": _hash(request),
+            "response": json.dumps(response, default=str), "created_at": datetime.now(UTC)}
 
 
 def _hash(request: dict) -> str:
