@@ -13,7 +13,8 @@ fresh PostgreSQL database (the gateway has none), on a RabbitMQ virtual host of 
 not timed: an information-sharing agreement and one parental consent per child, through the
 public API, so each referral is allowed and answered `sent`. Then referrals are sent open loop at
 BENCH_LATENCY_RATE a second (each started on its schedule by a pool of threads, not when the last
-returned) for BENCH_LATENCY_WARMUP_SECONDS (not counted) plus BENCH_LATENCY_SECONDS (counted).
+returned) for BENCH_LATENCY_WARMUP_SECONDS (not counted) plus BENCH_LATENCY_SECONDS (counted), each
+with an Idempotency-Key of its own as the staff page sends it (BENCH_LATENCY_KEYED=0: none).
 
 The arrival clock: once health's agency_link has created its tables, the bench adds an AFTER
 INSERT trigger to its `disclosures` table that does `pg_notify('bench_latency', subject_id || ' '
@@ -68,6 +69,8 @@ from pont_shared.testing import free_port_run, fresh_database, own_vhost, wait_u
 RATE = float(os.environ.get("BENCH_LATENCY_RATE", "20"))
 SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
 WARMUP = float(os.environ.get("BENCH_LATENCY_WARMUP_SECONDS", "3"))
+# each referral with an Idempotency-Key of its own, as the staff page and retrying clients send it
+KEYED = os.environ.get("BENCH_LATENCY_KEYED", "1") == "1"
 SECRET = "bench-latency-" + uuid.uuid4().hex
 SCHOOL, HEALTH = "school:6612001", "health:cardiff-vale"
 HEALTH_LINK = f"agency_link_{safe_name(HEALTH)}"
@@ -252,7 +255,8 @@ def run(api: str, children: list[dict]) -> list[dict]:
         result["sent"] = time.time()
         result["lag"] = result["sent"] - due
         try:
-            response = client.post(f"{api}/referrals", json=body, headers=staff, timeout=30)
+            headers = {**staff, "Idempotency-Key": f"bench-latency-{n}"} if KEYED else staff
+            response = client.post(f"{api}/referrals", json=body, headers=headers, timeout=30)
             result["answered"] = time.time()
             result["code"] = response.status_code
             if response.status_code == 201:
@@ -336,6 +340,8 @@ def main() -> None:
 
     print(f"latency bench: referrals at {RATE:g}/s open loop for {SECONDS:g} s after {WARMUP:g} s warm-up; "
           f"POST /api/v1/referrals -> the row in {HEALTH}'s agency_link store")
+    print("  each with an Idempotency-Key of its own, as the staff page sends it" if KEYED else
+          "  without an Idempotency-Key (BENCH_LATENCY_KEYED=0)")
     print(f"  services: gateway, consent, referrals, {HEALTH_LINK}, each its own process and database; {relay}")
     print(f"  measured {len(latency)} of {len(measured)} requests; failed {len(failed) + len(not_sent) + len(lost)} "
           f"(not 201: {len(failed)}, 201 but not sent: {len(not_sent)}, not in the store 30 s after the last: "

@@ -198,6 +198,28 @@ class TestRaiseReferral:
         assert again == first  # the replay reads as the first answer did
         assert len(consent.requests) == 1
 
+    def test_the_same_key_after_its_referral_was_withdrawn_returns_the_first_result(self, uow_factory):
+        consent = FakeConsent({"contact"})
+        first = raise_(uow_factory, consent, idempotency_key="k1")
+        handlers.withdraw_referral(uow_factory(), first["id"], STAFF, clock=lambda: NOW)
+
+        again = raise_(uow_factory, consent, idempotency_key="k1")   # no open referral refuses it: the key does
+
+        assert again == first
+        assert [r["id"] for r in handlers.list_referrals(uow_factory(), STAFF)] == [first["id"]]
+        assert len(consent.requests) == 1
+
+    def test_the_same_key_with_another_request_is_a_conflict_that_changes_nothing(self, uow_factory):
+        consent = FakeConsent({"contact"})
+        first = raise_(uow_factory, consent, idempotency_key="k1")
+        before = events(uow_factory)
+
+        with pytest.raises(Conflict):
+            raise_(uow_factory, consent, serial=2, idempotency_key="k1")   # another pupil under the same key
+
+        assert [r["id"] for r in handlers.list_referrals(uow_factory(), STAFF)] == [first["id"]]
+        assert events(uow_factory) == before and len(consent.requests) == 1
+
     def test_consent_is_asked_with_no_transaction_open_and_the_referral_already_committed(self, uow_factory,
                                                                                           database):
         seen = []
