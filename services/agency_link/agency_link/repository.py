@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from pont_shared.messaging.db import insert_once
@@ -14,6 +14,11 @@ from .orm import disclosures, withdrawn_consents
 _FIELDS = ("disclosure_id", "subject_kind", "subject_id", "child_ref", "from_org", "purpose", "basis", "basis_ref",
            "content", "received_at", "status", "restricted_at", "restriction", "decided_by", "decided_at",
            "reason_code", "note", "history")
+
+# on every disclosure's path, built once (a statement's building can cost more CPU than its execution)
+_LOCK_CHILD = text("SELECT pg_advisory_xact_lock(hashtext(:ref))")
+_WITHDRAWALS_OF = select(withdrawn_consents.c.consent_id, withdrawn_consents.c.action).where(
+    withdrawn_consents.c.child_ref == bindparam("ref"))
 
 
 def _load(row) -> AgencyCopy:
@@ -26,8 +31,8 @@ class CopyRepository:
 
     def add_once(self, copy: AgencyCopy) -> bool:
         """Keep the copy unless one of the same disclosure is kept already; whether it was kept."""
-        statement = insert_once(self.session, disclosures).values(**{n: getattr(copy, n) for n in _FIELDS})
-        return self.session.execute(statement).rowcount == 1
+        row = {name: getattr(copy, name) for name in _FIELDS}
+        return self.session.execute(insert_once(self.session, disclosures), row).rowcount == 1
 
     def latest_for(self, subject_kind: str, subject_id: str) -> AgencyCopy | None:
         row = self.session.execute(select(disclosures).where(
@@ -55,12 +60,11 @@ class CopyRepository:
         """Until commit, one transaction at a time changes this child's copies or withdrawals: a
         disclosure and a withdrawal handled at once would otherwise each miss the other's row."""
         if self.session.get_bind().dialect.name == "postgresql":
-            self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:ref))"), {"ref": child_ref})
+            self.session.execute(_LOCK_CHILD, {"ref": child_ref})
 
     def withdrawals_of(self, child_ref: str) -> dict[str, str]:
         """{consent_id: action} of the child's consents withdrawn that named this agency."""
-        rows = self.session.execute(select(withdrawn_consents.c.consent_id, withdrawn_consents.c.action).where(
-            withdrawn_consents.c.child_ref == child_ref)).all()
+        rows = self.session.execute(_WITHDRAWALS_OF, {"ref": child_ref}).all()
         return {row.consent_id: row.action for row in rows}
 
     def record_withdrawal(self, consent_id: str, child_ref: str, action: str, at: datetime) -> None:

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import cast, insert, or_, select, text, update
+from sqlalchemy import bindparam, cast, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
@@ -49,6 +49,10 @@ from .orm import (
 )
 
 LEDGER_LOCK_KEY = 0x506F6E74  # "Pont": one advisory lock serialises appends to the chain
+# on every share's path, built once (a statement's building can cost more CPU than its execution)
+_LOCK_LEDGER = text("SELECT pg_advisory_xact_lock(:key)")
+_CHAIN_HEAD = select(ledger).order_by(ledger.c.seq.desc()).limit(1)
+_CONSENTS_OF = select(consents).where(consents.c.child_ref.in_(bindparam("children", expanding=True)))
 
 
 def _invalid(exc: RuleViolation) -> Invalid:
@@ -438,7 +442,7 @@ class _Known:
             query = query.where(or_(*(parties.contains(sorted({a, b})) for a, b in pairs)))
         found_agreements = [agreement_from(row) for row in uow.session.execute(query)] if pairs else []
         found_consents = [consent_from(row) for row in uow.session.execute(
-            select(consents).where(consents.c.child_ref.in_(children)))] if children else []
+            _CONSENTS_OF, {"children": children})] if children else []
         return cls(found_agreements, found_consents)
 
     def agreements_between(self, from_org: str, to_org: str) -> list[Agreement]:
@@ -476,7 +480,7 @@ def _count(decisions: list[domain.Decision]) -> None:
 def _lock_ledger(uow: UnitOfWork) -> None:
     """Serialise ledger appends (and the consent reads before them) so the chain cannot fork."""
     if uow.session.get_bind().dialect.name == "postgresql":
-        uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
+        uow.session.execute(_LOCK_LEDGER, {"key": LEDGER_LOCK_KEY})
 
 
 class _Chain:
@@ -494,7 +498,7 @@ class _Chain:
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         if not self._read:
-            last = self._uow.session.execute(select(ledger).order_by(ledger.c.seq.desc()).limit(1)).first()
+            last = self._uow.session.execute(_CHAIN_HEAD).first()
             self._head, self._read = (ledger_entry_from(last) if last else None), True
         sealed = entry.chained_after(self._head, self._key)
         self._head = sealed

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 
 from pont_shared.contract.caller import CallerClaims
@@ -34,6 +34,7 @@ from pont_shared.messaging.uow import UnitOfWork
 
 from . import domain, metrics
 from .domain import Referral, ReferralRuleBroken
+from .orm import tables
 from .repository import ReferralRepository, _aware
 
 log = structlog.get_logger(__name__)
@@ -100,6 +101,8 @@ def _validate(cmd: RaiseReferral) -> None:
 
 # What an Idempotency-Key keeps while its referral is committed but consent not yet asked or answered.
 UNDECIDED = "undecided_referral"
+_KEEP_RESPONSE = update(tables.idempotency).where(tables.idempotency.c.scope == bindparam("b_scope"),
+                                                  tables.idempotency.c.key == bindparam("b_key"))
 # The occasions consent is asked about a referral (all under the referral's one key: `_ask`).
 ON_RAISING, ASKED_AGAIN = "raised", "asked_again"
 
@@ -284,9 +287,8 @@ def _answer(uow: UnitOfWork, idempotency: _Idempotency, response: dict) -> dict:
 def _keep_response(uow: UnitOfWork, idempotency: _Idempotency, response: dict) -> None:
     """In the open transaction: the key, which kept `UNDECIDED`, now keeps `response`."""
     if idempotency.key:
-        table = uow.tables.idempotency
-        uow.session.execute(update(table).where(table.c.scope == idempotency.scope, table.c.key == idempotency.key)
-                            .values(response=json.dumps(response, default=_iso)))
+        uow.session.execute(_KEEP_RESPONSE, {"b_scope": idempotency.scope, "b_key": idempotency.key,
+                                             "response": json.dumps(response, default=_iso)})
 
 
 def _iso(value) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .domain import OPEN_STATUSES, Referral, Step
@@ -12,6 +12,17 @@ from .orm import referral_steps, referrals
 _FIELDS = ("id", "child_ref", "from_org", "to_org", "service", "urgency", "reason", "details", "child", "share",
            "information", "basis", "justification", "raised_by", "raised_at", "raised_by_roles", "status", "deadline",
            "overdue_at", "disclosure_id", "shared_categories")
+
+# The statements on every referral's path, built once: building a statement of twenty values
+# took more of the client's CPU than executing it (measured: 440 against 120 µs).
+_BY_ID = select(referrals).where(referrals.c.id == bindparam("b_id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+_STEPS_OF = select(referral_steps).where(referral_steps.c.referral_id == bindparam("b_id")) \
+    .order_by(referral_steps.c.seq)
+_INSERT = insert(referrals)
+_UPDATE = update(referrals).where(referrals.c.id == bindparam("b_id"))
+_UPDATE_IF_STATUS = _UPDATE.where(referrals.c.status == bindparam("b_status"))
+_INSERT_STEP = insert(referral_steps)
 
 
 class ReferralRepository:
@@ -22,17 +33,13 @@ class ReferralRepository:
         self._saved_steps: dict[str, int] = {}
 
     def get(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
-        query = select(referrals).where(referrals.c.id == referral_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self.session.execute(query).mappings().first()
+        query = _BY_ID_FOR_UPDATE if for_update else _BY_ID
+        row = self.session.execute(query, {"b_id": referral_id}).mappings().first()
         return self._load(row) if row else None
 
     def _load(self, row) -> Referral:
         referral = Referral(**{name: _aware(row[name]) for name in _FIELDS})
-        steps = self.session.execute(
-            select(referral_steps).where(referral_steps.c.referral_id == referral.id).order_by(referral_steps.c.seq)
-        ).mappings().all()
+        steps = self.session.execute(_STEPS_OF, {"b_id": referral.id}).mappings().all()
         referral.history = [Step(s["status"], _aware(s["at"]), s["by"], s["code"]) for s in steps]
         self._saved_steps[referral.id] = len(referral.history)
         return referral
@@ -94,7 +101,7 @@ class ReferralRepository:
         return {status: count for status, count in rows}
 
     def add(self, referral: Referral) -> None:
-        self.session.execute(insert(referrals).values(**self._values(referral)))
+        self.session.execute(_INSERT, self._values(referral))
         self._saved_steps[referral.id] = 0
         self._save_steps(referral)
 
@@ -102,11 +109,11 @@ class ReferralRepository:
         """Write the referral and its new steps; with `if_status`, only if its stored status is that
         (read as the row is locked by the write): whether it was written."""
         values = self._values(referral)
-        values.pop("id")
-        statement = update(referrals).where(referrals.c.id == referral.id)
+        values["b_id"] = values.pop("id")
+        statement = _UPDATE
         if if_status is not None:
-            statement = statement.where(referrals.c.status == if_status)
-        if self.session.execute(statement.values(**values)).rowcount != 1:
+            statement, values["b_status"] = _UPDATE_IF_STATUS, if_status
+        if self.session.execute(statement, values).rowcount != 1:
             return False
         self._save_steps(referral)
         return True
@@ -117,8 +124,8 @@ class ReferralRepository:
     def _save_steps(self, referral: Referral) -> None:
         saved = self._saved_steps.get(referral.id, 0)
         for seq, step in enumerate(referral.history[saved:], start=saved):
-            self.session.execute(insert(referral_steps).values(
-                referral_id=referral.id, seq=seq, status=step.status, at=step.at, by=step.by, code=step.code))
+            self.session.execute(_INSERT_STEP, {"referral_id": referral.id, "seq": seq, "status": step.status,
+                                                "at": step.at, "by": step.by, "code": step.code})
         self._saved_steps[referral.id] = len(referral.history)
 
 

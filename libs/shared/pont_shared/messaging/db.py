@@ -6,6 +6,7 @@ event that caused it commit in one transaction.
 """
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TextClause,
     TypeDecorator,
     create_engine,
     event,
@@ -149,10 +151,15 @@ def _sqlite_engine(url: str) -> Engine:
 def insert_once(db: Connection | Session, table: Table):
     """`INSERT` into `table` that skips a row whose key is taken (`ON CONFLICT DO NOTHING`),
     on PostgreSQL and SQLite alike: one statement where a look first and an insert took two.
-    The result's `rowcount` says whether the row went in."""
+    Execute it with the row as its parameters; the result's `rowcount` says whether the row went in.
+    Built once per dialect and table (see `prebuilt`)."""
     bind = db.get_bind() if isinstance(db, Session) else db
-    dialect_insert = sqlite.insert if bind.dialect.name == "sqlite" else postgresql.insert
-    return dialect_insert(table).on_conflict_do_nothing()
+    return _insert_once(bind.dialect.name, table)
+
+
+@functools.cache
+def _insert_once(dialect: str, table: Table):
+    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table).on_conflict_do_nothing()
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict], returning: tuple[str, ...] = ()) -> list:
@@ -177,13 +184,15 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict], returning: tup
         document = orjson.dumps(rows, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
     except orjson.JSONEncodeError as exc:
         raise (exc.__cause__ or exc) from None   # orjson wraps what `_json_value` refused
-    columns = _quoted(rows[0])
-    returned = f" RETURNING {_quoted(returning)}" if returning else ""
-    result = conn.execute(
-        text(f'INSERT INTO "{table.name}" ({columns}) '
-             f'SELECT {columns} FROM json_populate_recordset(NULL::"{table.name}", :rows){returned}'),
-        {"rows": document})
+    result = conn.execute(_insert_recordset(table.name, tuple(rows[0]), returning), {"rows": document})
     return result.all() if returning else []
+
+
+@functools.cache
+def _insert_recordset(table: str, columns: tuple[str, ...], returning: tuple[str, ...]) -> TextClause:
+    returned = f" RETURNING {_quoted(returning)}" if returning else ""
+    return text(f'INSERT INTO "{table}" ({_quoted(columns)}) '
+                f'SELECT {_quoted(columns)} FROM json_populate_recordset(NULL::"{table}", :rows){returned}')
 
 
 def _quoted(names) -> str:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import amqp
 import structlog
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.schema import Table
@@ -128,6 +128,7 @@ class OutboxRelay:
         self.sweep_seconds = min(max(retention.total_seconds() / 4, TICK_SECONDS), 300.0)
         self._swept_at = 0.0
         self.outbox = outbox
+        self._mark_sent = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
         self.amqp_uri = amqp_uri
         self.service = service
         self.user = broker_user(amqp_uri)  # each message's user_id, which RabbitMQ checks and consumers trust
@@ -287,7 +288,7 @@ class OutboxRelay:
         now, outbox = datetime.now(UTC), self.outbox
         delivered = [row.id for row in rows if row.event_id not in returned]
         if delivered:
-            db.execute(update(outbox).where(outbox.c.id.in_(delivered)).values(sent_at=now))
+            db.execute(self._mark_sent, {"ids": delivered, "sent_at": now})
         for row in rows:
             if row.event_id in returned:
                 delay = min(2 ** row.attempts, 300)

@@ -17,12 +17,13 @@ consumer acknowledges a refused delivery without a second effect.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -52,9 +53,9 @@ def claim(db: Session | Connection, tables: MessagingTables, key: InboxKey) -> b
     for this one's outcome rather than repeating its effect.
     """
     consumer, source, event_id, event_type = key
-    statement = insert_once(db, tables.inbox).values(
-        consumer=consumer, source=source, event_id=event_id, event_type=event_type, processed_at=datetime.now(UTC))
-    return db.execute(statement).rowcount == 1
+    row = {"consumer": consumer, "source": source, "event_id": event_id, "event_type": event_type,
+           "processed_at": datetime.now(UTC)}
+    return db.execute(insert_once(db, tables.inbox), row).rowcount == 1
 
 
 def record_many(session: Session, tables: MessagingTables, keys: list[InboxKey]) -> None:
@@ -145,10 +146,7 @@ class UnitOfWork:
         """
         if not key:
             return None
-        row = self.session.execute(
-            select(self.tables.idempotency.c.request_hash, self.tables.idempotency.c.response).where(
-                self.tables.idempotency.c.scope == scope, self.tables.idempotency.c.key == key)
-        ).first()
+        row = self.session.execute(_response_kept(self.tables.idempotency), {"b_scope": scope, "b_key": key}).first()
         if row is None:
             return None
         if row.request_hash != _hash(request):
@@ -159,15 +157,15 @@ class UnitOfWork:
         """Store the response for this Idempotency-Key, committed with the effect (a key already
         taken raises `IntegrityError`)."""
         if key:
-            self.session.execute(insert(self.tables.idempotency).values(_kept(scope, key, request, response)))
+            self.session.execute(insert(self.tables.idempotency), _kept(scope, key, request, response))
 
     def remember_once(self, scope: str, key: str | None, request: dict, response) -> bool:
         """`remember`, unless the key is taken (by a request this transaction did not look up first):
         then nothing is stored and False is returned."""
         if not key:
             return True
-        statement = insert_once(self.session, self.tables.idempotency).values(_kept(scope, key, request, response))
-        return self.session.execute(statement).rowcount == 1
+        statement = insert_once(self.session, self.tables.idempotency)
+        return self.session.execute(statement, _kept(scope, key, request, response)).rowcount == 1
 
     def rollback(self) -> None:
         """Undo the transaction so far; work caused by an event claims the event again."""
@@ -175,6 +173,13 @@ class UnitOfWork:
         self._pending = []
         self._claim()
 
+
+
+@functools.cache
+def _response_kept(idempotency: Table):
+    """The request's hash and the response kept for a key: built once per service's table."""
+    return select(idempotency.c.request_hash, idempotency.c.response).where(
+        idempotency.c.scope == bindparam("b_scope"), idempotency.c.key == bindparam("b_key"))
 
 
 def _kept(scope: str, key: str, request: dict, response) -> dict:
