@@ -101,6 +101,7 @@ def _validate(cmd: RaiseReferral) -> None:
 
 # What an Idempotency-Key keeps while its referral is committed but consent not yet asked or answered.
 UNDECIDED = "undecided_referral"
+# ... and the response it keeps once the referral is decided (`_keep_response`), built once
 _KEEP_RESPONSE = update(tables.idempotency).where(tables.idempotency.c.scope == bindparam("b_scope"),
                                                   tables.idempotency.c.key == bindparam("b_key"))
 # The occasions consent is asked about a referral (all under the referral's one key: `_ask`).
@@ -198,9 +199,7 @@ def _decide(uow: UnitOfWork, referral_id: str, occasion: str, *, consent: Consen
     outcome = _ask(consent, referral)
     with uow:
         repo = ReferralRepository(uow.session)
-        referral = repo.get(referral_id, for_update=True)
-        if _record_answer(uow, referral, outcome, clock(), holidays):
-            repo.save(referral)
+        referral = _record_read(uow, repo, referral_id, outcome, clock(), holidays)
         uow.commit()
     if occasion == ON_RAISING:
         metrics.RAISED.labels(referral.status).inc()
@@ -222,15 +221,22 @@ def _decide_raised(uow: UnitOfWork, referral: Referral, idempotency: _Idempotenc
     with uow:
         repo = ReferralRepository(uow.session)
         if not _record_unread(uow, repo, referral, outcome, clock(), holidays):
-            referral = repo.get(referral.id, for_update=True)
-            if _record_answer(uow, referral, outcome, clock(), holidays):
-                repo.save(referral)
+            referral = _record_read(uow, repo, referral.id, outcome, clock(), holidays)
         elif referral.status != domain.AWAITING_CONSENT:
             kept = summary(referral)
             _keep_response(uow, idempotency, kept)
         uow.commit()
     metrics.RAISED.labels(referral.status).inc()
     return referral, kept
+
+
+def _record_read(uow: UnitOfWork, repo: ReferralRepository, referral_id: str, outcome: ShareReply, now: datetime,
+                 holidays: frozenset[date]) -> Referral:
+    """Record the answer on the referral as it is stored, read and locked; the referral as it now is."""
+    referral = repo.get(referral_id, for_update=True)
+    if _record_answer(uow, referral, outcome, now, holidays):
+        repo.save(referral)
+    return referral
 
 
 def _record_unread(uow: UnitOfWork, repo: ReferralRepository, referral: Referral, outcome: ShareReply,

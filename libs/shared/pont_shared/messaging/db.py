@@ -152,7 +152,7 @@ def insert_once(db: Connection | Session, table: Table):
     """`INSERT` into `table` that skips a row whose key is taken (`ON CONFLICT DO NOTHING`),
     on PostgreSQL and SQLite alike: one statement where a look first and an insert took two.
     Execute it with the row as its parameters; the result's `rowcount` says whether the row went in.
-    Built once per dialect and table (see `prebuilt`)."""
+    Built once per dialect and table: building a statement can cost more CPU than executing it."""
     bind = db.get_bind() if isinstance(db, Session) else db
     return _insert_once(bind.dialect.name, table)
 
