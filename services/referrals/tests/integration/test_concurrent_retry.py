@@ -1,8 +1,8 @@
 """Two attempts with one Idempotency-Key at once, on PostgreSQL (on SQLite, BEGIN IMMEDIATE serialises them).
 
 Seen in the fault suite after a broker outage: a client retried while its first request, queued
-during the outage, was being handled. The first committed between the retry's look for its key
-and its insert of the referral, which the open-referral index refused; the retry must answer
+during the outage, was being handled. The first committed just before the retry's insert of the
+referral, which the open-referral index refused; the retry must answer
 with the replay, not 409. And a retry that records consent's answer while the first attempt is
 still asking: the first must find it recorded, not record its own as well.
 """
@@ -57,7 +57,7 @@ class AllowsContact:
                 "disclosure_id": f"d-{request['idempotency_key']}", "flagged_for_review": False}
 
 
-def test_a_retry_whose_first_attempt_commits_after_the_retry_looked_for_its_key_is_a_replay(engine, monkeypatch):
+def test_a_retry_whose_first_attempt_commits_just_before_the_retrys_insert_is_a_replay(engine, monkeypatch):
     attempt = raising(engine, 4242, "k1")
     add, first = handlers.ReferralRepository.add, {}
 
